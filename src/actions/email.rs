@@ -1,0 +1,274 @@
+//! `email: { to, subject, template | text | html, from?, reply_to?, cc?, bcc?, headers? }`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{field, opt_template, render_opt, template};
+use crate::rules::diag::Cx;
+use crate::rules::file::{RawEmail, StringList};
+use crate::suggest::did_you_mean;
+use crate::template::{Templates, Tpl};
+use crate::yaml::{join_index, join_key};
+
+#[derive(Debug)]
+pub struct EmailSpec {
+    to: Recipients<Tpl>,
+    subject: Tpl,
+    template: Option<String>,
+    text: Option<Tpl>,
+    html: Option<Tpl>,
+    from: Option<Tpl>,
+    reply_to: Option<Tpl>,
+    cc: Option<Recipients<Tpl>>,
+    bcc: Option<Recipients<Tpl>>,
+    headers: Vec<(String, Tpl)>,
+}
+
+/// One address or a list, echoing how the rule wrote it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Recipients<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl Recipients<String> {
+    /// Every address, for executors.
+    pub fn iter(&self) -> impl Iterator<Item = &String> {
+        match self {
+            Recipients::One(a) => std::slice::from_ref(a).iter(),
+            Recipients::Many(v) => v.iter(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenderedEmail {
+    pub to: Recipients<String>,
+    pub subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cc: Option<Recipients<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bcc: Option<Recipients<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+impl EmailSpec {
+    pub(crate) fn compile(cx: &mut Cx, t: &mut Templates, path: &str, raw: RawEmail) -> Option<Self> {
+        let to = recipients(cx, t, &join_key(path, "to"), &raw.to);
+        let subject = template(cx, t, &join_key(path, "subject"), &raw.subject, false);
+        let text = opt_template(cx, t, &join_key(path, "text"), raw.text.as_deref());
+        let html = match raw.html.as_deref() {
+            Some(h) => template(cx, t, &join_key(path, "html"), h, true)
+                .map(Some)
+                .ok_or(()),
+            None => Ok(None),
+        };
+        let from = opt_template(cx, t, &join_key(path, "from"), raw.from.as_deref());
+        let reply_to = opt_template(cx, t, &join_key(path, "reply_to"), raw.reply_to.as_deref());
+        let cc = raw
+            .cc
+            .as_ref()
+            .map(|l| recipients(cx, t, &join_key(path, "cc"), l));
+        let bcc = raw
+            .bcc
+            .as_ref()
+            .map(|l| recipients(cx, t, &join_key(path, "bcc"), l));
+        let mut headers = Vec::new();
+        let mut headers_ok = true;
+        for (name, value) in raw.headers.iter().flatten() {
+            let here = join_key(&join_key(path, "headers"), name);
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                cx.at_key(
+                    &here,
+                    format!("`{name}` is not a valid header name (letters, digits and `-`)"),
+                );
+                headers_ok = false;
+                continue;
+            }
+            match template(cx, t, &here, value, false) {
+                Some(tpl) => headers.push((name.clone(), tpl)),
+                None => headers_ok = false,
+            }
+        }
+        let body_ok = check_body(cx, t, path, &raw);
+        Some(Self {
+            to: to?,
+            subject: subject?,
+            template: raw.template,
+            text: text.ok()?,
+            html: html.ok()?,
+            from: from.ok()?,
+            reply_to: reply_to.ok()?,
+            cc: cc.map_or(Some(None), |c| c.map(Some))?,
+            bcc: bcc.map_or(Some(None), |c| c.map(Some))?,
+            headers: (headers_ok && body_ok).then_some(headers)?,
+        })
+    }
+
+    pub fn render(&self, t: &Templates, ctx: &Value) -> Result<RenderedEmail, String> {
+        let to = render_recipients(t, ctx, "to", &self.to)?;
+        let subject = field("subject", t.render(&self.subject, ctx))?;
+        let (mut text, mut html) = (
+            render_opt(t, ctx, "text", &self.text)?,
+            render_opt(t, ctx, "html", &self.html)?,
+        );
+        if let Some(name) = &self.template {
+            let files = t.file(name).unwrap_or_default();
+            if files.text {
+                text = Some(t.render_file(name, false, ctx)?);
+            }
+            if files.html {
+                html = Some(t.render_file(name, true, ctx)?);
+            }
+        }
+        let headers = (!self.headers.is_empty())
+            .then(|| {
+                self.headers
+                    .iter()
+                    .map(|(k, v)| field(&format!("headers.{k}"), t.render(v, ctx)).map(|v| (k.clone(), v)))
+                    .collect::<Result<BTreeMap<_, _>, _>>()
+            })
+            .transpose()?;
+        Ok(RenderedEmail {
+            to,
+            subject,
+            template: self.template.clone(),
+            text,
+            html,
+            from: render_opt(t, ctx, "from", &self.from)?
+                .map(check_address)
+                .transpose()
+                .map_err(|e| format!("from: {e}"))?,
+            reply_to: render_opt(t, ctx, "reply_to", &self.reply_to)?
+                .map(check_address)
+                .transpose()
+                .map_err(|e| format!("reply_to: {e}"))?,
+            cc: self
+                .cc
+                .as_ref()
+                .map(|c| render_recipients(t, ctx, "cc", c))
+                .transpose()?,
+            bcc: self
+                .bcc
+                .as_ref()
+                .map(|c| render_recipients(t, ctx, "bcc", c))
+                .transpose()?,
+            headers,
+        })
+    }
+}
+
+/// A body is `template`, or `text` and/or `html`; a named template must exist.
+fn check_body(cx: &mut Cx, t: &Templates, path: &str, raw: &RawEmail) -> bool {
+    match (&raw.template, raw.text.is_some() || raw.html.is_some()) {
+        (None, false) => {
+            cx.at_value(path, "this email has no body: give `text`, `html` or `template`");
+            false
+        }
+        (Some(_), true) => {
+            cx.at_key(
+                &join_key(path, "template"),
+                "give either `template` or `text`/`html`, not both",
+            );
+            false
+        }
+        (Some(name), false) => {
+            if t.file(name).is_some() {
+                return true;
+            }
+            let mut msg = format!(
+                "no template `{name}`: expected templates/{name}.txt.hbs and/or templates/{name}.html.hbs"
+            );
+            if let Some(best) = did_you_mean(name, t.file_names()) {
+                let _ = write!(msg, " — did you mean `{best}`?");
+            }
+            cx.at_value(&join_key(path, "template"), msg);
+            false
+        }
+        (None, true) => true,
+    }
+}
+
+fn recipients(cx: &mut Cx, t: &mut Templates, path: &str, list: &StringList) -> Option<Recipients<Tpl>> {
+    if list.items.is_empty() {
+        cx.at_value(path, "no recipient given");
+        return None;
+    }
+    if !list.was_list {
+        return template(cx, t, path, &list.items[0], false).map(Recipients::One);
+    }
+    let tpls: Vec<Option<Tpl>> = list
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| template(cx, t, &join_index(path, i), s, false))
+        .collect();
+    tpls.into_iter().collect::<Option<Vec<_>>>().map(Recipients::Many)
+}
+
+fn render_recipients(
+    t: &Templates,
+    ctx: &Value,
+    name: &str,
+    r: &Recipients<Tpl>,
+) -> Result<Recipients<String>, String> {
+    let one = |tpl: &Tpl| field(name, t.render(tpl, ctx).and_then(check_address));
+    Ok(match r {
+        Recipients::One(tpl) => Recipients::One(one(tpl)?),
+        Recipients::Many(tpls) => Recipients::Many(tpls.iter().map(one).collect::<Result<_, _>>()?),
+    })
+}
+
+/// Accepts `a@b.c` and `Name <a@b.c>`; the SMTP sender validates fully, this catches a
+/// template that rendered something that is plainly not an address.
+pub fn check_address(rendered: String) -> Result<String, String> {
+    let s = rendered.trim();
+    let addr = match (s.rfind('<'), s.ends_with('>')) {
+        (Some(open), true) => &s[open + 1..s.len() - 1],
+        _ => s,
+    };
+    let valid = match addr.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !addr.chars().any(|c| c.is_whitespace() || c == ',')
+                && domain.contains('.')
+        }
+        None => false,
+    };
+    if valid {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("`{s}` is not an email address"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_address;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(check_address(" a@b.com ".into()).unwrap(), "a@b.com");
+        assert!(check_address("Ann <a@b.com>".into()).is_ok());
+        for bad in ["", "ann", "a@", "@b.com", "a b@c.com", "a@b", "a@b.com, c@d.com"] {
+            assert!(check_address(bad.into()).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! `http: { url, method?, headers?, json? | body?, timeout?, sign? }` — an outbound webhook.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{JsonTpl, field, opt_template, render_opt, template};
+use crate::duration::Duration;
+use crate::rules::diag::Cx;
+use crate::rules::file::{RawHttp, RawSign};
+use crate::template::{Templates, Tpl};
+use crate::yaml::join_key;
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+#[derive(Debug)]
+pub struct HttpSpec {
+    url: Tpl,
+    method: String,
+    headers: Vec<(String, Tpl)>,
+    json: Option<JsonTpl>,
+    body: Option<Tpl>,
+    timeout: Option<Duration>,
+    sign: Option<Signing>,
+}
+
+/// Where the signing secret comes from. The secret itself never appears in rendered output.
+#[derive(Clone, Debug)]
+pub enum Signing {
+    /// The server's configured `http.signing_secret`.
+    ServerSecret,
+    /// A secret given on the action (after `${env:…}` substitution).
+    Secret(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenderedHttp {
+    pub method: String,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Whether the request is signed (Standard Webhooks).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sign: bool,
+}
+
+impl HttpSpec {
+    pub(crate) fn compile(cx: &mut Cx, t: &mut Templates, path: &str, raw: RawHttp) -> Option<Self> {
+        let url_path = join_key(path, "url");
+        let url = template(cx, t, &url_path, &raw.url, false);
+        if let Some(u) = &url {
+            let src = u.source();
+            if !src.starts_with("{{") && !src.starts_with("http://") && !src.starts_with("https://") {
+                cx.at_value(
+                    &url_path,
+                    format!("`{src}` is not a URL: it must start with http:// or https://"),
+                );
+            }
+        }
+        let method = raw.method.as_deref().unwrap_or("POST").to_ascii_uppercase();
+        let mut ok = true;
+        if !METHODS.contains(&method.as_str()) {
+            cx.at_value(
+                &join_key(path, "method"),
+                format!("unknown method `{method}`; use one of: {}", METHODS.join(", ")),
+            );
+            ok = false;
+        }
+        if raw.json.is_some() && raw.body.is_some() {
+            cx.at_key(&join_key(path, "body"), "give either `json` or `body`, not both");
+            ok = false;
+        }
+        if method == "GET" && (raw.json.is_some() || raw.body.is_some()) {
+            cx.at_key(
+                &join_key(path, "method"),
+                "a GET request carries no body; use POST, or drop `json`/`body`",
+            );
+            ok = false;
+        }
+        let mut headers = Vec::new();
+        for (name, value) in raw.headers.iter().flatten() {
+            let here = join_key(&join_key(path, "headers"), name);
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+            {
+                cx.at_key(&here, format!("`{name}` is not a valid header name"));
+                ok = false;
+                continue;
+            }
+            match template(cx, t, &here, value, false) {
+                Some(tpl) => headers.push((name.clone(), tpl)),
+                None => ok = false,
+            }
+        }
+        let json = match &raw.json {
+            Some(v) => JsonTpl::compile(cx, t, &join_key(path, "json"), v).map(Some),
+            None => Some(None),
+        };
+        let body = opt_template(cx, t, &join_key(path, "body"), raw.body.as_deref());
+        let sign = match raw.sign {
+            None | Some(RawSign::Enabled(false)) => Some(None),
+            Some(RawSign::Enabled(true)) => Some(Some(Signing::ServerSecret)),
+            Some(RawSign::Secret { secret }) => cx
+                .env(&join_key(&join_key(path, "sign"), "secret"), &secret)
+                .map(|s| Some(Signing::Secret(s))),
+        };
+        Some(Self {
+            url: url?,
+            method: ok.then_some(method)?,
+            headers,
+            json: json?,
+            body: body.ok()?,
+            timeout: raw.timeout,
+            sign: sign?,
+        })
+    }
+
+    pub fn signing(&self) -> Option<&Signing> {
+        self.sign.as_ref()
+    }
+
+    pub fn render(&self, t: &Templates, ctx: &Value) -> Result<RenderedHttp, String> {
+        let url = field("url", t.render(&self.url, ctx))?;
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+            return Err(format!("url: `{url}` is not an http:// or https:// URL"));
+        }
+        let headers = (!self.headers.is_empty())
+            .then(|| {
+                self.headers
+                    .iter()
+                    .map(|(k, v)| field(&format!("headers.{k}"), t.render(v, ctx)).map(|v| (k.clone(), v)))
+                    .collect::<Result<BTreeMap<_, _>, _>>()
+            })
+            .transpose()?;
+        Ok(RenderedHttp {
+            method: self.method.clone(),
+            url,
+            headers,
+            json: self
+                .json
+                .as_ref()
+                .map(|j| field("json", j.render(t, ctx)))
+                .transpose()?,
+            body: render_opt(t, ctx, "body", &self.body)?,
+            timeout: self.timeout,
+            sign: self.sign.is_some(),
+        })
+    }
+}

@@ -1,0 +1,33 @@
+//! `log: { message }` — a line in the server log and the event's audit trail.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{field, template};
+use crate::rules::diag::Cx;
+use crate::rules::file::RawLog;
+use crate::template::{Templates, Tpl};
+use crate::yaml::join_key;
+
+#[derive(Debug)]
+pub struct LogSpec {
+    message: Tpl,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenderedLog {
+    pub message: String,
+}
+
+impl LogSpec {
+    pub(crate) fn compile(cx: &mut Cx, t: &mut Templates, path: &str, raw: RawLog) -> Option<Self> {
+        let message = template(cx, t, &join_key(path, "message"), &raw.message, false)?;
+        Some(Self { message })
+    }
+
+    pub fn render(&self, t: &Templates, ctx: &Value) -> Result<RenderedLog, String> {
+        Ok(RenderedLog {
+            message: field("message", t.render(&self.message, ctx))?,
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! `suppress: { email, reason }` and `unsuppress: { email }` — the global suppression list
+//! that every `email` action checks before sending.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::email::check_address;
+use super::{field, opt_template, render_opt, template};
+use crate::rules::diag::Cx;
+use crate::rules::file::{RawSuppress, RawUnsuppress};
+use crate::template::{Templates, Tpl};
+use crate::yaml::join_key;
+
+#[derive(Debug)]
+pub struct SuppressSpec {
+    email: Tpl,
+    reason: Option<Tpl>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenderedSuppress {
+    pub email: String,
+    /// Defaults to the event type (`bounce`, `spam`), so the list says why.
+    pub reason: String,
+}
+
+impl SuppressSpec {
+    pub(crate) fn compile(cx: &mut Cx, t: &mut Templates, path: &str, raw: RawSuppress) -> Option<Self> {
+        let email = template(cx, t, &join_key(path, "email"), &raw.email, false);
+        let reason = opt_template(cx, t, &join_key(path, "reason"), raw.reason.as_deref());
+        Some(Self {
+            email: email?,
+            reason: reason.ok()?,
+        })
+    }
+
+    pub fn render(&self, t: &Templates, ctx: &Value) -> Result<RenderedSuppress, String> {
+        let email = field("email", t.render(&self.email, ctx).and_then(check_address))?;
+        let reason = match render_opt(t, ctx, "reason", &self.reason)? {
+            Some(r) => r,
+            None => ctx["event"]["type"].as_str().unwrap_or("suppressed").to_owned(),
+        };
+        Ok(RenderedSuppress { email, reason })
+    }
+}
+
+#[derive(Debug)]
+pub struct UnsuppressSpec {
+    email: Tpl,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenderedUnsuppress {
+    pub email: String,
+}
+
+impl UnsuppressSpec {
+    pub(crate) fn compile(cx: &mut Cx, t: &mut Templates, path: &str, raw: RawUnsuppress) -> Option<Self> {
+        let email = template(cx, t, &join_key(path, "email"), &raw.email, false)?;
+        Some(Self { email })
+    }
+
+    pub fn render(&self, t: &Templates, ctx: &Value) -> Result<RenderedUnsuppress, String> {
+        Ok(RenderedUnsuppress {
+            email: field("email", t.render(&self.email, ctx).and_then(check_address))?,
+        })
+    }
+}

@@ -1,0 +1,258 @@
+//! Command-line interface (binary only): arguments, and how results are printed.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use clap::{Parser, Subcommand, ValueEnum};
+use hookflow::check::{CheckReport, check};
+use hookflow::dryrun::{DryRun, dry_run};
+use hookflow::event::Event;
+use hookflow::rules::{Explain, RuleSet, Truth};
+use hookflow::sources::mailjet;
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(
+    name = "hookflow",
+    version,
+    about = "Declarative automation for webhook events"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load and validate every rule, and run each rule's inline `tests:`.
+    Check {
+        /// The rules folder.
+        #[arg(default_value = "rules")]
+        dir: PathBuf,
+        /// The email templates folder [default: `templates/` beside the rules folder].
+        #[arg(long)]
+        templates: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Dry run: which rules match an event (or each event of a batch), with every action
+    /// fully rendered. Nothing is executed.
+    Test {
+        /// The rules folder.
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// A JSON (or YAML) file with one event or an array of events, as the provider posts.
+        #[arg(long)]
+        event: PathBuf,
+        /// Events seen around it: a list of events with `ago: 2h` or `later: 3h`.
+        #[arg(long)]
+        history: Option<PathBuf>,
+        /// The source the events come from.
+        #[arg(long, default_value = "mailjet")]
+        source: String,
+        /// The email templates folder [default: `templates/` beside the rules folder].
+        #[arg(long)]
+        templates: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// For every rule that could see the event: each condition, its result, the value seen.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Print the JSON Schema of rule files.
+    Schema,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    match args.command {
+        Command::Check {
+            dir,
+            templates,
+            format,
+        } => run_check(&dir, templates.as_deref(), format),
+        Command::Test {
+            rules,
+            event,
+            history,
+            source,
+            templates,
+            format,
+            explain,
+        } => run_test(
+            &rules,
+            &event,
+            history.as_deref(),
+            &source,
+            templates.as_deref(),
+            format,
+            explain,
+        ),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&hookflow::rule_schema())?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load(dir: &Path, templates: Option<&Path>) -> Result<RuleSet> {
+    if !dir.is_dir() {
+        bail!(
+            "rules folder `{}` does not exist (give the folder holding your rule files)",
+            dir.display()
+        );
+    }
+    Ok(RuleSet::load(dir, templates))
+}
+
+fn run_check(dir: &Path, templates: Option<&Path>, format: Format) -> Result<ExitCode> {
+    let set = load(dir, templates)?;
+    let report = check(&set);
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => print!("{}", check_text(&report)),
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn check_text(r: &CheckReport) -> String {
+    let mut s = String::new();
+    for e in &r.errors {
+        let _ = writeln!(s, "{e}");
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    for f in &r.tests.failures {
+        let name = f.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{}:{}:1: test {}{name} of rule {} failed: {}",
+            f.file, f.line, f.case, f.rule, f.message
+        );
+    }
+    let _ = writeln!(
+        s,
+        "{} rules loaded, {} errors; tests: {} passed, {} failed",
+        r.rules,
+        r.errors.len(),
+        r.tests.passed,
+        r.tests.failed
+    );
+    s
+}
+
+fn read_data(path: &Path, what: &str) -> Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {what} file {}", path.display()))?;
+    match serde_json::from_str(&text) {
+        Ok(v) => Ok(v),
+        Err(json_err) => match hookflow::yaml::to_json(&text) {
+            Ok(v) => Ok(v),
+            Err(_) => bail!("{}: not valid JSON: {json_err}", path.display()),
+        },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_test(
+    rules: &Path,
+    event: &Path,
+    history: Option<&Path>,
+    source: &str,
+    templates: Option<&Path>,
+    format: Format,
+    explain: bool,
+) -> Result<ExitCode> {
+    let set = load(rules, templates)?;
+    for e in set.errors() {
+        eprintln!("warning: not loaded: {e}");
+    }
+    let body = read_data(event, "event")?;
+    let events: Vec<Event> =
+        mailjet::decode(source, body, Utc::now()).map_err(|e| anyhow::anyhow!("{}: {e}", event.display()))?;
+    let history = match history {
+        Some(path) => match read_data(path, "history")? {
+            Value::Array(items) => Some(items),
+            _ => bail!("{}: history must be a list of events", path.display()),
+        },
+        None => None,
+    };
+    let result = dry_run(&set, &events, history.as_deref(), explain).map_err(anyhow::Error::msg)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&result)?),
+        Format::Text => print!("{}", test_text(&result)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test_text(r: &DryRun) -> String {
+    let mut s = String::new();
+    for (i, ev) in r.events.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "event {} ({}): {} rule(s) match",
+            i + 1,
+            ev.kind,
+            ev.matches.len()
+        );
+        for m in &ev.matches {
+            let _ = writeln!(s, "  match {}", m.rule);
+            if let Some(err) = &m.error {
+                let _ = writeln!(s, "    error: {err}");
+            }
+            for a in &m.actions {
+                let _ = writeln!(s, "    {}", serde_json::to_string(a).unwrap_or_default());
+            }
+        }
+        for p in &ev.needs_history {
+            let _ = writeln!(s, "  needs history {}: {}", p.rule, p.reason);
+        }
+        for e in ev.explain.iter().flatten() {
+            let verdict = match e.fires {
+                Truth::True => "fires",
+                Truth::False => "does not fire",
+                Truth::Unknown => "needs history",
+            };
+            let reason = e.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default();
+            let _ = writeln!(s, "  explain {}: {verdict}{reason}", e.rule);
+            explain_text(&mut s, &e.conditions, 2);
+        }
+    }
+    s
+}
+
+fn explain_text(s: &mut String, e: &Explain, depth: usize) {
+    // The implicit top-level `all` of `when:` is not worth a line of its own.
+    if depth == 2 && e.condition == "all" {
+        if e.children.is_empty() {
+            let _ = writeln!(s, "      (no conditions)");
+        }
+        for c in &e.children {
+            explain_text(s, c, depth + 1);
+        }
+        return;
+    }
+    let mark = match e.result {
+        Truth::True => "✓",
+        Truth::False => "✗",
+        Truth::Unknown => "?",
+    };
+    let saw = e.saw.as_ref().map(|v| format!("  (saw {v})")).unwrap_or_default();
+    let _ = writeln!(s, "{}{mark} {}{saw}", "  ".repeat(depth), e.condition);
+    for c in &e.children {
+        explain_text(s, c, depth + 1);
+    }
+}

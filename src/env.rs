@@ -1,0 +1,99 @@
+//! `${env:NAME}` substitution: secrets and per-deployment values stay out of git. Applied at
+//! load time to every string of a rule or config; an unset variable is a load error, never
+//! an empty string.
+
+use std::borrow::Cow;
+
+/// Replaces each `${env:NAME}` (or `${env:NAME:-fallback}`) in `text`; `$${` stays a
+/// literal `${`.
+pub fn substitute(text: &str) -> Result<Cow<'_, str>, String> {
+    substitute_with(text, |name| std::env::var(name).ok())
+}
+
+/// [`substitute`] with a chosen lookup (tests, and callers that escape the values).
+pub fn substitute_with(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Cow<'_, str>, String> {
+    if !text.contains("${") {
+        return Ok(Cow::Borrowed(text));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        if rest[..start].ends_with('$') {
+            out.push_str(&rest[..start - 1]);
+            out.push_str("${");
+            rest = &rest[start + 2..];
+            continue;
+        }
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed `${{` in `{text}`; write `${{env:NAME}}`"))?;
+        let inner = &after[..end];
+        let spec = inner.strip_prefix("env:").ok_or_else(|| {
+            format!("unknown substitution `${{{inner}}}`; only `${{env:NAME}}` is supported")
+        })?;
+        let (name, default) = match spec.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (spec, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("invalid environment variable name `{name}`"));
+        }
+        let value = match (lookup(name), default) {
+            (Some(v), _) => v,
+            (None, Some(d)) => d.to_owned(),
+            (None, None) => {
+                return Err(format!(
+                    "environment variable `{name}` is not set (used as `${{env:{name}}}`; write `${{env:{name}:-fallback}}` for a default)"
+                ));
+            }
+        };
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(Cow::Owned(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(name: &str) -> Option<String> {
+        (name == "TOKEN").then(|| "s3cret".to_owned())
+    }
+
+    #[test]
+    fn substitutes_and_reports_unset() {
+        assert_eq!(
+            substitute_with("Bearer ${env:TOKEN}", lookup).unwrap(),
+            "Bearer s3cret"
+        );
+        assert!(matches!(
+            substitute_with("plain", lookup).unwrap(),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            substitute_with("cost $${env:TOKEN}", lookup).unwrap(),
+            "cost ${env:TOKEN}"
+        );
+        let err = substitute_with("${env:NOPE}", lookup).unwrap_err();
+        assert!(err.starts_with("environment variable `NOPE` is not set"), "{err}");
+        assert_eq!(
+            substitute_with("${env:NOPE:-https://x}/a", lookup).unwrap(),
+            "https://x/a"
+        );
+        assert_eq!(substitute_with("${env:TOKEN:-x}", lookup).unwrap(), "s3cret");
+        assert!(
+            substitute_with("${env:TOKEN", lookup)
+                .unwrap_err()
+                .contains("unclosed")
+        );
+        assert!(
+            substitute_with("${vault:x}", lookup)
+                .unwrap_err()
+                .contains("only `${env:NAME}`")
+        );
+    }
+}

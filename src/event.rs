@@ -1,0 +1,128 @@
+//! The one event shape every source decodes into and every rule sees.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// One provider event, normalised just enough to route it: the payload stays as sent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Provider id where the format has one, else a content hash (see [`content_id`]).
+    pub id: String,
+    /// The configured source name (`mailjet`), not the provider's.
+    pub source: String,
+    /// The event type (`open`, `bounce`, ...), matched by a rule's `on:`.
+    pub kind: String,
+    /// When the provider says it happened; correlation windows use this, not arrival time.
+    pub time: DateTime<Utc>,
+    /// The payload exactly as received; conditions and templates read it.
+    pub data: Value,
+}
+
+/// A stable id for payloads that carry none: sha256 of the source name and the payload's
+/// canonical JSON (object keys sorted), so a provider's retry of the same event dedupes.
+pub fn content_id(source: &str, data: &Value) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(source.as_bytes());
+    hasher.update([0]);
+    hash_canonical(&mut hasher, data);
+    let digest = hasher.finalize();
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+fn hash_canonical(hasher: &mut Sha256, value: &Value) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            hasher.update(b"{");
+            for key in keys {
+                hasher.update(serde_json::to_string(key).unwrap_or_default().as_bytes());
+                hasher.update(b":");
+                hash_canonical(hasher, &map[key]);
+                hasher.update(b",");
+            }
+            hasher.update(b"}");
+        }
+        Value::Array(items) => {
+            hasher.update(b"[");
+            for item in items {
+                hash_canonical(hasher, item);
+                hasher.update(b",");
+            }
+            hasher.update(b"]");
+        }
+        other => hasher.update(other.to_string().as_bytes()),
+    }
+}
+
+/// Reads a timestamp the way providers send them: unix seconds (number or numeric string,
+/// fractions allowed) or RFC 3339 text.
+pub fn parse_time(value: &Value) -> Option<DateTime<Utc>> {
+    match value {
+        Value::Number(n) => {
+            if let Some(secs) = n.as_i64() {
+                Utc.timestamp_opt(secs, 0).single()
+            } else {
+                let f = n.as_f64()?;
+                from_fractional_secs(f)
+            }
+        }
+        Value::String(s) => parse_time_str(s),
+        _ => None,
+    }
+}
+
+/// The text form of [`parse_time`].
+pub fn parse_time_str(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(secs) = s.parse::<i64>() {
+        return Utc.timestamp_opt(secs, 0).single();
+    }
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return from_fractional_secs(s.parse().ok()?);
+    }
+    None
+}
+
+fn from_fractional_secs(f: f64) -> Option<DateTime<Utc>> {
+    if !f.is_finite() || f.abs() > 1e12 {
+        return None;
+    }
+    let secs = f.floor();
+    let nanos = ((f - secs) * 1e9) as u32;
+    Utc.timestamp_opt(secs as i64, nanos).single()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_id_ignores_key_order() {
+        let a = json!({"event": "open", "email": "a@b.c", "n": [1, {"x": 1, "y": 2}]});
+        let b = json!({"n": [1, {"y": 2, "x": 1}], "email": "a@b.c", "event": "open"});
+        assert_eq!(content_id("mailjet", &a), content_id("mailjet", &b));
+        assert_ne!(content_id("mailjet", &a), content_id("shop", &a));
+    }
+
+    #[test]
+    fn times_from_numbers_strings_and_rfc3339() {
+        let t = parse_time(&json!(1433103519)).unwrap();
+        assert_eq!(t.timestamp(), 1433103519);
+        assert_eq!(parse_time(&json!("1433103519")), Some(t));
+        assert_eq!(parse_time(&json!("2015-05-31T20:18:39Z")), Some(t));
+        assert_eq!(
+            parse_time(&json!(1433103519.5))
+                .unwrap()
+                .timestamp_subsec_millis(),
+            500
+        );
+        assert_eq!(parse_time(&json!("yesterday")), None);
+        assert_eq!(parse_time(&json!(true)), None);
+        assert_eq!(parse_time(&json!(1e300)), None);
+    }
+}

@@ -1,0 +1,203 @@
+//! Stage two: raw rules (as written) into [`Rule`]s. Each check reports through [`Cx`]
+//! and carries on, so one run lists every problem of a file.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::condition::{Cond, compile_when};
+use super::diag::Cx;
+use super::file::RawRule;
+use super::stateful::{Correlation, Once, Threshold};
+use super::{On, Rule, TestCase};
+use crate::actions;
+use crate::suggest::did_you_mean;
+use crate::template::Templates;
+use crate::yaml::{join_index, join_key};
+
+/// Mailjet's event types: a rule for another type warns (a typo would never fire).
+pub const MAILJET_TYPES: &[&str] = &["sent", "open", "click", "bounce", "blocked", "spam", "unsub"];
+
+/// Compiles one rule found at `base` (`""` for a one-rule file, `rules[2]` otherwise).
+pub(super) fn compile_rule(
+    cx: &mut Cx,
+    warnings: &mut Vec<super::Diagnostic>,
+    t: &mut Templates,
+    base: &str,
+    default_id: String,
+    raw: RawRule,
+) -> Option<Rule> {
+    let errors_before = cx.errors.len();
+    let id = raw.id.clone().unwrap_or(default_id);
+    cx.rule = Some(id.clone());
+    if id.trim().is_empty() || id.chars().any(char::is_whitespace) {
+        cx.at_value(
+            &join_key(base, "id"),
+            format!("rule id `{id}` must be non-empty and without spaces"),
+        );
+    }
+
+    let on = compile_on(cx, warnings, base, &raw);
+    let on_types = match &on {
+        Some(On::Types(t)) => Some(t.as_slice()),
+        _ => None,
+    };
+
+    let mut absent_in_when = None;
+    let when = match &raw.when {
+        Some(map) => Cond::All(compile_when(
+            cx,
+            &join_key(base, "when"),
+            &map.0,
+            Some(&mut absent_in_when),
+        )),
+        None => Cond::All(Vec::new()),
+    };
+    let absent = match (&raw.absent, absent_in_when) {
+        (Some(_), Some((path, _))) => {
+            cx.at_key(&path, "`absent` is given twice (here and at the top of the rule)");
+            None
+        }
+        (Some(a), None) => Correlation::compile(cx, &join_key(base, "absent"), a),
+        (None, Some((path, a))) => Correlation::compile(cx, &path, &a),
+        (None, None) => None,
+    };
+    let threshold = raw
+        .threshold
+        .as_ref()
+        .and_then(|th| Threshold::compile(cx, t, &join_key(base, "threshold"), th, on_types));
+    if absent.is_some() && threshold.is_some() {
+        cx.at_key(
+            &join_key(base, "threshold"),
+            "a rule cannot combine `absent` and `threshold`; split it into two rules",
+        );
+    }
+    let once = raw
+        .once
+        .as_ref()
+        .and_then(|o| Once::compile(cx, t, &join_key(base, "once"), o));
+
+    if raw.actions.is_empty() {
+        cx.at_value(&join_key(base, "actions"), "a rule needs at least one action");
+    }
+    let mut specs = Vec::with_capacity(raw.actions.len());
+    for (i, action) in raw.actions.into_iter().enumerate() {
+        if let Some(spec) = actions::compile(cx, t, &join_index(&join_key(base, "actions"), i), action) {
+            specs.push(spec);
+        }
+    }
+
+    let tests = compile_tests(cx, base, raw.tests);
+    let line = cx.positions.nearest(base).line;
+    if cx.errors.len() > errors_before {
+        return None;
+    }
+    Some(Rule {
+        id,
+        file: cx.file.to_owned(),
+        line,
+        description: raw.description,
+        on: on?,
+        source: raw.source,
+        when,
+        absent,
+        threshold,
+        once,
+        actions: specs,
+        tests,
+        enabled: raw.enabled,
+    })
+}
+
+fn compile_on(cx: &mut Cx, warnings: &mut Vec<super::Diagnostic>, base: &str, raw: &RawRule) -> Option<On> {
+    let path = join_key(base, "on");
+    let items = &raw.on.items;
+    if items.is_empty() {
+        cx.at_value(&path, "`on` needs at least one event type, or \"*\" for all");
+        return None;
+    }
+    if items.iter().any(|t| t == "*") {
+        if items.len() > 1 {
+            cx.at_value(
+                &path,
+                "\"*\" already means every type; list types or use \"*\" alone",
+            );
+            return None;
+        }
+        return Some(On::Any);
+    }
+    let mut types = Vec::with_capacity(items.len());
+    for (i, kind) in items.iter().enumerate() {
+        let here = if raw.on.was_list {
+            join_index(&path, i)
+        } else {
+            path.clone()
+        };
+        if kind.trim().is_empty() {
+            cx.at_value(&here, "empty event type");
+            continue;
+        }
+        let mailjet = raw.source.as_deref().is_none_or(|s| s == "mailjet");
+        if mailjet && !MAILJET_TYPES.contains(&kind.as_str()) {
+            let mut msg = format!("`{kind}` is not a Mailjet event type");
+            if let Some(best) = did_you_mean(kind, MAILJET_TYPES.iter().copied()) {
+                let _ = write!(msg, " — did you mean `{best}`?");
+            }
+            let _ = write!(
+                msg,
+                " (Mailjet sends: {}); set `source:` if this rule is for another provider",
+                MAILJET_TYPES.join(", ")
+            );
+            let pos = cx.positions.value(&here).unwrap_or_default();
+            warnings.push(super::Diagnostic {
+                file: cx.file.to_owned(),
+                line: pos.line,
+                column: pos.column,
+                rule: cx.rule.clone(),
+                message: msg,
+            });
+        }
+        types.push(kind.clone());
+    }
+    Some(On::Types(types))
+}
+
+fn compile_tests(cx: &mut Cx, base: &str, raw: Vec<super::file::RawTestCase>) -> Vec<TestCase> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, case) in raw.into_iter().enumerate() {
+        let path = join_index(&join_key(base, "tests"), i);
+        match &case.event {
+            Value::Object(map) if map.get("event").is_some_and(Value::is_string) => {}
+            Value::Object(_) => {
+                cx.at_value(
+                    &join_key(&path, "event"),
+                    "a test event needs its type, e.g. `event: { event: open, ... }`",
+                );
+                continue;
+            }
+            _ => {
+                cx.at_value(
+                    &join_key(&path, "event"),
+                    "a test event is a map of fields, e.g. `{ event: open, email: a@b.com }`",
+                );
+                continue;
+            }
+        }
+        if case.actions.is_some() && case.expect == super::Expect::NoMatch {
+            cx.at_key(
+                &join_key(&path, "actions"),
+                "`actions` can only be checked when the case expects `match`",
+            );
+            continue;
+        }
+        out.push(TestCase {
+            name: case.name,
+            line: cx.positions.nearest(&path).line,
+            event: case.event,
+            history: case.history,
+            expect: case.expect,
+            actions: case.actions,
+        });
+    }
+    out
+}

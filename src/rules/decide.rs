@@ -1,0 +1,137 @@
+//! Whether one rule fires for one event, and with what: conditions, then `absent`,
+//! `threshold` and `once`, then the rendered actions.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::Rule;
+use super::condition::Truth;
+use super::stateful::History;
+use crate::actions::Rendered;
+use crate::event::Event;
+use crate::template::{Templates, context};
+
+/// One rule's answer for one event.
+#[derive(Debug)]
+pub struct Decision<'r> {
+    pub rule: &'r Rule,
+    /// `True`: fires; `Unknown`: needs history to say.
+    pub fires: Truth,
+    /// Why not, in a few words, when it does not fire (or cannot say).
+    pub reason: Option<String>,
+    /// Extra template variables (a threshold's `group count total ratio`).
+    pub vars: Option<Map<String, Value>>,
+    /// The rendered `once` key.
+    pub once_key: Option<String>,
+    /// For `absent`: when the rule fires if nothing cancels it.
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+impl Rule {
+    /// Decides this rule for `ev` (the rule must see `ev`: see [`Rule::sees`]).
+    pub fn decide<'r>(&'r self, ev: &Event, history: &dyn History, t: &Templates) -> Decision<'r> {
+        let mut d = Decision {
+            rule: self,
+            fires: Truth::False,
+            reason: None,
+            vars: None,
+            once_key: None,
+            due_at: None,
+        };
+        if !self.enabled {
+            d.reason = Some("the rule is disabled (`enabled: false`)".into());
+            return d;
+        }
+        let when = self.when.eval(ev, history);
+        if when != Truth::True {
+            d.fires = when;
+            d.reason = Some(match when {
+                Truth::Unknown => "needs history: `after` asks about earlier events".into(),
+                _ => "a condition does not hold (see --explain)".into(),
+            });
+            return d;
+        }
+        if let Some(absent) = &self.absent {
+            d.due_at = Some(ev.time + absent.within.to_chrono());
+            let holds = absent.absent_holds(ev, history);
+            if holds != Truth::True {
+                d.fires = holds;
+                d.reason = Some(match holds {
+                    Truth::Unknown => format!(
+                        "needs history: fires {} later unless an event `{}` with the same {} arrives",
+                        absent.within,
+                        absent.event,
+                        absent.same.as_str()
+                    ),
+                    _ => format!(
+                        "a matching event `{}` arrived within {}",
+                        absent.event, absent.within
+                    ),
+                });
+                return d;
+            }
+        }
+        if let Some(th) = &self.threshold {
+            let ctx = context(ev, &self.id, None);
+            let group = match &th.group_by {
+                Some(tpl) => match t.render(tpl, &ctx) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        d.reason = Some(format!("threshold group_by: {e}"));
+                        return d;
+                    }
+                },
+                None => String::new(),
+            };
+            let group_of = |e: &Event| match &th.group_by {
+                Some(tpl) => t.render(tpl, &context(e, &self.id, None)).ok(),
+                None => Some(String::new()),
+            };
+            let from = ev.time - th.window.to_chrono();
+            let Some(mut counts) = history.window(self, th, &group, from, ev.time, &group_of) else {
+                d.fires = Truth::Unknown;
+                d.reason = Some(format!("needs history: counts events over {}", th.window));
+                return d;
+            };
+            counts.add(th, &ev.kind);
+            if !th.crossed(counts) {
+                d.reason = Some(format!(
+                    "threshold not crossed: {} of {} in the window (value {})",
+                    counts.count,
+                    counts.total,
+                    th.value(counts)
+                ));
+                return d;
+            }
+            d.vars = Some(th.vars(&group, counts));
+        }
+        if let Some(once) = &self.once {
+            let ctx = context(ev, &self.id, d.vars.as_ref());
+            match t.render(&once.per, &ctx) {
+                Ok(key) => d.once_key = Some(key),
+                Err(e) => {
+                    d.reason = Some(format!("once.per: {e}"));
+                    return d;
+                }
+            }
+        }
+        d.fires = Truth::True;
+        d
+    }
+}
+
+impl Decision<'_> {
+    /// Renders every action of a firing rule; the first failure names the action.
+    pub fn render_actions(&self, ev: &Event, t: &Templates) -> Result<Vec<Rendered>, String> {
+        let ctx = context(ev, &self.rule.id, self.vars.as_ref());
+        self.rule
+            .actions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                a.render(t, &ctx)
+                    .map_err(|e| format!("actions[{i}].{}: {e}", a.kind_name()))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,88 @@
+//! Load errors located at `file:line:col`, and the context the compiler reports them through.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::yaml::{Pos, Positions};
+
+/// One problem in one rule file, phrased for the person who edits it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Diagnostic {
+    /// The file, relative to the rules folder's parent as the user named it.
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// The rule's id, when the error belongs to one rule.
+    pub rule: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
+        if let Some(rule) = &self.rule {
+            write!(f, " [rule {rule}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// What the compiler of one file carries: where things are, and the errors so far. Every
+/// check reports and carries on, so one run shows all problems of a file.
+pub(crate) struct Cx<'a> {
+    pub file: &'a str,
+    pub positions: &'a Positions,
+    pub rule: Option<String>,
+    pub errors: Vec<Diagnostic>,
+}
+
+impl<'a> Cx<'a> {
+    pub fn new(file: &'a str, positions: &'a Positions) -> Self {
+        Self {
+            file,
+            positions,
+            rule: None,
+            errors: Vec::new(),
+        }
+    }
+
+    /// An error at the key naming `path` (unknown keys, misplaced entries).
+    pub fn at_key(&mut self, path: &str, message: impl Into<String>) {
+        let pos = self
+            .positions
+            .key(path)
+            .unwrap_or_else(|| self.positions.nearest(path));
+        self.push(pos, message.into());
+    }
+
+    /// An error at the value of `path` (bad regex, bad template, wrong type).
+    pub fn at_value(&mut self, path: &str, message: impl Into<String>) {
+        let pos = self
+            .positions
+            .value(path)
+            .unwrap_or_else(|| self.positions.nearest(path));
+        self.push(pos, message.into());
+    }
+
+    pub fn push(&mut self, pos: Pos, message: String) {
+        self.errors.push(Diagnostic {
+            file: self.file.to_owned(),
+            line: pos.line,
+            column: pos.column,
+            rule: self.rule.clone(),
+            message,
+        });
+    }
+
+    /// `${env:NAME}` substitution, reporting an unset variable at `path`.
+    pub fn env(&mut self, path: &str, text: &str) -> Option<String> {
+        match crate::env::substitute(text) {
+            Ok(s) => Some(s.into_owned()),
+            Err(msg) => {
+                self.at_value(path, msg);
+                None
+            }
+        }
+    }
+}

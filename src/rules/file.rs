@@ -1,0 +1,403 @@
+//! Stage one of loading: the rule file exactly as written. serde with
+//! `deny_unknown_fields` rejects typos with a located error; `schemars` derives the
+//! published JSON Schema (`schemas/rule.schema.json`) from these same types, so the schema
+//! and the loader cannot disagree. Nothing here is interpreted yet: see `compile.rs`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::duration::Duration;
+
+/// A rule file holding several rules.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMany {
+    /// The rules of this file; each needs an `id` or gets `path#index`.
+    pub rules: Vec<RawRule>,
+}
+
+/// One rule: when events of a type arrive and the conditions hold, run the actions.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Unique id; defaults to the file's path under the rules folder, without extension.
+    pub id: Option<String>,
+    /// What this rule is for, in words a colleague understands.
+    pub description: Option<String>,
+    /// Event type(s) this rule listens to: `open`, a list `[sent, blocked]`, or `"*"` for all.
+    pub on: StringList,
+    /// Only events from this source (as named in the server config), e.g. `mailjet`.
+    pub source: Option<String>,
+    /// Conditions that must all hold: `field: value` (equality), `field: { operator: value }`,
+    /// `all`/`any`/`not` combinators and `after` correlations.
+    pub when: Option<When>,
+    /// Fire later, only if no matching event arrives meanwhile ("not opened within 48h").
+    pub absent: Option<RawCorrelation>,
+    /// Count events in a sliding window per group and fire when a limit is crossed.
+    pub threshold: Option<RawThreshold>,
+    /// Fire at most once per rendered key per period.
+    pub once: Option<RawOnce>,
+    /// What to do, in order. Each entry has exactly one kind (`email`, `http`, `contacts`,
+    /// `suppress`, `unsuppress`, `log`) and may carry a `delay`.
+    pub actions: Vec<RawAction>,
+    /// Example events checked by `hookflow check`.
+    #[serde(default)]
+    pub tests: Vec<RawTestCase>,
+    /// `false` keeps the rule loaded and checked but it never fires.
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
+}
+
+fn enabled_default() -> bool {
+    true
+}
+
+/// The `when:` map, kept as written (in order) and interpreted by the compiler, because a
+/// value is either a literal or an operator map and serde cannot give a good error for that.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct When(pub serde_yaml::Mapping);
+
+impl JsonSchema for When {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Conditions".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        condition_schema()
+    }
+}
+
+/// The schema of a condition map, written by hand: field names are free, so only the
+/// operator maps and combinators can be described.
+fn condition_schema() -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "Every entry must hold. A key is a field name, a dotted path (`geo.country`) or JSONPath (`$.items[*].sku`); a value is a literal (equality), a list (one of), or a map of operators.",
+        "properties": {
+            "all": { "type": "array", "items": { "$ref": "#/$defs/Conditions" }, "description": "Every entry holds." },
+            "any": { "type": "array", "items": { "$ref": "#/$defs/Conditions" }, "description": "At least one entry holds." },
+            "not": { "$ref": "#/$defs/Conditions", "description": "The entry does not hold." },
+            "after": { "$ref": "#/$defs/RawCorrelation", "description": "An earlier event of that type with the same field value was seen within the period." },
+            "absent": { "$ref": "#/$defs/RawCorrelation", "description": "Fire after the period, only if no matching event arrived." }
+        },
+        "additionalProperties": {
+            "anyOf": [
+                { "type": ["string", "number", "boolean", "null"] },
+                { "type": "array" },
+                { "$ref": "#/$defs/Operators" }
+            ]
+        }
+    })
+}
+
+// Only for the schema: the operator map of one field.
+/// Operators comparing one field; several in one map must all hold.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct Operators {
+    /// Equal (numbers and numeric strings compare as numbers: `"7173"` equals `7173`).
+    eq: Option<Value>,
+    /// Not equal; also holds when the field is missing.
+    ne: Option<Value>,
+    /// Equal to one of the values.
+    #[serde(rename = "in")]
+    in_: Option<Vec<Value>>,
+    /// Equal to none of the values; also holds when the field is missing.
+    not_in: Option<Vec<Value>>,
+    /// Greater than a number or an RFC 3339 time.
+    gt: Option<Value>,
+    /// Greater than or equal.
+    gte: Option<Value>,
+    /// Less than a number or an RFC 3339 time.
+    lt: Option<Value>,
+    /// Less than or equal.
+    lte: Option<Value>,
+    /// Text contains the value, or a list contains an equal element.
+    contains: Option<Value>,
+    /// Text starts with the value (case-sensitive).
+    starts_with: Option<String>,
+    /// Text ends with the value (case-sensitive).
+    ends_with: Option<String>,
+    /// Text matches the regular expression (Rust `regex` syntax; `(?i)` ignores case).
+    matches: Option<String>,
+    /// `true`: the field is present (even if null); `false`: it is missing.
+    exists: Option<bool>,
+    /// `true`: the field is null, `""`, `[]` or `{}`.
+    empty: Option<bool>,
+    /// The field is a time no older than this before the event's time.
+    within: Option<Duration>,
+}
+
+/// A correlation with another event type: `{ event: sent, same: MessageID, within: 24h }`.
+#[derive(Debug, Deserialize, JsonSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawCorrelation {
+    /// The other event's type.
+    pub event: String,
+    /// The field whose value both events share (e.g. `MessageID`).
+    pub same: String,
+    /// How far apart the two events may be.
+    pub within: Duration,
+}
+
+/// Sliding-window counting: `{ window: 15m, group_by: "{{domain email}}", ratio: {...}, above: 0.6 }`.
+#[derive(Debug, Deserialize, JsonSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawThreshold {
+    /// The window's length.
+    pub window: Duration,
+    /// A template giving the group each event counts in (one window per group).
+    pub group_by: Option<String>,
+    /// Count only these event types (default: every type in `on`).
+    pub count: Option<StringList>,
+    /// Compare `count` events to `of` events: ratio = count / of.
+    pub ratio: Option<RawRatio>,
+    /// Fire when the count (or ratio) is above this.
+    pub above: Option<f64>,
+    /// Fire when the count (or ratio) is below this.
+    pub below: Option<f64>,
+    /// Do not fire before the window holds this many events (of the `of` types for a ratio).
+    pub min_events: Option<u64>,
+    /// After firing for a group, stay quiet for this long.
+    pub cooldown: Option<Duration>,
+}
+
+/// `{ count: blocked, of: [sent, blocked] }`.
+#[derive(Debug, Deserialize, JsonSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawRatio {
+    /// Event types counted in the numerator.
+    pub count: StringList,
+    /// Event types counted in the denominator; omit for a plain count.
+    pub of: Option<StringList>,
+}
+
+/// `{ per: "{{email}}", for: 30d }`.
+#[derive(Debug, Deserialize, JsonSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawOnce {
+    /// A template; the rule fires at most once per rendered value.
+    pub per: String,
+    /// For how long a key blocks further firings.
+    #[serde(rename = "for")]
+    pub period: Duration,
+}
+
+/// One action. Exactly one of the kinds must be set.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1))]
+pub struct RawAction {
+    /// Run this action later (durably), e.g. `2h`.
+    pub delay: Option<Duration>,
+    /// Send an email.
+    pub email: Option<RawEmail>,
+    /// Call a URL (an outbound webhook).
+    pub http: Option<RawHttp>,
+    /// Change a contact list.
+    pub contacts: Option<RawContacts>,
+    /// Add an address to the global suppression list.
+    pub suppress: Option<RawSuppress>,
+    /// Remove an address from the global suppression list.
+    pub unsuppress: Option<RawUnsuppress>,
+    /// Write a line to the log and the event's audit trail.
+    pub log: Option<RawLog>,
+}
+
+/// An email. Body from `text`, `html` or `template` (files `templates/NAME.txt.hbs` and/or
+/// `templates/NAME.html.hbs`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    /// Recipient address(es); templates.
+    pub to: StringList,
+    /// Subject line; a template (not HTML-escaped).
+    pub subject: String,
+    /// Name of a template pair in the templates folder.
+    pub template: Option<String>,
+    /// Plain-text body; a template.
+    pub text: Option<String>,
+    /// HTML body; a template whose values are HTML-escaped.
+    pub html: Option<String>,
+    /// Sender; defaults to the server's configured `from`.
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    pub cc: Option<StringList>,
+    pub bcc: Option<StringList>,
+    /// Extra headers; values are templates.
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// An outbound HTTP request.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// The URL; a template.
+    pub url: String,
+    /// GET, POST (default), PUT, PATCH or DELETE.
+    pub method: Option<String>,
+    /// Request headers; values are templates.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// A JSON body; every string leaf is a template, so event data cannot break the JSON.
+    pub json: Option<Value>,
+    /// A raw body; a template.
+    pub body: Option<String>,
+    /// Per-attempt timeout.
+    pub timeout: Option<Duration>,
+    /// Standard Webhooks signature: `true` (server's secret) or `{ secret: ... }`.
+    pub sign: Option<RawSign>,
+}
+
+/// How to sign an outbound request.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Serialize)]
+#[serde(untagged)]
+pub enum RawSign {
+    Enabled(bool),
+    Secret {
+        /// A `whsec_...` secret, usually `${env:NAME}`.
+        secret: String,
+    },
+}
+
+/// A contact-list change: exactly one of `add`, `remove`, `update`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawContacts {
+    /// The list's name.
+    pub list: String,
+    /// Add this address (a template) to the list.
+    pub add: Option<String>,
+    /// Remove this address from the list.
+    pub remove: Option<String>,
+    /// Update this address's properties (only if it is on the list).
+    pub update: Option<String>,
+    /// Properties to merge into the contact; string values are templates.
+    pub set: Option<BTreeMap<String, Value>>,
+}
+
+/// `suppress: { email, reason }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSuppress {
+    pub email: String,
+    pub reason: Option<String>,
+}
+
+/// `unsuppress: { email }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUnsuppress {
+    pub email: String,
+}
+
+/// `log: { message }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub message: String,
+}
+
+/// An inline test case, run by `hookflow check`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTestCase {
+    /// A short name shown when the case fails.
+    pub name: Option<String>,
+    /// The event, as the provider sends it.
+    pub event: Value,
+    /// Events seen before (`ago: 2h`) or after (`later: 3h`) this one.
+    pub history: Option<Vec<Value>>,
+    /// Whether the rule must fire.
+    pub expect: Expect,
+    /// For `match`: fields each rendered action must have, in order (a subset is enough).
+    pub actions: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    Match,
+    NoMatch,
+}
+
+/// A string or a list of strings; remembers which, so dry runs echo the rule's own shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StringList {
+    pub items: Vec<String>,
+    pub was_list: bool,
+}
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StringList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StringList, E> {
+                Ok(StringList {
+                    items: vec![v.to_owned()],
+                    was_list: false,
+                })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StringList, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StringList, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StringList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(StringList {
+                    items,
+                    was_list: true,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for StringList {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StringOrList".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "anyOf": [
+                { "type": "string" },
+                { "type": "array", "items": { "type": "string" } }
+            ]
+        })
+    }
+}
+
+// Only for the schema: a file holds one rule or `rules: [...]`.
+/// A hookflow rule file: one rule, or several under `rules:`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+#[schemars(title = "hookflow rule file")]
+enum RuleFile {
+    One(Box<RawRule>),
+    Many(RawMany),
+}
+
+/// The JSON Schema of a rule file, as `hookflow schema` prints it.
+pub fn schema() -> Value {
+    let mut generator = schemars::SchemaGenerator::default();
+    generator.subschema_for::<Operators>();
+    let schema = generator.into_root_schema_for::<RuleFile>();
+    serde_json::to_value(schema).unwrap_or(Value::Null)
+}

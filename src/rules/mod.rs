@@ -1,0 +1,176 @@
+//! Rules: loading a folder of YAML files into an immutable, indexed [`RuleSet`].
+//!
+//! Two stages, as users' input deserves: `file.rs` is the raw serde model (only what the
+//! user wrote, unknown keys refused), `compile.rs` turns it into [`Rule`]s with regexes,
+//! JSONPath and templates built once. Every error of every file is collected, located at
+//! `file:line:col`; a file with errors contributes no rules, and never stops the others.
+
+pub mod condition;
+pub mod diag;
+pub mod file;
+pub mod path;
+pub mod stateful;
+pub mod value;
+
+mod compile;
+mod decide;
+mod index;
+mod load;
+
+use std::path::Path;
+
+use crate::actions::ActionSpec;
+use crate::event::Event;
+use crate::template::Templates;
+
+pub use condition::{Cond, Explain, Truth};
+pub use decide::Decision;
+pub use diag::Diagnostic;
+pub use file::Expect;
+pub use stateful::{Correlation, History, MemoryHistory, NoHistory, Once, Threshold};
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub id: String,
+    /// The file it came from, as shown in messages.
+    pub file: String,
+    /// Line of the rule in its file.
+    pub line: usize,
+    pub description: Option<String>,
+    pub on: On,
+    pub source: Option<String>,
+    /// The `when:` conditions as one `all`.
+    pub when: Cond,
+    pub absent: Option<Correlation>,
+    pub threshold: Option<Threshold>,
+    pub once: Option<Once>,
+    pub actions: Vec<ActionSpec>,
+    pub tests: Vec<TestCase>,
+    pub enabled: bool,
+}
+
+/// Which event types a rule listens to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum On {
+    Any,
+    Types(Vec<String>),
+}
+
+/// An inline `tests:` case, checked by `hookflow check`.
+#[derive(Debug)]
+pub struct TestCase {
+    pub name: Option<String>,
+    pub line: usize,
+    pub event: serde_json::Value,
+    pub history: Option<Vec<serde_json::Value>>,
+    pub expect: Expect,
+    pub actions: Option<Vec<serde_json::Value>>,
+}
+
+impl Rule {
+    pub fn listens_to(&self, kind: &str) -> bool {
+        match &self.on {
+            On::Any => true,
+            On::Types(types) => types.iter().any(|t| t == kind),
+        }
+    }
+
+    /// Whether firing depends on other events (and so on history or the store).
+    pub fn is_stateful(&self) -> bool {
+        self.when.is_stateful() || self.absent.is_some() || self.threshold.is_some() || self.once.is_some()
+    }
+
+    /// Whether this rule can see `ev` at all (type and source), before any condition.
+    pub fn sees(&self, ev: &Event) -> bool {
+        self.listens_to(&ev.kind) && self.source.as_deref().is_none_or(|s| s == ev.source)
+    }
+}
+
+/// Every rule of a folder, compiled and indexed, plus what failed to load.
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    templates: Templates,
+    index: index::Index,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl RuleSet {
+    /// Loads every rule file under `rules_dir` and the templates in `templates_dir`
+    /// (default: `templates/` beside the rules folder). Never fails: problems are in
+    /// [`RuleSet::errors`], and the rules that loaded are usable.
+    pub fn load(rules_dir: &Path, templates_dir: Option<&Path>) -> Self {
+        let default_templates = rules_dir
+            .parent()
+            .map_or_else(|| Path::new("templates").to_path_buf(), |p| p.join("templates"));
+        let templates_dir = templates_dir.unwrap_or(&default_templates);
+        load::load(rules_dir, templates_dir)
+    }
+
+    fn new(
+        mut rules: Vec<Rule>,
+        templates: Templates,
+        errors: Vec<Diagnostic>,
+        warnings: Vec<Diagnostic>,
+    ) -> Self {
+        rules.sort_by(|a, b| a.id.cmp(&b.id));
+        let index = index::Index::build(&rules);
+        Self {
+            rules,
+            templates,
+            index,
+            errors,
+            warnings,
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules
+            .binary_search_by(|r| r.id.as_str().cmp(id))
+            .ok()
+            .map(|i| &self.rules[i])
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
+    pub fn errors(&self) -> &[Diagnostic] {
+        &self.errors
+    }
+
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+
+    /// The rules that can see `ev` (type and source), in id order, straight from the index.
+    pub fn candidates<'s, 'e>(&'s self, ev: &'e Event) -> impl Iterator<Item = &'s Rule> + use<'s, 'e> {
+        self.index
+            .candidates(&ev.kind)
+            .map(|i| &self.rules[i as usize])
+            .filter(|r| r.source.as_deref().is_none_or(|s| s == ev.source))
+    }
+
+    /// The rules whose conditions hold for `ev` (stateless part only; stateful parts are
+    /// asked of `history`), in id order. This is the hot path: no allocation per predicate.
+    pub fn matching<'s, 'e>(
+        &'s self,
+        ev: &'e Event,
+        history: &'e dyn History,
+    ) -> impl Iterator<Item = &'s Rule> + use<'s, 'e> {
+        self.candidates(ev)
+            .filter(move |r| r.enabled && r.when.eval(ev, history) == Truth::True)
+    }
+
+    /// Every candidate rule's full decision for `ev`.
+    pub fn decide<'a>(&'a self, ev: &Event, history: &dyn History) -> Vec<Decision<'a>> {
+        self.candidates(ev)
+            .map(|r| r.decide(ev, history, &self.templates))
+            .collect()
+    }
+}

@@ -1,0 +1,547 @@
+//! Handlebars templates as rules use them: strict, with our helpers, and escaped only where
+//! the output is HTML.
+//!
+//! Two registries share the helpers: `plain` never escapes (subjects, text bodies, headers,
+//! URLs, JSON leaves — a name `Ann & Co` stays `Ann & Co`), `html` escapes values (an
+//! email's `html` body and `*.html.hbs` files). Both are strict: a variable missing from
+//! the event is an error, not an empty string; `default` is the way to allow absence.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use handlebars::template::{Parameter, TemplateElement};
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason, ScopedJson,
+    Template, no_escape,
+};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::{Map, Value};
+
+use crate::event::{Event, parse_time};
+use crate::suggest::did_you_mean;
+
+/// Helpers we add, for the docs and for "did you mean".
+pub const HELPERS: &[&str] = &[
+    "domain",
+    "lower",
+    "upper",
+    "default",
+    "json",
+    "urlencode",
+    "date",
+    "percent",
+];
+
+/// Helpers handlebars itself provides.
+const BUILTIN_HELPERS: &[&str] = &[
+    "if", "unless", "each", "with", "lookup", "raw", "log", "eq", "ne", "gt", "gte", "lt", "lte", "and",
+    "or", "not", "len",
+];
+
+/// A compiled template, registered under a unique name.
+#[derive(Clone, Debug)]
+pub struct Tpl {
+    name: String,
+    html: bool,
+    source: String,
+    /// When the whole template is one `{{path}}`, the path: a JSON leaf written that way
+    /// keeps the value's type (a number stays a number).
+    single_path: Option<String>,
+}
+
+impl Tpl {
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+/// All templates of one rule set, rules' strings and files alike.
+pub struct Templates {
+    plain: Handlebars<'static>,
+    html: Handlebars<'static>,
+    next: usize,
+    /// Template files by name: which of `.txt.hbs` / `.html.hbs` exist.
+    files: BTreeMap<String, FilePair>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FilePair {
+    pub text: bool,
+    pub html: bool,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Templates {
+    pub fn new() -> Self {
+        let mut plain = Handlebars::new();
+        plain.set_strict_mode(true);
+        plain.register_escape_fn(no_escape);
+        let mut html = Handlebars::new();
+        html.set_strict_mode(true);
+        for reg in [&mut plain, &mut html] {
+            register_helpers(reg);
+        }
+        Self {
+            plain,
+            html,
+            next: 0,
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// Compiles `source`; the error says what is wrong and where inside the template.
+    pub fn compile(&mut self, source: &str, html: bool) -> Result<Tpl, String> {
+        self.next += 1;
+        let name = format!("#{}", self.next);
+        self.register(&name, source, html)?;
+        Ok(Tpl {
+            name,
+            html,
+            source: source.to_owned(),
+            single_path: single_path(source),
+        })
+    }
+
+    fn register(&mut self, name: &str, source: &str, html: bool) -> Result<(), String> {
+        let template = Template::compile(source).map_err(|e| {
+            let mut msg = format!("template does not parse: {}", e.reason());
+            if let Some((line, col)) = e.pos() {
+                let _ = write!(msg, " (template line {line}, column {col})");
+            }
+            msg
+        })?;
+        check_helpers(&template.elements)?;
+        let registry = if html { &mut self.html } else { &mut self.plain };
+        registry.register_template(name, template);
+        Ok(())
+    }
+
+    /// Renders to text.
+    pub fn render(&self, tpl: &Tpl, ctx: &Value) -> Result<String, String> {
+        let registry = if tpl.html { &self.html } else { &self.plain };
+        registry
+            .render(&tpl.name, ctx)
+            .map_err(|e| explain_render_error(&e, &tpl.source))
+    }
+
+    /// Renders a JSON leaf: `"{{MessageID}}"` alone yields the value itself (type kept).
+    pub fn render_value(&self, tpl: &Tpl, ctx: &Value) -> Result<Value, String> {
+        if let Some(path) = &tpl.single_path {
+            return lookup(ctx, path)
+                .cloned()
+                .ok_or_else(|| missing_message(path, &tpl.source));
+        }
+        self.render(tpl, ctx).map(Value::String)
+    }
+
+    /// Loads `NAME.txt.hbs` and `NAME.html.hbs` from `dir`; returns errors as (file, message).
+    pub fn load_dir(&mut self, dir: &Path) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return errors;
+        };
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let (name, html) = if let Some(n) = file_name.strip_suffix(".html.hbs") {
+                (n, true)
+            } else if let Some(n) = file_name.strip_suffix(".txt.hbs") {
+                (n, false)
+            } else {
+                continue;
+            };
+            let shown = path.display().to_string();
+            let source = match std::fs::read_to_string(&path) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push((shown, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            match self.register(&file_key(name, html), &source, html) {
+                Ok(()) => {
+                    let pair = self.files.entry(name.to_owned()).or_default();
+                    if html { pair.html = true } else { pair.text = true }
+                }
+                Err(msg) => errors.push((shown, msg)),
+            }
+        }
+        errors
+    }
+
+    /// Which files exist for template `name`.
+    pub fn file(&self, name: &str) -> Option<FilePair> {
+        self.files.get(name).copied()
+    }
+
+    pub fn file_names(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
+
+    /// Renders the `.txt.hbs` (html = false) or `.html.hbs` file of template `name`.
+    pub fn render_file(&self, name: &str, html: bool, ctx: &Value) -> Result<String, String> {
+        let registry = if html { &self.html } else { &self.plain };
+        let ext = if html { "html" } else { "txt" };
+        registry
+            .render(&file_key(name, html), ctx)
+            .map_err(|e| format!("in templates/{name}.{ext}.hbs: {}", explain_render_error(&e, "")))
+    }
+}
+
+fn file_key(name: &str, html: bool) -> String {
+    format!("file:{name}.{}", if html { "html" } else { "txt" })
+}
+
+/// The data a rule's templates see: the payload's fields at top level, plus `event.*` and
+/// `rule.id`. `extra` adds fields such as a threshold's `group`, `count`, `total`, `ratio`.
+pub fn context(ev: &Event, rule_id: &str, extra: Option<&Map<String, Value>>) -> Value {
+    let mut map = match &ev.data {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    map.insert(
+        "event".into(),
+        serde_json::json!({
+            "type": ev.kind,
+            "source": ev.source,
+            "id": ev.id,
+            "time": ev.time.to_rfc3339(),
+        }),
+    );
+    map.insert("rule".into(), serde_json::json!({ "id": rule_id }));
+    if let Some(extra) = extra {
+        for (k, v) in extra {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(map)
+}
+
+fn lookup<'v>(ctx: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').try_fold(ctx, |v, seg| match v {
+        Value::Object(m) => m.get(seg),
+        Value::Array(a) => a.get(seg.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
+fn single_path(source: &str) -> Option<String> {
+    let inner = source.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let ok = !inner.is_empty()
+        && inner
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && !HELPERS.contains(&inner)
+        && !inner.starts_with('.');
+    ok.then(|| inner.to_owned())
+}
+
+/// Refuses unknown helpers at load time, with a did-you-mean, instead of at send time.
+fn check_helpers(elements: &[TemplateElement]) -> Result<(), String> {
+    for element in elements {
+        let ht = match element {
+            TemplateElement::Expression(ht)
+            | TemplateElement::HtmlExpression(ht)
+            | TemplateElement::HelperBlock(ht) => ht,
+            _ => continue,
+        };
+        let is_call = ht.block || !ht.params.is_empty() || !ht.hash.is_empty();
+        if let (true, Parameter::Name(name)) = (is_call, &ht.name) {
+            if !HELPERS.contains(&name.as_str()) && !BUILTIN_HELPERS.contains(&name.as_str()) {
+                let mut msg = format!("unknown helper `{name}`");
+                if let Some(best) = did_you_mean(name, HELPERS.iter().chain(BUILTIN_HELPERS).copied()) {
+                    let _ = write!(msg, " — did you mean `{best}`?");
+                }
+                let _ = write!(msg, " (helpers: {})", HELPERS.join(", "));
+                return Err(msg);
+            }
+        }
+        for p in ht.params.iter().chain(ht.hash.values()) {
+            if let Parameter::Subexpression(sub) = p {
+                check_helpers(std::slice::from_ref(sub.as_element()))?;
+            }
+        }
+        for inner in [&ht.template, &ht.inverse].into_iter().flatten() {
+            check_helpers(&inner.elements)?;
+        }
+    }
+    Ok(())
+}
+
+fn missing_message(path: &str, source: &str) -> String {
+    let mut msg = format!("the event has no field `{path}`");
+    if !source.is_empty() {
+        let _ = write!(msg, " (in template `{source}`)");
+    }
+    let _ = write!(msg, "; if it may be absent write `{{{{default {path} \"…\"}}}}`");
+    msg
+}
+
+fn explain_render_error(err: &RenderError, source: &str) -> String {
+    match err.reason() {
+        RenderErrorReason::MissingVariable(Some(path)) => missing_message(path, source),
+        RenderErrorReason::MissingVariable(None) => missing_message("?", source),
+        RenderErrorReason::NestedError(inner) => inner.to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct HelperError(String);
+
+/// A helper as a plain function of its parameters (`None` = missing from the event).
+type HelperFn = fn(&[Option<&Value>]) -> Result<Value, String>;
+
+struct FnHelper {
+    name: &'static str,
+    func: HelperFn,
+    /// Whether a missing parameter is allowed (only `default`).
+    tolerates_missing: bool,
+}
+
+impl HelperDef for FnHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let mut args = Vec::with_capacity(h.params().len());
+        for p in h.params() {
+            if p.is_value_missing() {
+                if !self.tolerates_missing {
+                    return Err(RenderErrorReason::MissingVariable(p.relative_path().cloned()).into());
+                }
+                args.push(None);
+            } else {
+                args.push(Some(p.value()));
+            }
+        }
+        (self.func)(&args).map(ScopedJson::Derived).map_err(|m| {
+            RenderErrorReason::NestedError(Box::new(HelperError(format!("{}: {m}", self.name)))).into()
+        })
+    }
+}
+
+fn register_helpers(reg: &mut Handlebars<'static>) {
+    let table: [(&'static str, HelperFn, bool); 8] = [
+        ("domain", helper_domain, false),
+        (
+            "lower",
+            |a| text_arg(a, 0).map(|s| Value::String(s.to_lowercase())),
+            false,
+        ),
+        (
+            "upper",
+            |a| text_arg(a, 0).map(|s| Value::String(s.to_uppercase())),
+            false,
+        ),
+        ("default", helper_default, true),
+        ("json", |a| Ok(Value::String(arg(a, 0)?.to_string())), false),
+        (
+            "urlencode",
+            |a| text_arg(a, 0).map(|s| Value::String(utf8_percent_encode(&s, NON_ALPHANUMERIC).to_string())),
+            false,
+        ),
+        ("date", helper_date, false),
+        ("percent", helper_percent, false),
+    ];
+    for (name, func, tolerates_missing) in table {
+        reg.register_helper(
+            name,
+            Box::new(FnHelper {
+                name,
+                func,
+                tolerates_missing,
+            }),
+        );
+    }
+}
+
+fn arg<'a>(args: &[Option<&'a Value>], i: usize) -> Result<&'a Value, String> {
+    args.get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| format!("argument {} is required", i + 1))
+}
+
+fn text_arg(args: &[Option<&Value>], i: usize) -> Result<String, String> {
+    match arg(args, i)? {
+        Value::String(s) => Ok(s.clone()),
+        Value::Null => Ok(String::new()),
+        v @ (Value::Number(_) | Value::Bool(_)) => Ok(v.to_string()),
+        _ => Err("expects text, found a list or an object".into()),
+    }
+}
+
+/// `{{domain email}}`: the part after the last `@`, lower-cased.
+fn helper_domain(args: &[Option<&Value>]) -> Result<Value, String> {
+    let s = text_arg(args, 0)?;
+    let domain = s
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .ok_or_else(|| format!("`{s}` is not an email address"))?;
+    Ok(Value::String(domain.trim().to_lowercase()))
+}
+
+/// `{{default name "there"}}`: the value unless missing, null or `""`.
+fn helper_default(args: &[Option<&Value>]) -> Result<Value, String> {
+    if args.len() != 2 {
+        return Err("takes a value and a fallback, e.g. `{{default name \"there\"}}`".into());
+    }
+    match args[0] {
+        Some(v) if !v.is_null() && v != &Value::String(String::new()) => Ok(v.clone()),
+        _ => Ok(args[1].cloned().unwrap_or(Value::Null)),
+    }
+}
+
+/// `{{date time}}` → `2015-05-31`; `{{date time "%d %b %Y %H:%M"}}` for another format.
+/// Accepts unix seconds and RFC 3339; prints UTC.
+fn helper_date(args: &[Option<&Value>]) -> Result<Value, String> {
+    let value = arg(args, 0)?;
+    let time: DateTime<Utc> = parse_time(value).ok_or_else(|| format!("{value} is not a time"))?;
+    let format = match args.get(1).copied().flatten() {
+        Some(Value::String(f)) => f.as_str(),
+        Some(_) => return Err("the format must be text such as \"%Y-%m-%d\"".into()),
+        None => "%Y-%m-%d",
+    };
+    let items: Vec<_> = chrono::format::StrftimeItems::new(format).collect();
+    if items.iter().any(|i| matches!(i, chrono::format::Item::Error)) {
+        return Err(format!("invalid date format `{format}`"));
+    }
+    Ok(Value::String(
+        time.format_with_items(items.into_iter()).to_string(),
+    ))
+}
+
+/// `{{percent ratio}}` → `62%`; `{{percent ratio 1}}` → `62.5%`.
+fn helper_percent(args: &[Option<&Value>]) -> Result<Value, String> {
+    let value = arg(args, 0)?;
+    let ratio = crate::rules::value::num_of(value)
+        .map(|n| match n {
+            crate::rules::value::Num::Int(i) => i as f64,
+            crate::rules::value::Num::Float(f) => f,
+        })
+        .ok_or_else(|| format!("{value} is not a number"))?;
+    let decimals = match args.get(1).copied().flatten() {
+        Some(v) => v.as_u64().filter(|d| *d <= 6).ok_or("decimals must be 0 to 6")? as usize,
+        None => 0,
+    };
+    Ok(Value::String(format!("{:.*}%", decimals, ratio * 100.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn render(source: &str, ctx: Value) -> Result<String, String> {
+        let mut t = Templates::new();
+        let tpl = t.compile(source, false)?;
+        t.render(&tpl, &ctx)
+    }
+
+    #[test]
+    fn helpers() {
+        let ctx =
+            json!({"email": "Ann@Example.COM", "name": "Ann & Co", "t": 1433103519, "r": 0.625, "n": null});
+        assert_eq!(render("{{domain email}}", ctx.clone()).unwrap(), "example.com");
+        assert_eq!(
+            render("{{lower email}} {{upper name}}", ctx.clone()).unwrap(),
+            "ann@example.com ANN & CO"
+        );
+        assert_eq!(
+            render("{{default missing \"there\"}}", ctx.clone()).unwrap(),
+            "there"
+        );
+        assert_eq!(
+            render("{{default n \"x\"}}|{{default name \"x\"}}", ctx.clone()).unwrap(),
+            "x|Ann & Co"
+        );
+        assert_eq!(render("{{json name}}", ctx.clone()).unwrap(), "\"Ann & Co\"");
+        assert_eq!(
+            render("{{urlencode name}}", ctx.clone()).unwrap(),
+            "Ann%20%26%20Co"
+        );
+        assert_eq!(render("{{date t}}", ctx.clone()).unwrap(), "2015-05-31");
+        assert_eq!(render("{{date t \"%H:%M\"}}", ctx.clone()).unwrap(), "20:18");
+        assert_eq!(
+            render("{{percent r}} {{percent r 1}}", ctx.clone()).unwrap(),
+            "62% 62.5%"
+        );
+        assert_eq!(render("{{upper (domain email)}}", ctx).unwrap(), "EXAMPLE.COM");
+    }
+
+    #[test]
+    fn strict_missing_variables() {
+        let err = render("Hi {{name}}", json!({})).unwrap_err();
+        assert!(err.contains("no field `name`"), "{err}");
+        let err = render("{{lower name}}", json!({})).unwrap_err();
+        assert!(err.contains("no field `name`"), "{err}");
+        let err = render("{{geo.country}}", json!({"geo": {}})).unwrap_err();
+        assert!(err.contains("geo.country"), "{err}");
+        // `if` may test a field that is absent.
+        assert_eq!(
+            render("{{#if coupon}}yes{{else}}no{{/if}}", json!({})).unwrap(),
+            "no"
+        );
+    }
+
+    #[test]
+    fn helper_errors_are_clear() {
+        assert!(
+            render("{{domain x}}", json!({"x": "nope"}))
+                .unwrap_err()
+                .contains("not an email address")
+        );
+        assert!(
+            render("{{date x}}", json!({"x": "soon"}))
+                .unwrap_err()
+                .contains("not a time")
+        );
+        let err = Templates::new().compile("{{lowr email}}", false).unwrap_err();
+        assert!(
+            err.contains("unknown helper `lowr` — did you mean `lower`?"),
+            "{err}"
+        );
+        let err = Templates::new().compile("{{#if x}}", false).unwrap_err();
+        assert!(err.contains("template does not parse"), "{err}");
+    }
+
+    #[test]
+    fn escaping_only_in_html() {
+        let mut t = Templates::new();
+        let ctx = json!({"name": "Ann & Co <x>"});
+        let plain = t.compile("{{name}}", false).unwrap();
+        let html = t.compile("<b>{{name}}</b>", true).unwrap();
+        assert_eq!(t.render(&plain, &ctx).unwrap(), "Ann & Co <x>");
+        assert_eq!(t.render(&html, &ctx).unwrap(), "<b>Ann &amp; Co &lt;x&gt;</b>");
+    }
+
+    #[test]
+    fn single_path_keeps_json_types() {
+        let mut t = Templates::new();
+        let id: Value =
+            serde_json::from_str(r#"{"MessageID": 19421777396190490, "geo": {"c": "US"}}"#).unwrap();
+        let tpl = t.compile("{{MessageID}}", false).unwrap();
+        assert_eq!(t.render_value(&tpl, &id).unwrap(), id["MessageID"]);
+        let tpl = t.compile("{{ geo.c }}", false).unwrap();
+        assert_eq!(t.render_value(&tpl, &id).unwrap(), json!("US"));
+        let tpl = t.compile("id {{MessageID}}", false).unwrap();
+        assert_eq!(t.render_value(&tpl, &id).unwrap(), json!("id 19421777396190490"));
+        let tpl = t.compile("{{nope}}", false).unwrap();
+        assert!(t.render_value(&tpl, &id).is_err());
+    }
+}

@@ -1,0 +1,295 @@
+//! The one place that knows about YAML libraries.
+//!
+//! serde_yaml (the user's choice) turns text into our typed raw model and reports the first
+//! structural error with its location. Errors found later, while compiling (a bad regex, an
+//! unknown operator, a template that does not parse), need a location too, but serde keeps
+//! none for values; so [`Positions`] walks the same text once with yaml-rust2's marked
+//! event parser and records where every key and value starts, addressed by a dotted path
+//! (`rules[0].when.email.matches`). Paths are built the same way by the compiler.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde::de::DeserializeOwned;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+use crate::suggest::did_you_mean;
+
+/// A 1-based line and column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A structural error from parsing, already phrased for a rule author.
+#[derive(Clone, Debug, PartialEq)]
+pub struct YamlError {
+    pub pos: Pos,
+    /// Dotted path of the node the error is about, when serde reported one.
+    pub path: Option<String>,
+    pub message: String,
+}
+
+/// Deserializes `text` into `T`, turning serde_yaml's message into one a marketer can act on.
+pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    serde_yaml::from_str(text).map_err(|err| {
+        let pos = err
+            .location()
+            .map(|l| Pos {
+                line: l.line(),
+                column: l.column(),
+            })
+            .unwrap_or(Pos { line: 1, column: 1 });
+        let (path, message) = humanize(&err.to_string(), err.location().is_some());
+        YamlError { pos, path, message }
+    })
+}
+
+/// Parses `text` into a plain value (used for event files and inline test events).
+pub fn to_json(text: &str) -> Result<serde_json::Value, YamlError> {
+    from_str(text)
+}
+
+/// Deserializes a value already parsed (a sub-tree the compiler interprets by hand).
+pub fn from_value<T: DeserializeOwned>(value: serde_yaml::Value) -> Result<T, String> {
+    serde_yaml::from_value(value).map_err(|err| {
+        let (path, message) = humanize(&err.to_string(), false);
+        match path {
+            Some(p) => format!("{p}: {message}"),
+            None => message,
+        }
+    })
+}
+
+/// A YAML value as JSON (payload literals, JSON bodies). Tags are refused: JSON has none.
+pub fn yaml_to_json(value: &serde_yaml::Value) -> Result<serde_json::Value, String> {
+    serde_json::to_value(value).map_err(|e| format!("cannot be used as JSON: {e}"))
+}
+
+/// Strips serde_yaml's "at line X column Y" (we report positions ourselves) and the path
+/// prefix, and rewrites "unknown field" into a did-you-mean.
+fn humanize(raw: &str, has_location: bool) -> (Option<String>, String) {
+    let mut text = raw.to_owned();
+    if has_location {
+        if let Some(at) = text.rfind(" at line ") {
+            text.truncate(at);
+        }
+    }
+    let (path, msg) = split_path(&text);
+    (path, rewrite_unknown(&msg))
+}
+
+/// serde_yaml prefixes messages with the path of the node: `when.email: unknown field ...`.
+fn split_path(text: &str) -> (Option<String>, String) {
+    if let Some((head, tail)) = text.split_once(": ") {
+        let looks_like_path = !head.is_empty()
+            && !head.contains(' ')
+            && head.chars().all(|c| c.is_alphanumeric() || "._[]-$".contains(c));
+        if looks_like_path && head != "." {
+            return (Some(head.to_owned()), tail.to_owned());
+        }
+    }
+    (None, text.to_owned())
+}
+
+fn rewrite_unknown(msg: &str) -> String {
+    for (prefix, noun) in [("unknown field `", "key"), ("unknown variant `", "value")] {
+        let Some(rest) = msg.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some((word, after)) = rest.split_once('`') else {
+            continue;
+        };
+        let expected: Vec<&str> = after
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut out = format!("unknown {noun} `{word}`");
+        if let Some(best) = did_you_mean(word, expected.iter().copied()) {
+            let _ = write!(out, " — did you mean `{best}`?");
+        }
+        if !expected.is_empty() {
+            let _ = write!(out, " (expected one of: {})", expected.join(", "));
+        } else if after.contains("there are no") {
+            out.push_str(" (this entry takes no keys)");
+        }
+        return out;
+    }
+    msg.to_owned()
+}
+
+/// Where each node of a YAML document starts, by dotted path.
+#[derive(Debug, Default)]
+pub struct Positions {
+    keys: HashMap<String, Pos>,
+    values: HashMap<String, Pos>,
+}
+
+impl Positions {
+    /// Walks `text`; a syntax error simply leaves the index partial (serde reports it).
+    pub fn build(text: &str) -> Self {
+        let mut recorder = Recorder::default();
+        let mut parser = Parser::new_from_str(text);
+        let _ = parser.load(&mut recorder, false);
+        let mut positions = Positions::default();
+        let mut cursor = 0;
+        positions.walk(&recorder.events, &mut cursor, String::new());
+        positions
+    }
+
+    /// The position of the key naming `path` (for "unknown key"), else of its value.
+    pub fn key(&self, path: &str) -> Option<Pos> {
+        self.keys.get(path).or_else(|| self.values.get(path)).copied()
+    }
+
+    /// The position of the value at `path`, else of its key.
+    pub fn value(&self, path: &str) -> Option<Pos> {
+        self.values.get(path).or_else(|| self.keys.get(path)).copied()
+    }
+
+    /// The position of `path` or of its nearest ancestor that has one.
+    pub fn nearest(&self, path: &str) -> Pos {
+        let mut p = path;
+        loop {
+            if let Some(pos) = self.value(p) {
+                return pos;
+            }
+            match p.rfind(['.', '[']) {
+                Some(cut) => p = &p[..cut],
+                None => return self.value("").unwrap_or(Pos { line: 1, column: 1 }),
+            }
+        }
+    }
+
+    fn walk(&mut self, events: &[(Event, Pos)], cursor: &mut usize, path: String) {
+        // Skip stream/document framing until the first node.
+        while let Some((ev, _)) = events.get(*cursor) {
+            match ev {
+                Event::StreamStart | Event::DocumentStart | Event::Nothing => *cursor += 1,
+                _ => break,
+            }
+        }
+        let Some((ev, pos)) = events.get(*cursor) else {
+            return;
+        };
+        self.values.entry(path.clone()).or_insert(*pos);
+        *cursor += 1;
+        match ev {
+            Event::MappingStart(..) => loop {
+                match events.get(*cursor) {
+                    None => return,
+                    Some((Event::MappingEnd, _)) => {
+                        *cursor += 1;
+                        return;
+                    }
+                    Some((Event::Scalar(key, ..), key_pos)) => {
+                        let child = join_key(&path, key);
+                        self.keys.entry(child.clone()).or_insert(*key_pos);
+                        *cursor += 1;
+                        self.walk(events, cursor, child);
+                    }
+                    Some(_) => {
+                        // A complex key: index it under a placeholder and skip its value too.
+                        self.walk(events, cursor, format!("{path}.?"));
+                        self.walk(events, cursor, format!("{path}.?"));
+                    }
+                }
+            },
+            Event::SequenceStart(..) => {
+                let mut index = 0;
+                loop {
+                    match events.get(*cursor) {
+                        None => return,
+                        Some((Event::SequenceEnd, _)) => {
+                            *cursor += 1;
+                            return;
+                        }
+                        Some(_) => {
+                            self.walk(events, cursor, format!("{path}[{index}]"));
+                            index += 1;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Appends a key to a dotted path (the root path is empty).
+pub fn join_key(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Appends a list index to a dotted path.
+pub fn join_index(path: &str, index: usize) -> String {
+    format!("{path}[{index}]")
+}
+
+#[derive(Default)]
+struct Recorder {
+    events: Vec<(Event, Pos)>,
+}
+
+impl MarkedEventReceiver for Recorder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        // yaml-rust2 counts lines from 1 and columns from 0.
+        let pos = Pos {
+            line: mark.line(),
+            column: mark.col() + 1,
+        };
+        self.events.push((ev, pos));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "on: open\nwhen:\n  email: { ends_with: \"@x.com\" }\n  geo:\n    in: [US, CA]\nactions:\n  - log: { message: hi }\n";
+
+    #[test]
+    fn positions_of_keys_and_values() {
+        let p = Positions::build(DOC);
+        assert_eq!(p.key("on"), Some(Pos { line: 1, column: 1 }));
+        assert_eq!(p.value("on"), Some(Pos { line: 1, column: 5 }));
+        assert_eq!(p.key("when.email.ends_with"), Some(Pos { line: 3, column: 12 }));
+        assert_eq!(p.key("when.geo.in"), Some(Pos { line: 5, column: 5 }));
+        assert_eq!(p.value("when.geo.in[1]"), Some(Pos { line: 5, column: 14 }));
+        assert_eq!(p.key("actions[0].log.message"), Some(Pos { line: 7, column: 12 }));
+        assert_eq!(p.nearest("when.geo.in[7].x"), Pos { line: 5, column: 9 });
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Small {
+        when: Option<u8>,
+        actions: Option<u8>,
+    }
+
+    #[test]
+    fn unknown_key_gets_did_you_mean_and_location() {
+        let err = from_str::<Small>("whn: 1\n").unwrap_err();
+        assert_eq!(err.pos, Pos { line: 1, column: 1 });
+        assert_eq!(
+            err.message,
+            "unknown key `whn` — did you mean `when`? (expected one of: when, actions)"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let err = from_str::<Small>("when: [1,\n").unwrap_err();
+        assert!(err.pos.line >= 1, "{err:?}");
+        assert!(!err.message.contains("at line"), "{}", err.message);
+    }
+}
