@@ -84,10 +84,17 @@ pub fn check(set: &RuleSet) -> CheckReport {
     }
 }
 
-/// The event of an inline test, as its rule's source would deliver it.
+/// The event of an inline test, as its rule's source would deliver it. Mailjet always
+/// sends `time`; a test event that leaves it out gets the current time, so templates
+/// using `{{time}}` render as they will in production.
 pub fn test_event(rule: &Rule, data: &Value) -> Result<Event, String> {
     let source = rule.source.as_deref().unwrap_or("mailjet");
-    let mut events = mailjet::decode(source, data.clone(), Utc::now()).map_err(|e| e.to_string())?;
+    let now = Utc::now();
+    let mut data = data.clone();
+    if let Value::Object(map) = &mut data {
+        map.entry("time").or_insert_with(|| Value::from(now.timestamp()));
+    }
+    let mut events = mailjet::decode(source, data, now).map_err(|e| e.to_string())?;
     events.pop().ok_or_else(|| "no event".into())
 }
 

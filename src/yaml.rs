@@ -42,7 +42,7 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
                 column: l.column(),
             })
             .unwrap_or(Pos { line: 1, column: 1 });
-        let (path, message) = humanize(&err.to_string(), err.location().is_some());
+        let (path, message) = humanize(&err.to_string(), err.location().map(|_| pos));
         YamlError { pos, path, message }
     })
 }
@@ -55,7 +55,7 @@ pub fn to_json(text: &str) -> Result<serde_json::Value, YamlError> {
 /// Deserializes a value already parsed (a sub-tree the compiler interprets by hand).
 pub fn from_value<T: DeserializeOwned>(value: serde_yaml::Value) -> Result<T, String> {
     serde_yaml::from_value(value).map_err(|err| {
-        let (path, message) = humanize(&err.to_string(), false);
+        let (path, message) = humanize(&err.to_string(), None);
         match path {
             Some(p) => format!("{p}: {message}"),
             None => message,
@@ -68,17 +68,25 @@ pub fn yaml_to_json(value: &serde_yaml::Value) -> Result<serde_json::Value, Stri
     serde_json::to_value(value).map_err(|e| format!("cannot be used as JSON: {e}"))
 }
 
-/// Strips serde_yaml's "at line X column Y" (we report positions ourselves) and the path
-/// prefix, and rewrites "unknown field" into a did-you-mean.
-fn humanize(raw: &str, has_location: bool) -> (Option<String>, String) {
+/// Strips serde_yaml's trailing "at line X column Y" (we report positions ourselves) and
+/// the path prefix, rewrites "unknown field" into a did-you-mean, and adds hints for the
+/// YAML mistakes people make most.
+fn humanize(raw: &str, pos: Option<Pos>) -> (Option<String>, String) {
     let mut text = raw.to_owned();
-    if has_location {
-        if let Some(at) = text.rfind(" at line ") {
-            text.truncate(at);
+    if let Some(pos) = pos {
+        let suffix = format!(" at line {} column {}", pos.line, pos.column);
+        if text.ends_with(&suffix) {
+            text.truncate(text.len() - suffix.len());
         }
     }
     let (path, msg) = split_path(&text);
-    (path, rewrite_unknown(&msg))
+    let mut msg = rewrite_unknown(&msg);
+    if msg.starts_with("mapping values are not allowed") {
+        msg.push_str(" (a value containing `: ` must be quoted, e.g. `description: \"Note: ...\"`)");
+    } else if msg.starts_with("found character that cannot start any token") {
+        msg.push_str(" (indent with spaces, not tabs; quote values starting with `@`, `%` or a backtick)");
+    }
+    (path, msg)
 }
 
 /// serde_yaml prefixes messages with the path of the node: `when.email: unknown field ...`.
@@ -176,7 +184,14 @@ impl Positions {
         let Some((ev, pos)) = events.get(*cursor) else {
             return;
         };
-        self.values.entry(path.clone()).or_insert(*pos);
+        // A block mapping is marked where its first `:` is; its first key reads better.
+        let pos = match (ev, events.get(*cursor + 1)) {
+            (Event::MappingStart(..), Some((Event::Scalar(..), key_pos))) if key_pos.line == pos.line => {
+                *key_pos
+            }
+            _ => *pos,
+        };
+        self.values.entry(path.clone()).or_insert(pos);
         *cursor += 1;
         match ev {
             Event::MappingStart(..) => loop {

@@ -605,3 +605,7 @@ fn scalar_text(cx: &mut Cx, path: &str, name: &str, arg: &Yaml) -> Option<String
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[cfg(test)]
+#[path = "condition_tests.rs"]
+mod tests;

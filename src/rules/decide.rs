@@ -47,7 +47,7 @@ impl Rule {
             d.fires = when;
             d.reason = Some(match when {
                 Truth::Unknown => "needs history: `after` asks about earlier events".into(),
-                _ => "a condition does not hold (see --explain)".into(),
+                _ => "a condition does not hold".into(),
             });
             return d;
         }

@@ -40,8 +40,7 @@ impl FieldPath {
                     fan_out: false,
                 },
                 None => {
-                    let query =
-                        parse_json_path(text).map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
+                    let query = parse_json_path(text).map_err(|e| jsonpath_error(text, &e.to_string()))?;
                     Kind::Query(Box::new(query))
                 }
             }
@@ -93,6 +92,27 @@ impl FieldPath {
             false
         });
         out
+    }
+}
+
+/// jsonpath-rust reports pest's multi-line diagnostics; keep what was expected, and where.
+fn jsonpath_error(text: &str, raw: &str) -> String {
+    let expected = raw
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("= "))
+        .map(str::to_owned);
+    let at = raw
+        .lines()
+        .find_map(|l| l.split_once("--> ").map(|(_, p)| p))
+        .and_then(|p| p.rsplit(':').next())
+        .and_then(|c| c.trim().parse::<usize>().ok());
+    match (expected, at) {
+        (Some(e), Some(at)) => format!("invalid JSONPath `{text}`: {e} at character {at}"),
+        (Some(e), None) => format!("invalid JSONPath `{text}`: {e}"),
+        _ => format!(
+            "invalid JSONPath `{text}`: {}",
+            raw.split_whitespace().collect::<Vec<_>>().join(" ")
+        ),
     }
 }
 

@@ -1,0 +1,235 @@
+use serde_json::{Value, json};
+
+use crate::util::{Project, hookflow, json};
+
+#[test]
+fn mailjet_batch_exact_output_for_the_stateless_flows() {
+    let out = json(&[
+        "test",
+        "--rules",
+        "rules",
+        "--event",
+        "examples/events/batch-v2.json",
+        "--format",
+        "json",
+    ]);
+    let events = out["events"].as_array().unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["blocked", "bounce", "click", "open", "sent", "spam", "unsub"]
+    );
+    assert_eq!(
+        events[1],
+        json!({"type": "bounce", "matches": [{"rule": "lists/hard-bounce", "actions": [
+            {"kind": "contacts", "list": "newsletter", "remove": "bounce@mailjet.com"},
+            {"kind": "suppress", "email": "bounce@mailjet.com", "reason": "hard bounce: user unknown"}
+        ]}]})
+    );
+    assert_eq!(
+        events[6],
+        json!({"type": "unsub", "matches": [{"rule": "lists/unsubscribe", "actions": [
+            {"kind": "contacts", "list": "newsletter", "remove": "api@mailjet.com"},
+            {"kind": "log", "message": "api@mailjet.com unsubscribed from campaign 7276 (list 1)"}
+        ]}]})
+    );
+    // Stateful rules say they need history rather than guessing.
+    assert_eq!(events[3]["matches"], json!([]));
+    assert_eq!(events[3]["needs_history"][0]["rule"], "marketing/open-discount");
+    let sent_pending: Vec<&str> = events[4]["needs_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sent_pending,
+        ["alerts/blocked-spike", "marketing/not-opened-reminder"]
+    );
+}
+
+#[test]
+fn history_file_lets_correlations_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history.json");
+    std::fs::write(
+        &history,
+        r#"[{"event": "sent", "MessageID": 19421777396190490, "ago": "3h"}]"#,
+    )
+    .unwrap();
+    let h = history.display().to_string();
+    let out = json(&[
+        "test",
+        "--rules",
+        "rules",
+        "--event",
+        "examples/events/open.json",
+        "--history",
+        &h,
+        "--format",
+        "json",
+    ]);
+    let m = &out["events"][0]["matches"][0];
+    assert_eq!(m["rule"], "marketing/open-discount");
+    let email = &m["actions"][0];
+    assert_eq!(email["kind"], "email");
+    assert_eq!(email["to"], "api@mailjet.com");
+    assert_eq!(email["subject"], "Your 24-hour discount");
+    assert_eq!(email["template"], "discount");
+    assert!(email["text"].as_str().unwrap().contains("use code OPEN24"));
+    assert!(
+        email["html"]
+            .as_str()
+            .unwrap()
+            .contains("<strong>OPEN24</strong>")
+    );
+    assert_eq!(m["actions"][1]["set"]["last_open"], "2015-05-31T20:18:39+00:00");
+}
+
+#[test]
+fn explain_shows_each_condition_and_what_it_saw() {
+    let out = json(&[
+        "test",
+        "--rules",
+        "rules",
+        "--event",
+        "examples/events/click.json",
+        "--format",
+        "json",
+        "--explain",
+    ]);
+    let explain = out["events"][0]["explain"].as_array().unwrap();
+    let vip = explain
+        .iter()
+        .find(|e| e["rule"] == "crm/vip-engagement")
+        .unwrap();
+    assert_eq!(vip["fires"], "false");
+    assert_eq!(
+        vip["conditions"]["children"][0],
+        json!({"condition": "CustomID starts_with \"vip-\"", "result": "false", "saw": "helloworld"})
+    );
+    let text = hookflow(&[
+        "test",
+        "--rules",
+        "rules",
+        "--event",
+        "examples/events/click.json",
+        "--explain",
+    ]);
+    assert!(
+        text.stdout
+            .contains("✗ CustomID starts_with \"vip-\"  (saw \"helloworld\")"),
+        "{}",
+        text.stdout
+    );
+}
+
+const ESCAPING: &str = r#"on: open
+actions:
+  - email:
+      to: "{{email}}"
+      subject: "Hello {{name}}"
+      text: "Dear {{name}}"
+      html: "<p>Dear {{name}}</p>"
+      headers: { X-Campaign: "{{name}}" }
+  - http:
+      url: "https://crm.example.com/c?name={{urlencode name}}"
+      headers: { X-Name: "{{name}}" }
+      json: { name: "{{name}}", id: "{{MessageID}}", label: "id {{MessageID}}", nested: [ "{{geo.country}}", 3, true ] }
+"#;
+
+#[test]
+fn only_html_is_escaped_and_json_bodies_cannot_break() {
+    let p = Project::new(&[("rules/esc.yaml", ESCAPING)]);
+    let name = r#"Ann & Co "<b>" {{x}} \ "#;
+    let ev: Value = serde_json::from_str(&format!(
+        r#"{{"event": "open", "email": "a@b.co", "name": {}, "MessageID": 19421777396190490, "geo": {{"country": "US"}}}}"#,
+        serde_json::to_string(name).unwrap()
+    ))
+    .unwrap();
+    let out = p.dry_run(&ev, &[]);
+    let actions = &out["events"][0]["matches"][0]["actions"];
+    assert_eq!(actions[0]["subject"], format!("Hello {name}"));
+    assert_eq!(actions[0]["text"], format!("Dear {name}"));
+    assert_eq!(actions[0]["headers"]["X-Campaign"], name);
+    assert_eq!(
+        actions[0]["html"],
+        "<p>Dear Ann &amp; Co &quot;&lt;b&gt;&quot; {{x}} \\ </p>"
+    );
+    assert_eq!(
+        actions[1]["url"],
+        "https://crm.example.com/c?name=Ann%20%26%20Co%20%22%3Cb%3E%22%20%7B%7Bx%7D%7D%20%5C%20"
+    );
+    assert_eq!(actions[1]["headers"]["X-Name"], name);
+    assert_eq!(
+        actions[1]["json"],
+        json!({"name": name, "id": 19421777396190490_u64, "label": "id 19421777396190490", "nested": ["US", 3, true]})
+    );
+    assert_eq!(actions[1]["method"], "POST");
+}
+
+#[test]
+fn a_missing_variable_is_an_error_not_an_empty_string() {
+    let p = Project::new(&[(
+        "rules/hi.yaml",
+        "on: open\nactions:\n  - email: { to: \"{{email}}\", subject: \"Hi {{first_name}}\", text: \"{{default nick \\\"friend\\\"}}\" }\n",
+    )]);
+    let out = p.dry_run(&json!({"event": "open", "email": "a@b.co"}), &[]);
+    let m = &out["events"][0]["matches"][0];
+    assert_eq!(m["actions"], json!([]));
+    assert!(
+        m["error"]
+            .as_str()
+            .unwrap()
+            .contains("subject: the event has no field `first_name`"),
+        "{m}"
+    );
+    let out = p.dry_run(
+        &json!({"event": "open", "email": "a@b.co", "first_name": "Ann"}),
+        &[],
+    );
+    assert_eq!(out["events"][0]["matches"][0]["actions"][0]["text"], "friend");
+}
+
+#[test]
+fn matches_are_sorted_by_rule_id_and_filtered_by_source_type_and_enabled() {
+    let log = "actions: [ { log: { message: \"{{email}}\" } } ]\n";
+    let p = Project::new(&[
+        ("rules/z.yaml", &format!("on: open\n{log}")),
+        ("rules/a.yaml", &format!("on: \"*\"\n{log}")),
+        ("rules/m/m.yaml", &format!("on: [click, open]\n{log}")),
+        ("rules/shop.yaml", &format!("on: open\nsource: shop\n{log}")),
+        ("rules/off.yaml", &format!("on: open\nenabled: false\n{log}")),
+        ("rules/clicks.yaml", &format!("on: click\n{log}")),
+    ]);
+    let ids = |out: &Value| -> Vec<String> {
+        out["events"][0]["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["rule"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let ev = json!({"event": "open", "email": "a@b.co"});
+    assert_eq!(ids(&p.dry_run(&ev, &[])), ["a", "m/m", "z"]);
+    assert_eq!(
+        ids(&p.dry_run(&ev, &["--source", "shop"])),
+        ["a", "m/m", "shop", "z"]
+    );
+}
+
+#[test]
+fn bad_event_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    for (content, expected) in [
+        ("{\"event\": ", "not valid JSON"),
+        ("[{\"email\": \"a@b.co\"}]", "event #0 has no event type"),
+        ("42", "expected a JSON object or an array"),
+    ] {
+        std::fs::write(&bad, content).unwrap();
+        let run = hookflow(&["test", "--rules", "rules", "--event", bad.to_str().unwrap()]);
+        assert_eq!(run.code, 2, "{content}");
+        assert!(run.stderr.contains(expected), "{content}: {}", run.stderr);
+    }
+}
