@@ -14,7 +14,7 @@ use serde_yaml::{Mapping, Value as Yaml};
 
 use super::diag::Cx;
 use super::file::RawCorrelation;
-use super::path::FieldPath;
+use super::path::{FieldPath, FieldTable, Slots};
 use super::stateful::{Correlation, History};
 use super::value::{Bound, Lit, is_empty, num_of, with_text};
 use crate::duration::Duration;
@@ -81,16 +81,17 @@ impl Truth {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Cond {
     All(Vec<Cond>),
     Any(Vec<Cond>),
     Not(Box<Cond>),
-    Field { path: FieldPath, ops: Vec<Op> },
+    /// One operator on one field; a map of several operators compiles to several of these.
+    Field { path: FieldPath, op: Op },
     After(Correlation),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Op {
     Eq(Lit),
     Ne(Lit),
@@ -118,33 +119,33 @@ impl Op {
     /// Whether the operator holds for the values `path` yields in `ev`. Negative operators
     /// (`ne`, `not_in`, `exists: false`) are the negation of their positive twin, so they
     /// hold when the field is missing and fail when any value matches.
-    pub fn holds(&self, path: &FieldPath, ev: &Event) -> bool {
+    pub fn holds(&self, path: &FieldPath, ev: &Event, slots: Option<&Slots<'_>>) -> bool {
         let data = &ev.data;
         match self {
-            Op::Eq(lit) => path.any(data, &mut |v| lit.equals(v)),
-            Op::Ne(lit) => !path.any(data, &mut |v| lit.equals(v)),
-            Op::In(lits) => path.any(data, &mut |v| lits.iter().any(|l| l.equals(v))),
-            Op::NotIn(lits) => !path.any(data, &mut |v| lits.iter().any(|l| l.equals(v))),
-            Op::Cmp(op, bound, _) => path.any(data, &mut |v| bound.compare(v).is_some_and(|o| op.accepts(o))),
-            Op::Contains(lit) => path.any(data, &mut |v| match v {
+            Op::Eq(lit) => path.any_in(data, slots, &mut |v| lit.equals(v)),
+            Op::Ne(lit) => !path.any_in(data, slots, &mut |v| lit.equals(v)),
+            Op::In(lits) => path.any_in(data, slots, &mut |v| lits.iter().any(|l| l.equals(v))),
+            Op::NotIn(lits) => !path.any_in(data, slots, &mut |v| lits.iter().any(|l| l.equals(v))),
+            Op::Cmp(op, bound, _) => path.any_in(data, slots, &mut |v| bound.compare(v).is_some_and(|o| op.accepts(o))),
+            Op::Contains(lit) => path.any_in(data, slots, &mut |v| match v {
                 Value::Array(items) => items.iter().any(|item| lit.equals(item)),
                 other => with_text(other, |text| {
                     lit.with_text(|needle| text.contains(needle)).unwrap_or(false)
                 })
                 .unwrap_or(false),
             }),
-            Op::StartsWith(s) => path.any(data, &mut |v| {
+            Op::StartsWith(s) => path.any_in(data, slots, &mut |v| {
                 with_text(v, |t| t.starts_with(s.as_str())).unwrap_or(false)
             }),
-            Op::EndsWith(s) => path.any(data, &mut |v| {
+            Op::EndsWith(s) => path.any_in(data, slots, &mut |v| {
                 with_text(v, |t| t.ends_with(s.as_str())).unwrap_or(false)
             }),
-            Op::Matches(re) => path.any(data, &mut |v| with_text(v, |t| re.is_match(t)).unwrap_or(false)),
-            Op::Exists(want) => path.any(data, &mut |_| true) == *want,
-            Op::Empty(want) => path.any(data, &mut |v| is_empty(v) == *want),
+            Op::Matches(re) => path.any_in(data, slots, &mut |v| with_text(v, |t| re.is_match(t)).unwrap_or(false)),
+            Op::Exists(want) => path.any_in(data, slots, &mut |_| true) == *want,
+            Op::Empty(want) => path.any_in(data, slots, &mut |v| is_empty(v) == *want),
             Op::Within(d) => {
                 let oldest = ev.time - d.to_chrono();
-                path.any(data, &mut |v| parse_time(v).is_some_and(|t| t >= oldest))
+                path.any_in(data, slots, &mut |v| parse_time(v).is_some_and(|t| t >= oldest))
             }
         }
     }
@@ -194,11 +195,16 @@ impl fmt::Display for Op {
 impl Cond {
     /// Evaluates against one event; `history` answers `after`.
     pub fn eval(&self, ev: &Event, history: &dyn History) -> Truth {
+        self.eval_in(ev, None, history)
+    }
+
+    /// [`Cond::eval`] with the event's fields looked up once (see [`Slots`]).
+    pub fn eval_in(&self, ev: &Event, slots: Option<&Slots<'_>>, history: &dyn History) -> Truth {
         match self {
             Cond::All(parts) => {
                 let mut acc = Truth::True;
                 for part in parts {
-                    acc = acc.and(part.eval(ev, history));
+                    acc = acc.and(part.eval_in(ev, slots, history));
                     if acc == Truth::False {
                         break;
                     }
@@ -208,16 +214,26 @@ impl Cond {
             Cond::Any(parts) => {
                 let mut acc = Truth::False;
                 for part in parts {
-                    acc = acc.or(part.eval(ev, history));
+                    acc = acc.or(part.eval_in(ev, slots, history));
                     if acc == Truth::True {
                         break;
                     }
                 }
                 acc
             }
-            Cond::Not(inner) => inner.eval(ev, history).not(),
-            Cond::Field { path, ops } => Truth::from_bool(ops.iter().all(|op| op.holds(path, ev))),
+            Cond::Not(inner) => inner.eval_in(ev, slots, history).not(),
+            Cond::Field { path, op } => Truth::from_bool(op.holds(path, ev, slots)),
             Cond::After(c) => c.after_holds(ev, history),
+        }
+    }
+
+    /// Gives every field path a slot in `table` (see [`FieldTable`]).
+    pub(crate) fn intern(&mut self, table: &mut FieldTable) {
+        match self {
+            Cond::All(parts) | Cond::Any(parts) => parts.iter_mut().for_each(|p| p.intern(table)),
+            Cond::Not(inner) => inner.intern(table),
+            Cond::Field { path, .. } => path.intern(table),
+            Cond::After(_) => {}
         }
     }
 
@@ -253,19 +269,15 @@ impl Cond {
                 saw: None,
                 children: vec![inner.explain(ev, history)],
             },
-            Cond::Field { path, ops } => {
+            Cond::Field { path, op } => {
                 let values = path.all(&ev.data);
                 let saw = match values.as_slice() {
                     [] => Saw::Missing,
                     [one] => Saw::Value((*one).clone()),
                     many => Saw::Values(many.iter().map(|v| (*v).clone()).collect()),
                 };
-                let mut condition = path.as_str().to_owned();
-                for (i, op) in ops.iter().enumerate() {
-                    let _ = write!(condition, "{}{op}", if i == 0 { " " } else { ", " });
-                }
                 Explain {
-                    condition,
+                    condition: format!("{} {op}", path.as_str()),
                     result: self.eval(ev, history),
                     saw: Some(saw),
                     children: Vec::new(),
@@ -354,7 +366,7 @@ pub(crate) fn compile_when(
                     .filter_map(|(i, item)| {
                         let item_path = join_index(&here, i);
                         match item.as_mapping() {
-                            Some(m) => Some(Cond::All(compile_when(cx, &item_path, m, None))),
+                            Some(m) => Some(all_of(compile_when(cx, &item_path, m, None))),
                             None => {
                                 cx.at_value(&item_path, "each entry must be a map of conditions, e.g. `- { geo: US }`");
                                 None
@@ -365,7 +377,7 @@ pub(crate) fn compile_when(
                 out.push(if key == "all" { Cond::All(parts) } else { Cond::Any(parts) });
             }
             "not" => match value.as_mapping() {
-                Some(m) => out.push(Cond::Not(Box::new(Cond::All(compile_when(cx, &here, m, None))))),
+                Some(m) => out.push(Cond::Not(Box::new(all_of(compile_when(cx, &here, m, None))))),
                 None => cx.at_value(&here, "`not` takes a map of conditions, e.g. `not: { geo: US }`"),
             },
             "after" => {
@@ -391,14 +403,18 @@ pub(crate) fn compile_when(
                         continue;
                     }
                 };
-                let ops = compile_ops(cx, &here, value);
-                if let Some(ops) = ops {
-                    out.push(Cond::Field { path, ops });
+                if let Some(ops) = compile_ops(cx, &here, value) {
+                    out.extend(ops.into_iter().map(|op| Cond::Field { path: path.clone(), op }));
                 }
             }
         }
     }
     out
+}
+
+/// One condition stands for itself; `all` of one is one pointer hop too many.
+fn all_of(mut parts: Vec<Cond>) -> Cond {
+    if parts.len() == 1 { parts.remove(0) } else { Cond::All(parts) }
 }
 
 fn correlation(cx: &mut Cx, path: &str, value: &Yaml) -> Option<RawCorrelation> {

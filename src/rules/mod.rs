@@ -90,6 +90,8 @@ impl Rule {
 /// Every rule of a folder, compiled and indexed, plus what failed to load.
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// Top-level field names the conditions read, resolved once per event.
+    fields: path::FieldTable,
     templates: Templates,
     index: index::Index,
     errors: Vec<Diagnostic>,
@@ -115,9 +117,14 @@ impl RuleSet {
         warnings: Vec<Diagnostic>,
     ) -> Self {
         rules.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut fields = path::FieldTable::default();
+        for rule in &mut rules {
+            rule.when.intern(&mut fields);
+        }
         let index = index::Index::build(&rules);
         Self {
             rules,
+            fields,
             templates,
             index,
             errors,
@@ -151,20 +158,28 @@ impl RuleSet {
     /// The rules that can see `ev` (type and source), in id order, straight from the index.
     pub fn candidates<'s, 'e>(&'s self, ev: &'e Event) -> impl Iterator<Item = &'s Rule> + use<'s, 'e> {
         self.index
-            .candidates(&ev.kind)
-            .map(|i| &self.rules[i as usize])
-            .filter(|r| r.source.as_deref().is_none_or(|s| s == ev.source))
+            .entries(&ev.kind)
+            .filter(|e| e.source.as_deref().is_none_or(|s| s == ev.source))
+            .map(|e| &self.rules[e.rule as usize])
     }
 
-    /// The rules whose conditions hold for `ev` (stateless part only; stateful parts are
-    /// asked of `history`), in id order. This is the hot path: no allocation per predicate.
+    /// The rules whose conditions hold for `ev` (stateful parts are asked of `history`),
+    /// in id order. This is the hot path: the event's fields are looked up once, and no
+    /// predicate allocates.
     pub fn matching<'s, 'e>(
         &'s self,
         ev: &'e Event,
         history: &'e dyn History,
     ) -> impl Iterator<Item = &'s Rule> + use<'s, 'e> {
-        self.candidates(ev)
-            .filter(move |r| r.enabled && r.when.eval(ev, history) == Truth::True)
+        let slots = path::Slots::resolve(&self.fields, &ev.data);
+        self.index
+            .entries(&ev.kind)
+            .filter(move |e| {
+                e.enabled
+                    && e.source.as_deref().is_none_or(|s| s == ev.source)
+                    && e.when.eval_in(ev, Some(&slots), history) == Truth::True
+            })
+            .map(|e| &self.rules[e.rule as usize])
     }
 
     /// Every candidate rule's full decision for `ev`.

@@ -6,6 +6,8 @@
 //! Dotted paths are walked without allocating; full JSONPath goes through jsonpath-rust
 //! with the query parsed once at load.
 
+use std::collections::HashMap;
+
 use jsonpath_rust::parser::model::JpQuery;
 use jsonpath_rust::parser::parse_json_path;
 use jsonpath_rust::query::js_path_process;
@@ -23,6 +25,8 @@ enum Kind {
     Keys {
         segments: Vec<String>,
         fan_out: bool,
+        /// The first segment's slot in the rule set's [`FieldTable`], when interned.
+        slot: Option<u16>,
     },
     Query(Box<JpQuery>),
 }
@@ -38,6 +42,7 @@ impl FieldPath {
                 Some(segments) => Kind::Keys {
                     segments,
                     fan_out: false,
+                    slot: None,
                 },
                 None => {
                     let query = parse_json_path(text).map_err(|e| jsonpath_error(text, &e.to_string()))?;
@@ -51,6 +56,7 @@ impl FieldPath {
             Kind::Keys {
                 segments: text.split('.').map(str::to_owned).collect(),
                 fan_out: true,
+                slot: None,
             }
         };
         Ok(Self {
@@ -65,8 +71,24 @@ impl FieldPath {
 
     /// Calls `f` on each value the path yields until it returns `true`; returns whether it did.
     pub fn any<'v>(&self, data: &'v Value, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
+        self.any_in(data, None, f)
+    }
+
+    /// [`FieldPath::any`] with the event's top-level fields already looked up.
+    pub fn any_in<'v>(
+        &self,
+        data: &'v Value,
+        slots: Option<&Slots<'v>>,
+        f: &mut dyn FnMut(&'v Value) -> bool,
+    ) -> bool {
         match &self.kind {
-            Kind::Keys { segments, fan_out } => walk(data, segments, *fan_out, f),
+            Kind::Keys { segments, fan_out, slot } => match (slot, slots) {
+                (Some(slot), Some(slots)) if slots.object => match slots.vals[usize::from(*slot)] {
+                    Some(root) => walk(root, &segments[1..], *fan_out, f),
+                    None => false,
+                },
+                _ => walk(data, segments, *fan_out, f),
+            },
             Kind::Query(q) => match js_path_process(q, data) {
                 Ok(found) => found.into_iter().any(|r| f(r.val())),
                 Err(_) => false,
@@ -92,6 +114,69 @@ impl FieldPath {
             false
         });
         out
+    }
+
+    /// Gives the path's first segment a slot in `table`, so matching reads it from
+    /// [`Slots`] instead of hashing the name into the payload for every predicate.
+    pub(crate) fn intern(&mut self, table: &mut FieldTable) {
+        if let Kind::Keys { segments, slot, .. } = &mut self.kind {
+            *slot = table.slot(&segments[0]);
+        }
+    }
+}
+
+/// The top-level field names a rule set's conditions read, numbered.
+#[derive(Debug, Default)]
+pub struct FieldTable {
+    names: Vec<String>,
+    by_name: HashMap<String, u16>,
+}
+
+/// How many names get a slot; conditions on further names look them up directly.
+const MAX_SLOTS: usize = 64;
+
+impl FieldTable {
+    fn slot(&mut self, name: &str) -> Option<u16> {
+        if let Some(&s) = self.by_name.get(name) {
+            return Some(s);
+        }
+        if self.names.len() >= MAX_SLOTS {
+            return None;
+        }
+        let s = self.names.len() as u16;
+        self.names.push(name.to_owned());
+        self.by_name.insert(name.to_owned(), s);
+        Some(s)
+    }
+}
+
+/// One event's values for the [`FieldTable`]'s names, looked up once per event. Lives on
+/// the stack: matching allocates nothing.
+pub struct Slots<'v> {
+    vals: [Option<&'v Value>; MAX_SLOTS],
+    /// Slots only describe object payloads; anything else is walked directly.
+    object: bool,
+}
+
+impl<'v> Slots<'v> {
+    pub fn resolve(table: &FieldTable, data: &'v Value) -> Self {
+        let mut slots = Slots { vals: [None; MAX_SLOTS], object: false };
+        if let Value::Object(map) = data {
+            slots.object = true;
+            // Hash whichever side is smaller: the payload's keys or the table's names.
+            if map.len() <= table.names.len() {
+                for (key, value) in map {
+                    if let Some(&s) = table.by_name.get(key.as_str()) {
+                        slots.vals[usize::from(s)] = Some(value);
+                    }
+                }
+            } else {
+                for (i, name) in table.names.iter().enumerate() {
+                    slots.vals[i] = map.get(name);
+                }
+            }
+        }
+        slots
     }
 }
 
@@ -198,6 +283,36 @@ mod tests {
         assert_eq!(values("$.items[?@.qty > 2].sku", &data), vec![json!("B")]);
         // Simple JSONPath does not fan out, as JSONPath defines.
         assert!(values("$.items.sku", &data).is_empty());
+    }
+
+    #[test]
+    fn slots_agree_with_direct_lookup() {
+        let mut table = FieldTable::default();
+        let mut paths: Vec<FieldPath> = ["email", "geo.country", "items.sku", "missing", "$.items[*].sku", "$.geo.country"]
+            .iter()
+            .map(|p| FieldPath::parse(p).unwrap())
+            .collect();
+        for p in &mut paths {
+            p.intern(&mut table);
+        }
+        let small = json!({"email": "a@b.c", "geo": {"country": "US"}, "items": [{"sku": "A"}, {"sku": "B"}]});
+        let many_keys: Value = (0..100).map(|i| (format!("k{i}"), json!(i))).chain([("email".to_owned(), json!("x"))]).collect::<serde_json::Map<_, _>>().into();
+        for data in [small, many_keys, json!([{"email": "in a list"}]), json!("text")] {
+            let slots = Slots::resolve(&table, &data);
+            for p in &paths {
+                let mut direct = Vec::new();
+                p.any(&data, &mut |v| {
+                    direct.push(v.clone());
+                    false
+                });
+                let mut slotted = Vec::new();
+                p.any_in(&data, Some(&slots), &mut |v| {
+                    slotted.push(v.clone());
+                    false
+                });
+                assert_eq!(direct, slotted, "{} on {data}", p.as_str());
+            }
+        }
     }
 
     #[test]
