@@ -19,9 +19,15 @@ fn rule(i: usize) -> String {
     let on = TYPES[i % TYPES.len()];
     let when = match i % 4 {
         0 => format!("  mj_campaign_id: {i}\n  geo: {{ in: [US, CA, FR] }}\n"),
-        1 => format!("  email: {{ ends_with: \"@domain{}.com\" }}\n  mj_contact_id: {{ gt: {i} }}\n", i % 50),
+        1 => format!(
+            "  email: {{ ends_with: \"@domain{}.com\" }}\n  mj_contact_id: {{ gt: {i} }}\n",
+            i % 50
+        ),
         2 => format!("  any:\n    - {{ CustomID: campaign-{i} }}\n    - {{ geo: {{ eq: X{i} }} }}\n"),
-        _ => format!("  agent: {{ matches: \"Firefox/{}\\\\.\" }}\n  mj_campaign_id: {{ ne: 0 }}\n", i % 90),
+        _ => format!(
+            "  agent: {{ matches: \"Firefox/{}\\\\.\" }}\n  mj_campaign_id: {{ ne: 0 }}\n",
+            i % 90
+        ),
     };
     format!("on: {on}\nwhen:\n{when}actions:\n  - log: {{ message: \"{{{{email}}}}\" }}\n")
 }
@@ -38,7 +44,9 @@ fn rule_set(dir: &Path, n: usize) -> RuleSet {
 
 fn open_event() -> Event {
     let body = serde_json::from_str(include_str!("../examples/events/open.json")).expect("fixture");
-    mailjet::decode("mailjet", body, Utc::now()).expect("decodes").remove(0)
+    mailjet::decode("mailjet", body, Utc::now())
+        .expect("decodes")
+        .remove(0)
 }
 
 /// The baseline: every rule, checked for type, source and conditions in turn.

@@ -253,6 +253,15 @@ fn check_helpers(elements: &[TemplateElement]) -> Result<(), String> {
             TemplateElement::Expression(ht)
             | TemplateElement::HtmlExpression(ht)
             | TemplateElement::HelperBlock(ht) => ht,
+            TemplateElement::PartialExpression(_) | TemplateElement::PartialBlock(_) => {
+                return Err(
+                    "partials (`{{> name}}`) are not supported; use `template:` files for shared bodies"
+                        .into(),
+                );
+            }
+            TemplateElement::DecoratorExpression(_) | TemplateElement::DecoratorBlock(_) => {
+                return Err("decorators (`{{* name}}`) are not supported".into());
+            }
             _ => continue,
         };
         let is_call = ht.block || !ht.params.is_empty() || !ht.hash.is_empty();
@@ -516,6 +525,8 @@ mod tests {
             err.contains("unknown helper `lowr` — did you mean `lower`?"),
             "{err}"
         );
+        let err = Templates::new().compile("a {{> footer}}", false).unwrap_err();
+        assert!(err.contains("partials"), "{err}");
         let err = Templates::new().compile("{{#if x}}", false).unwrap_err();
         assert!(err.contains("template does not parse"), "{err}");
     }

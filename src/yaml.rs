@@ -80,7 +80,14 @@ fn humanize(raw: &str, pos: Option<Pos>) -> (Option<String>, String) {
         }
     }
     let (path, msg) = split_path(&text);
-    let mut msg = rewrite_unknown(&msg);
+    let mut msg = rewrite_unknown(&msg).replace("struct RawRule", "a rule (a map with `on:` and `actions:`)");
+    // Other raw types are maps of settings; their Rust names mean nothing to a user.
+    while let Some(at) = msg.find("struct Raw") {
+        let end = msg[at + 7..]
+            .find(|c: char| !c.is_alphanumeric())
+            .map_or(msg.len(), |e| at + 7 + e);
+        msg.replace_range(at..end, "a map of settings");
+    }
     if msg.starts_with("mapping values are not allowed") {
         msg.push_str(" (a value containing `: ` must be quoted, e.g. `description: \"Note: ...\"`)");
     } else if msg.starts_with("found character that cannot start any token") {

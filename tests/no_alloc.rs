@@ -55,5 +55,8 @@ fn matching_allocates_nothing() {
     let matched: usize = (0..100).map(|_| set.matching(&ev, &NoHistory).count()).sum();
     let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
     assert_eq!(matched, 2000);
-    assert_eq!(allocations, 0, "matching allocated {allocations} times for 100 events");
+    assert_eq!(
+        allocations, 0,
+        "matching allocated {allocations} times for 100 events"
+    );
 }

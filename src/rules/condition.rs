@@ -87,7 +87,10 @@ pub enum Cond {
     Any(Vec<Cond>),
     Not(Box<Cond>),
     /// One operator on one field; a map of several operators compiles to several of these.
-    Field { path: FieldPath, op: Op },
+    Field {
+        path: FieldPath,
+        op: Op,
+    },
     After(Correlation),
 }
 
@@ -126,7 +129,9 @@ impl Op {
             Op::Ne(lit) => !path.any_in(data, slots, &mut |v| lit.equals(v)),
             Op::In(lits) => path.any_in(data, slots, &mut |v| lits.iter().any(|l| l.equals(v))),
             Op::NotIn(lits) => !path.any_in(data, slots, &mut |v| lits.iter().any(|l| l.equals(v))),
-            Op::Cmp(op, bound, _) => path.any_in(data, slots, &mut |v| bound.compare(v).is_some_and(|o| op.accepts(o))),
+            Op::Cmp(op, bound, _) => path.any_in(data, slots, &mut |v| {
+                bound.compare(v).is_some_and(|o| op.accepts(o))
+            }),
             Op::Contains(lit) => path.any_in(data, slots, &mut |v| match v {
                 Value::Array(items) => items.iter().any(|item| lit.equals(item)),
                 other => with_text(other, |text| {
@@ -140,7 +145,9 @@ impl Op {
             Op::EndsWith(s) => path.any_in(data, slots, &mut |v| {
                 with_text(v, |t| t.ends_with(s.as_str())).unwrap_or(false)
             }),
-            Op::Matches(re) => path.any_in(data, slots, &mut |v| with_text(v, |t| re.is_match(t)).unwrap_or(false)),
+            Op::Matches(re) => path.any_in(data, slots, &mut |v| {
+                with_text(v, |t| re.is_match(t)).unwrap_or(false)
+            }),
             Op::Exists(want) => path.any_in(data, slots, &mut |_| true) == *want,
             Op::Empty(want) => path.any_in(data, slots, &mut |v| is_empty(v) == *want),
             Op::Within(d) => {
@@ -414,7 +421,11 @@ pub(crate) fn compile_when(
 
 /// One condition stands for itself; `all` of one is one pointer hop too many.
 fn all_of(mut parts: Vec<Cond>) -> Cond {
-    if parts.len() == 1 { parts.remove(0) } else { Cond::All(parts) }
+    if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Cond::All(parts)
+    }
 }
 
 fn correlation(cx: &mut Cx, path: &str, value: &Yaml) -> Option<RawCorrelation> {

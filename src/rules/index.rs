@@ -55,14 +55,23 @@ impl Index {
                 })
                 .collect()
         };
-        let by_type = positions.iter().map(|(t, list)| ((*t).to_owned(), bucket(list))).collect();
-        Self { by_type, any: bucket(&any_positions) }
+        let by_type = positions
+            .iter()
+            .map(|(t, list)| ((*t).to_owned(), bucket(list)))
+            .collect();
+        Self {
+            by_type,
+            any: bucket(&any_positions),
+        }
     }
 
     /// The entries for `kind`, merged in rule order without allocating.
     pub fn entries<'a>(&'a self, kind: &str) -> impl Iterator<Item = &'a Entry> + use<'a> {
         let typed = self.by_type.get(kind).map_or(&[][..], Vec::as_slice);
-        Merge { a: typed, b: &self.any }
+        Merge {
+            a: typed,
+            b: &self.any,
+        }
     }
 }
 
@@ -96,7 +105,12 @@ mod tests {
     fn entries(positions: &[u32]) -> Vec<Entry> {
         positions
             .iter()
-            .map(|&rule| Entry { rule, enabled: true, source: None, when: Cond::All(Vec::new()) })
+            .map(|&rule| Entry {
+                rule,
+                enabled: true,
+                source: None,
+                when: Cond::All(Vec::new()),
+            })
             .collect()
     }
 

@@ -82,7 +82,11 @@ impl FieldPath {
         f: &mut dyn FnMut(&'v Value) -> bool,
     ) -> bool {
         match &self.kind {
-            Kind::Keys { segments, fan_out, slot } => match (slot, slots) {
+            Kind::Keys {
+                segments,
+                fan_out,
+                slot,
+            } => match (slot, slots) {
                 (Some(slot), Some(slots)) if slots.object => match slots.vals[usize::from(*slot)] {
                     Some(root) => walk(root, &segments[1..], *fan_out, f),
                     None => false,
@@ -160,7 +164,10 @@ pub struct Slots<'v> {
 
 impl<'v> Slots<'v> {
     pub fn resolve(table: &FieldTable, data: &'v Value) -> Self {
-        let mut slots = Slots { vals: [None; MAX_SLOTS], object: false };
+        let mut slots = Slots {
+            vals: [None; MAX_SLOTS],
+            object: false,
+        };
         if let Value::Object(map) = data {
             slots.object = true;
             // Hash whichever side is smaller: the payload's keys or the table's names.
@@ -288,15 +295,27 @@ mod tests {
     #[test]
     fn slots_agree_with_direct_lookup() {
         let mut table = FieldTable::default();
-        let mut paths: Vec<FieldPath> = ["email", "geo.country", "items.sku", "missing", "$.items[*].sku", "$.geo.country"]
-            .iter()
-            .map(|p| FieldPath::parse(p).unwrap())
-            .collect();
+        let mut paths: Vec<FieldPath> = [
+            "email",
+            "geo.country",
+            "items.sku",
+            "missing",
+            "$.items[*].sku",
+            "$.geo.country",
+        ]
+        .iter()
+        .map(|p| FieldPath::parse(p).unwrap())
+        .collect();
         for p in &mut paths {
             p.intern(&mut table);
         }
-        let small = json!({"email": "a@b.c", "geo": {"country": "US"}, "items": [{"sku": "A"}, {"sku": "B"}]});
-        let many_keys: Value = (0..100).map(|i| (format!("k{i}"), json!(i))).chain([("email".to_owned(), json!("x"))]).collect::<serde_json::Map<_, _>>().into();
+        let small =
+            json!({"email": "a@b.c", "geo": {"country": "US"}, "items": [{"sku": "A"}, {"sku": "B"}]});
+        let many_keys: Value = (0..100)
+            .map(|i| (format!("k{i}"), json!(i)))
+            .chain([("email".to_owned(), json!("x"))])
+            .collect::<serde_json::Map<_, _>>()
+            .into();
         for data in [small, many_keys, json!([{"email": "in a list"}]), json!("text")] {
             let slots = Slots::resolve(&table, &data);
             for p in &paths {
