@@ -8,10 +8,13 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
 use hookflow::check::{CheckReport, check};
+use hookflow::config::{Config, StoreUrl};
 use hookflow::dryrun::{DryRun, dry_run};
 use hookflow::event::Event;
 use hookflow::rules::{Explain, RuleSet, Truth};
 use hookflow::sources::mailjet;
+use hookflow::store::Store;
+use hookflow::store::sqlite::SqliteStore;
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -62,8 +65,38 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
-    /// Print the JSON Schema of rule files.
-    Schema,
+    /// Run the server: receive webhooks, run the rules, deliver actions.
+    Serve {
+        /// The config file [default: ./hookflow.yaml if it exists, else built-in defaults].
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Outbound endpoints: list them, or resume a suspended one.
+    Endpoints {
+        #[command(subcommand)]
+        command: EndpointsCommand,
+    },
+    /// Print the JSON Schema of rule files (or, with --config, of hookflow.yaml).
+    Schema {
+        #[arg(long)]
+        config: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum EndpointsCommand {
+    /// List endpoints and their status.
+    List {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Reactivate a suspended endpoint (by URL or id) and requeue the jobs that died on it.
+    Resume {
+        /// The endpoint's URL (any URL on it will do) or its id.
+        endpoint: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,9 +129,100 @@ pub fn run(args: Args) -> Result<ExitCode> {
             format,
             explain,
         ),
-        Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&hookflow::rule_schema())?);
+        Command::Schema { config } => {
+            let schema = if config {
+                hookflow::config_schema()
+            } else {
+                hookflow::rule_schema()
+            };
+            println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { config } => runtime()?.block_on(serve(config.as_deref())),
+        Command::Endpoints { command } => runtime()?.block_on(endpoints(command)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// The config, or every problem in it, located.
+fn config(path: Option<&Path>) -> Result<Config> {
+    Config::discover(path).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::anyhow!("the configuration has {} error(s)", errors.len())
+    })
+}
+
+async fn serve(path: Option<&Path>) -> Result<ExitCode> {
+    let config = config(path)?;
+    tracing::info!("configuration: {}", config.origin);
+    for source in config.open_sources() {
+        tracing::warn!(
+            "source `{source}` accepts events without authentication; set `auth:` for it in hookflow.yaml"
+        );
+    }
+    if config.admin_token.is_none() {
+        tracing::warn!("the admin API (/api) is open: set `admin_token` in hookflow.yaml");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    println!("hookflow listening on http://{addr}");
+    hookflow::server::run(config, listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: finishing requests and attempts in flight");
+}
+
+async fn endpoints(command: EndpointsCommand) -> Result<ExitCode> {
+    let path = match &command {
+        EndpointsCommand::List { config } | EndpointsCommand::Resume { config, .. } => config.as_deref(),
+    };
+    let config = config(path)?;
+    let StoreUrl::Sqlite(db) = &config.store;
+    let store = SqliteStore::open(db, config.durability).await?;
+    match command {
+        EndpointsCommand::List { .. } => {
+            for e in store.endpoints().await? {
+                let reason = e.reason.map(|r| format!(" — {r}")).unwrap_or_default();
+                println!("{:>4}  {:<10} {}{reason}", e.id, e.status, e.url);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        EndpointsCommand::Resume { endpoint, .. } => {
+            match store.resume_endpoint(&endpoint, Utc::now()).await? {
+                Some((e, requeued)) => {
+                    println!("resumed {} ({requeued} job(s) requeued)", e.url);
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => bail!("no endpoint `{endpoint}`; `hookflow endpoints list` shows them"),
+            }
         }
     }
 }

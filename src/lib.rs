@@ -7,6 +7,13 @@
 //! - [`rules`]: rule files → compiled, indexed `RuleSet`; conditions, stateful parts, decisions.
 //! - [`actions`]: the action kinds (email, http, contacts, suppress, log), compiled and rendered.
 //! - [`template`]: Handlebars, strict, with our helpers; HTML escaping only for HTML.
+//! - [`config`]: `hookflow.yaml` (or the embedded defaults), validated with located errors.
+//! - [`server`]: axum routes — `/hooks` ingest, `/api` admin, `/healthz`, `/metrics` — and the lifecycle.
+//! - [`engine`]: plans an event: the rules that fire and their rendered jobs.
+//! - [`ingest`]: group commit — one writer commits many requests' events in one transaction.
+//! - [`store`]: the `Store` trait and its SQLite implementation (events, jobs, attempts, endpoints).
+//! - [`delivery`]: workers that lease due jobs, execute them and follow the retry schedule.
+//! - [`metrics`]: Prometheus counters and gauges.
 //! - [`check`]: `hookflow check` — load and run every rule's inline tests.
 //! - [`dryrun`]: `hookflow test` — which rules match an event, with rendered actions.
 //! - [`duration`], [`env`], [`suggest`], [`yaml`]: durations, `${env:NAME}`, did-you-mean,
@@ -14,12 +21,19 @@
 
 pub mod actions;
 pub mod check;
+pub mod config;
+pub mod delivery;
 pub mod dryrun;
 pub mod duration;
+pub mod engine;
 pub mod env;
 pub mod event;
+pub mod ingest;
+pub mod metrics;
 pub mod rules;
+pub mod server;
 pub mod sources;
+pub mod store;
 pub mod suggest;
 pub mod template;
 pub mod yaml;
@@ -27,4 +41,9 @@ pub mod yaml;
 /// The JSON Schema of rule files (`schemas/rule.schema.json`).
 pub fn rule_schema() -> serde_json::Value {
     rules::file::schema()
+}
+
+/// The JSON Schema of `hookflow.yaml` (`schemas/config.schema.json`).
+pub fn config_schema() -> serde_json::Value {
+    config::schema()
 }

@@ -4,4 +4,7 @@ mod check; // `hookflow check`: located errors, exit codes, the JSON report
 mod contract; // RULES.md's examples load and behave as the page says
 mod dry_run; // `hookflow test`: matches, rendered actions, explanations
 mod schema; // schemas/ is current; rules/ files point at it
-mod util; // running the binary, temporary rule folders
+mod serve; // `hookflow serve`: ingest statuses, dedupe, delivery, retries, suspension, restart
+mod server; // starting the real server binary in a temporary project
+mod sink;
+mod util; // running the binary, temporary rule folders // a real HTTP receiver that fails on demand

@@ -1,0 +1,475 @@
+//! Server configuration: `hookflow.yaml`, or the embedded defaults when there is none.
+//!
+//! Like rules, it is read in two stages: `raw.rs` (what the user wrote, unknown keys
+//! refused, located errors) then validation here, which substitutes `${env:…}`, resolves
+//! paths against the config file's folder and reports every problem at its line.
+
+pub mod raw;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::duration::Duration;
+use crate::rules::Diagnostic;
+use crate::rules::diag::Cx;
+use crate::yaml::{self, Positions, join_index, join_key};
+pub use raw::{Durability, Format};
+use raw::{RawAuth, RawConfig, RawDelivery, RawSource};
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub rules_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    pub store: StoreUrl,
+    pub durability: Durability,
+    pub outbox: PathBuf,
+    pub admin_token: Option<String>,
+    pub body_limit: usize,
+    pub ingest_queue: usize,
+    pub sources: BTreeMap<String, Source>,
+    pub smtp: Option<Smtp>,
+    pub delivery: Delivery,
+    pub signing_secret: Option<String>,
+    /// Where the config came from, for messages.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreUrl {
+    Sqlite(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub format: Format,
+    pub type_path: Option<String>,
+    pub id_path: Option<String>,
+    pub time_path: Option<String>,
+    pub auth: Option<Auth>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Basic {
+        username: String,
+        password: String,
+    },
+    Hmac {
+        header: String,
+        secret: String,
+        encoding: Encoding,
+        prefix: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Hex,
+    Base64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub url: String,
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub workers: usize,
+    pub timeout: Duration,
+    /// The wait before each retry, in order; its length is the number of retries.
+    pub retries: Vec<Duration>,
+}
+
+impl Delivery {
+    /// Mailjet's published policy: 10 retries 30 s apart, then 10 retries 30 min apart.
+    pub fn default_retries() -> Vec<Duration> {
+        let mut r = vec![Duration::from_secs(30); 10];
+        r.extend(vec![Duration::from_secs(30 * 60); 10]);
+        r
+    }
+}
+
+impl Config {
+    /// The defaults, relative to `base` (the current folder when there is no file).
+    pub fn defaults(base: &Path) -> Self {
+        let mut sources = BTreeMap::new();
+        sources.insert(
+            "mailjet".to_owned(),
+            Source {
+                format: Format::Mailjet,
+                type_path: None,
+                id_path: None,
+                time_path: None,
+                auth: None,
+            },
+        );
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            rules_dir: base.join("rules"),
+            templates_dir: base.join("templates"),
+            store: StoreUrl::Sqlite(base.join("data/hookflow.db")),
+            durability: Durability::Full,
+            outbox: base.join("data/outbox"),
+            admin_token: None,
+            body_limit: 1024 * 1024,
+            ingest_queue: 1024,
+            sources,
+            smtp: None,
+            delivery: Delivery {
+                workers: 16,
+                timeout: Duration::from_secs(30),
+                retries: Delivery::default_retries(),
+            },
+            signing_secret: None,
+            origin: "built-in defaults".to_owned(),
+        }
+    }
+
+    /// `--config FILE` if given; else `./hookflow.yaml` if it exists; else the defaults.
+    pub fn discover(explicit: Option<&Path>) -> Result<Self, Vec<Diagnostic>> {
+        match explicit {
+            Some(path) => Self::load(path),
+            None if Path::new("hookflow.yaml").is_file() => Self::load(Path::new("hookflow.yaml")),
+            None => Ok(Self::defaults(Path::new("."))),
+        }
+    }
+
+    /// Reads and validates a config file; every problem is reported at its line.
+    pub fn load(path: &Path) -> Result<Self, Vec<Diagnostic>> {
+        let shown = path.display().to_string();
+        let one = |message: String, line: usize, column: usize| {
+            vec![Diagnostic {
+                file: shown.clone(),
+                line,
+                column,
+                rule: None,
+                message,
+            }]
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| one(format!("cannot read the config: {e}"), 1, 1))?;
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            yaml::from_str(&text).map_err(|e| one(e.message, e.pos.line, e.pos.column))?
+        };
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let positions = Positions::build(&text);
+        let mut cx = Cx::new(&shown, &positions);
+        let config = compile(&mut cx, base, raw, shown.clone());
+        if cx.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(cx.errors)
+        }
+    }
+
+    /// Sources without any authentication (a startup warning names them).
+    pub fn open_sources(&self) -> impl Iterator<Item = &str> {
+        self.sources
+            .iter()
+            .filter(|(_, s)| s.auth.is_none())
+            .map(|(n, _)| n.as_str())
+    }
+}
+
+fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
+    let mut c = Config::defaults(base);
+    c.origin = origin;
+    if let Some(listen) = raw.listen.and_then(|l| cx.env("listen", &l)) {
+        match listen.parse() {
+            Ok(addr) => c.listen = addr,
+            Err(_) => cx.at_value(
+                "listen",
+                format!("`{listen}` is not an address; write e.g. `127.0.0.1:8080`"),
+            ),
+        }
+    }
+    if let Some(p) = raw.rules.and_then(|p| cx.env("rules", &p)) {
+        c.rules_dir = base.join(p);
+    }
+    if let Some(p) = raw.templates.and_then(|p| cx.env("templates", &p)) {
+        c.templates_dir = base.join(p);
+    }
+    if let Some(p) = raw.outbox.and_then(|p| cx.env("outbox", &p)) {
+        c.outbox = base.join(p);
+    }
+    if let Some(url) = raw.store.and_then(|s| cx.env("store", &s)) {
+        match url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            Some(p) if !p.is_empty() => c.store = StoreUrl::Sqlite(base.join(p)),
+            _ => cx.at_value(
+                "store",
+                format!("unsupported store `{url}`; use `sqlite://PATH` (e.g. `sqlite://data/hookflow.db`)"),
+            ),
+        }
+    }
+    if let Some(d) = raw.durability {
+        c.durability = d;
+    }
+    c.admin_token = raw
+        .admin_token
+        .and_then(|t| cx.env("admin_token", &t))
+        .filter(|t| !t.is_empty());
+    if let Some(limit) = raw.body_limit {
+        match usize::try_from(limit) {
+            Ok(l) if l >= 1024 => c.body_limit = l,
+            _ => cx.at_value("body_limit", "`body_limit` is in bytes and must be at least 1024"),
+        }
+    }
+    if let Some(q) = raw.ingest_queue {
+        if q == 0 {
+            cx.at_value("ingest_queue", "`ingest_queue` must be at least 1");
+        } else {
+            c.ingest_queue = q;
+        }
+    }
+    if let Some(sources) = raw.sources {
+        c.sources.clear();
+        for (name, src) in sources {
+            if let Some(s) = source(cx, &join_key("sources", &name), &name, src) {
+                c.sources.insert(name, s);
+            }
+        }
+    }
+    if let Some(smtp) = raw.smtp {
+        let url = cx.env("smtp.url", &smtp.url);
+        let from = smtp.from.and_then(|f| cx.env("smtp.from", &f));
+        if let Some(url) = url {
+            if !["smtp://", "smtps://"].iter().any(|p| url.starts_with(p)) {
+                cx.at_value("smtp.url", "the SMTP URL must start with smtp:// or smtps://");
+            }
+            c.smtp = Some(Smtp { url, from });
+        }
+    }
+    if let Some(d) = raw.delivery {
+        delivery(cx, &mut c, d);
+    }
+    if let Some(http) = raw.http {
+        c.signing_secret = http
+            .signing_secret
+            .and_then(|s| cx.env("http.signing_secret", &s));
+    }
+    c
+}
+
+fn source(cx: &mut Cx, path: &str, name: &str, raw: RawSource) -> Option<Source> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+    {
+        cx.at_key(
+            path,
+            format!("source name `{name}` may only use letters, digits, `-` and `_` (it is part of the URL)"),
+        );
+        return None;
+    }
+    let mut check_path = |key: &str, value: &Option<String>| {
+        if let Some(v) = value {
+            if let Err(e) = crate::rules::path::FieldPath::parse(v) {
+                cx.at_value(&join_key(path, key), e);
+            }
+        }
+    };
+    check_path("type_path", &raw.type_path);
+    check_path("id_path", &raw.id_path);
+    check_path("time_path", &raw.time_path);
+    if raw.format == Format::Json && raw.type_path.is_none() {
+        cx.at_key(
+            path,
+            format!("source `{name}` has format `json`: give `type_path`, e.g. `type_path: $.type`"),
+        );
+    }
+    if raw.format == Format::Mailjet
+        && (raw.type_path.is_some() || raw.id_path.is_some() || raw.time_path.is_some())
+    {
+        cx.at_key(
+            path,
+            "`type_path`, `id_path` and `time_path` are for `format: json`; Mailjet's fields are known",
+        );
+    }
+    let auth = match raw.auth {
+        Some(a) => Some(auth(cx, &join_key(path, "auth"), a)?),
+        None => None,
+    };
+    Some(Source {
+        format: raw.format,
+        type_path: raw.type_path,
+        id_path: raw.id_path,
+        time_path: raw.time_path,
+        auth,
+    })
+}
+
+fn auth(cx: &mut Cx, path: &str, raw: RawAuth) -> Option<Auth> {
+    match (raw.basic, raw.hmac) {
+        (Some(b), None) => {
+            let username = cx.env(&join_key(path, "basic.username"), &b.username)?;
+            let password = cx.env(&join_key(path, "basic.password"), &b.password)?;
+            Some(Auth::Basic { username, password })
+        }
+        (None, Some(h)) => {
+            let here = join_key(path, "hmac");
+            let secret = cx.env(&join_key(&here, "secret"), &h.secret)?;
+            if secret.is_empty() {
+                cx.at_value(&join_key(&here, "secret"), "the HMAC secret is empty");
+                return None;
+            }
+            if let Some(alg) = h
+                .algorithm
+                .as_deref()
+                .filter(|a| !a.eq_ignore_ascii_case("sha256"))
+            {
+                cx.at_value(
+                    &join_key(&here, "algorithm"),
+                    format!("unsupported algorithm `{alg}`; only `sha256`"),
+                );
+                return None;
+            }
+            let encoding = match h.encoding.as_deref() {
+                None | Some("hex") => Encoding::Hex,
+                Some("base64") => Encoding::Base64,
+                Some(other) => {
+                    cx.at_value(
+                        &join_key(&here, "encoding"),
+                        format!("unknown encoding `{other}`; use `hex` or `base64`"),
+                    );
+                    return None;
+                }
+            };
+            Some(Auth::Hmac {
+                header: h.header,
+                secret,
+                encoding,
+                prefix: h.prefix.unwrap_or_default(),
+            })
+        }
+        _ => {
+            cx.at_value(path, "give exactly one of `basic` or `hmac`");
+            None
+        }
+    }
+}
+
+fn delivery(cx: &mut Cx, c: &mut Config, raw: RawDelivery) {
+    if let Some(w) = raw.workers {
+        if (1..=1024).contains(&w) {
+            c.delivery.workers = w;
+        } else {
+            cx.at_value("delivery.workers", "`workers` must be between 1 and 1024");
+        }
+    }
+    if let Some(t) = raw.timeout {
+        if t.as_secs() == 0 {
+            cx.at_value("delivery.timeout", "`timeout` must be at least 1s");
+        } else {
+            c.delivery.timeout = t;
+        }
+    }
+    if let Some(schedule) = raw.schedule {
+        let mut retries = Vec::new();
+        for (i, step) in schedule.iter().enumerate() {
+            if step.retries > 1000 {
+                cx.at_value(
+                    &join_key(&join_index("delivery.schedule", i), "retries"),
+                    "at most 1000 retries per step",
+                );
+                continue;
+            }
+            retries.extend(std::iter::repeat_n(step.every, step.retries as usize));
+        }
+        c.delivery.retries = retries;
+    }
+}
+
+/// The JSON Schema of `hookflow.yaml`.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RawConfig)).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookflow.yaml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path).map_err(|errs| {
+            errs.iter()
+                .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn the_issue_example_loads() {
+        let c = load(
+            "listen: 127.0.0.1:9090\nstore: sqlite://state/h.db\nsources:\n  mailjet: { format: mailjet, auth: { basic: { username: mj, password: \"${env:HF_CFG_TEST_PW:-pw}\" } } }\n  shop:\n    format: json\n    type_path: $.type\n    id_path: $.id\n    auth: { hmac: { header: X-Signature, secret: s3, algorithm: sha256, encoding: hex } }\ndelivery:\n  workers: 4\n  timeout: 10s\n  schedule: [ { retries: 2, every: 1s }, { retries: 1, every: 1m } ]\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9090);
+        assert!(matches!(&c.store, StoreUrl::Sqlite(p) if p.ends_with("state/h.db")));
+        assert!(matches!(&c.sources["mailjet"].auth, Some(Auth::Basic { password, .. }) if password == "pw"));
+        assert_eq!(c.sources["shop"].format, Format::Json);
+        assert_eq!(
+            c.delivery.retries,
+            vec![
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+                Duration::from_secs(60)
+            ]
+        );
+        assert_eq!(c.open_sources().count(), 0);
+    }
+
+    #[test]
+    fn defaults_follow_the_mailjet_policy() {
+        let c = Config::defaults(Path::new("."));
+        assert_eq!(c.delivery.retries.len(), 20);
+        assert_eq!(
+            c.delivery.retries.iter().map(|d| d.as_secs()).sum::<u64>(),
+            10 * 30 + 10 * 1800
+        );
+        assert_eq!(c.open_sources().collect::<Vec<_>>(), ["mailjet"]);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn errors_are_located() {
+        let errs = load("listen: nowhere\nsorces: {}\n").unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("2:1: unknown key `sorces` — did you mean `sources`?"),
+            "{errs:?}"
+        );
+        let errs = load("listen: nowhere\nstore: mysql://x\nsources:\n  shop: { format: json }\n  bad name: { format: mailjet }\n").unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(
+            errs[0].starts_with("1:9: `nowhere` is not an address"),
+            "{errs:?}"
+        );
+        assert!(errs[1].contains("unsupported store `mysql://x`"), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("give `type_path`")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.contains("source name `bad name`")),
+            "{errs:?}"
+        );
+        let errs = load("admin_token: \"${env:HF_CFG_SURELY_UNSET}\"\n").unwrap_err();
+        assert!(
+            errs[0].starts_with("1:14: environment variable `HF_CFG_SURELY_UNSET` is not set"),
+            "{errs:?}"
+        );
+    }
+}

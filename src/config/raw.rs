@@ -1,0 +1,139 @@
+//! `hookflow.yaml` as written: serde with unknown keys refused, and the JSON Schema
+//! (`schemas/config.schema.json`) derived from the same types.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::duration::Duration;
+
+/// hookflow server configuration.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "hookflow configuration")]
+pub struct RawConfig {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// The rules folder, relative to this file. Default `rules`.
+    pub rules: Option<String>,
+    /// The email templates folder, relative to this file. Default `templates`.
+    pub templates: Option<String>,
+    /// Where state is kept: `sqlite://data/hookflow.db` (relative to this file). Default as shown.
+    pub store: Option<String>,
+    /// `full` (default): an acknowledged event survives power loss. `normal`: it survives
+    /// a crash of hookflow, but the last moments before a power cut may be lost; faster.
+    pub durability: Option<Durability>,
+    /// Folder for emails when no SMTP server is configured. Default `data/outbox`.
+    pub outbox: Option<String>,
+    /// Bearer token required by `/api`; usually `${env:HOOKFLOW_ADMIN_TOKEN}`. Without it
+    /// the admin API is open (bind to localhost).
+    pub admin_token: Option<String>,
+    /// Largest request body accepted, in bytes. Default 1048576 (1 MiB).
+    pub body_limit: Option<u64>,
+    /// Requests waiting for the store at once before answering 503. Default 1024.
+    pub ingest_queue: Option<usize>,
+    /// Where events come from; each is served at `/hooks/NAME`. Default: `mailjet`, no auth.
+    pub sources: Option<BTreeMap<String, RawSource>>,
+    /// SMTP server for `email` actions; without it emails are written to the outbox.
+    pub smtp: Option<RawSmtp>,
+    /// How actions are delivered and retried.
+    pub delivery: Option<RawDelivery>,
+    /// Outbound HTTP settings.
+    pub http: Option<RawHttpSettings>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    Full,
+    Normal,
+}
+
+/// One event source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// `mailjet`, or `json` for any JSON object or array.
+    pub format: Format,
+    /// For `json`: JSONPath of the event type, e.g. `$.type`.
+    pub type_path: Option<String>,
+    /// For `json`: JSONPath of a unique event id; without it, a hash of the payload.
+    pub id_path: Option<String>,
+    /// For `json`: JSONPath of the event time (unix seconds or RFC 3339); default: arrival.
+    pub time_path: Option<String>,
+    /// How senders prove who they are.
+    pub auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Mailjet,
+    Json,
+}
+
+/// Exactly one of `basic` or `hmac`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// HTTP basic auth (what Mailjet supports: `https://user:pass@host/hooks/mailjet`).
+    pub basic: Option<RawBasic>,
+    /// A signature header: HMAC of the raw body.
+    pub hmac: Option<RawHmac>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasic {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHmac {
+    /// The request header carrying the signature, e.g. `X-Signature`.
+    pub header: String,
+    pub secret: String,
+    /// Only `sha256`.
+    pub algorithm: Option<String>,
+    /// `hex` (default) or `base64`.
+    pub encoding: Option<String>,
+    /// A prefix before the signature in the header, e.g. `sha256=`.
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    /// `smtp://host:port`, `smtps://…`, with credentials in the URL if needed.
+    pub url: String,
+    /// Default sender, e.g. `Shop <shop@example.com>`.
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelivery {
+    /// Concurrent deliveries. Default 16.
+    pub workers: Option<usize>,
+    /// Timeout of one attempt. Default 30s.
+    pub timeout: Option<Duration>,
+    /// Retries after the first attempt: default 10 every 30s, then 10 every 30m.
+    pub schedule: Option<Vec<RawStep>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub retries: u32,
+    pub every: Duration,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpSettings {
+    /// Secret for `sign: true` actions (`whsec_…`), usually `${env:NAME}`.
+    pub signing_secret: Option<String>,
+}

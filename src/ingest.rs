@@ -1,0 +1,65 @@
+//! Group commit: request handlers hand their planned events to one writer task, which
+//! commits everything waiting in one transaction and then answers each request. One
+//! fsync serves many requests instead of one each.
+//!
+//! The queue is bounded (`ingest_queue`): when it is full, handlers answer 503 with
+//! `Retry-After` instead of buffering without limit.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::store::{NewEvent, Store};
+
+/// One request's events and the way to answer it.
+pub struct Submit {
+    pub batch: Vec<NewEvent>,
+    /// Per event: whether it was new (false: a duplicate). `Err` when the commit failed.
+    pub reply: oneshot::Sender<Result<Vec<bool>, String>>,
+}
+
+/// Most requests folded into one transaction.
+const MAX_GROUP: usize = 512;
+
+/// Runs until every sender is dropped, then returns after the last commit.
+/// `wake` counts commits that added jobs; workers watch it (a missed wake-up is
+/// impossible: each worker compares with the generation it last saw).
+pub async fn writer<S: Store>(store: Arc<S>, mut rx: mpsc::Receiver<Submit>, wake: Arc<watch::Sender<u64>>) {
+    let mut group: Vec<Submit> = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = rx.recv().await {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let sizes: Vec<usize> = group.iter().map(|s| s.batch.len()).collect();
+        let mut all = Vec::with_capacity(sizes.iter().sum());
+        let mut replies = Vec::with_capacity(group.len());
+        for submit in group.drain(..) {
+            all.extend(submit.batch);
+            replies.push(submit.reply);
+        }
+        let has_jobs = all.iter().any(|e| !e.jobs.is_empty());
+        match store.commit(&all).await {
+            Ok(inserted) => {
+                let mut rest = inserted.as_slice();
+                for (reply, n) in replies.into_iter().zip(sizes) {
+                    let (mine, tail) = rest.split_at(n.min(rest.len()));
+                    rest = tail;
+                    let _ = reply.send(Ok(mine.to_vec()));
+                }
+                if has_jobs {
+                    wake.send_modify(|generation| *generation += 1);
+                }
+            }
+            Err(e) => {
+                tracing::error!("commit of {} events failed: {e}", all.len());
+                for reply in replies {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The admin API (`/api`, JSON): the audit trail and the controls operators need.
+//! Protected by `Authorization: Bearer <admin_token>` when a token is configured.
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::store::{Store, StoreError};
+
+pub fn router<S: Store>(state: AppState<S>) -> Router<AppState<S>> {
+    Router::new()
+        .route("/events", get(events::<S>))
+        .route("/events/{*id}", get(event::<S>))
+        .route("/jobs", get(jobs::<S>))
+        .route("/jobs/{id}/retry", post(retry::<S>))
+        .route("/endpoints", get(endpoints::<S>))
+        .route("/endpoints/{id}/resume", post(resume::<S>))
+        .route("/stats", get(stats::<S>))
+        .route("/rules", get(rules::<S>))
+        .layer(middleware::from_fn_with_state(state, bearer::<S>))
+}
+
+/// Client mistakes get their own status and a helpful body; store failures a generic
+/// body and a log line with the cause.
+enum ApiError {
+    NotFound(String),
+    Conflict(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Store(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::Store(e) => {
+                tracing::error!("admin API: {e}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_owned())
+            }
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}
+
+async fn bearer<S: Store>(State(st): State<AppState<S>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &st.config.admin_token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok: bool = given.as_bytes().ct_eq(token.as_bytes()).into();
+        if !ok {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({ "error": "missing or wrong `Authorization: Bearer` token" })),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+fn limit(q: &ListQuery) -> u32 {
+    q.limit.unwrap_or(50).clamp(1, 1000)
+}
+
+async fn events<S: Store>(
+    State(st): State<AppState<S>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    Ok(Json(st.store.events(q.kind.as_deref(), limit(&q)).await?).into_response())
+}
+
+async fn event<S: Store>(
+    State(st): State<AppState<S>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    match st.store.event(&id).await? {
+        Some(detail) => Ok(Json(detail).into_response()),
+        None => Err(ApiError::NotFound(format!("no event `{id}`"))),
+    }
+}
+
+async fn jobs<S: Store>(
+    State(st): State<AppState<S>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    Ok(Json(st.store.jobs(q.status.as_deref(), limit(&q)).await?).into_response())
+}
+
+async fn retry<S: Store>(State(st): State<AppState<S>>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    if st.store.retry_job(id, Utc::now()).await? {
+        st.wake.send_modify(|g| *g += 1);
+        Ok(Json(json!({ "job": id, "status": "pending" })).into_response())
+    } else {
+        Err(ApiError::Conflict(format!(
+            "job {id} does not exist or is still pending or running"
+        )))
+    }
+}
+
+async fn endpoints<S: Store>(State(st): State<AppState<S>>) -> Result<Response, ApiError> {
+    Ok(Json(st.store.endpoints().await?).into_response())
+}
+
+async fn resume<S: Store>(
+    State(st): State<AppState<S>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    match st.store.resume_endpoint(&id, Utc::now()).await? {
+        Some((endpoint, requeued)) => {
+            st.wake.send_modify(|g| *g += 1);
+            Ok(Json(json!({ "endpoint": endpoint, "requeued": requeued })).into_response())
+        }
+        None => Err(ApiError::NotFound(format!("no endpoint `{id}`"))),
+    }
+}
+
+async fn stats<S: Store>(State(st): State<AppState<S>>) -> Result<Response, ApiError> {
+    Ok(Json(st.store.stats().await?).into_response())
+}
+
+async fn rules<S: Store>(State(st): State<AppState<S>>) -> Response {
+    let set = st.rules.load();
+    let rules: Vec<_> = set
+        .rules()
+        .iter()
+        .map(|r| json!({ "id": r.id, "file": r.file, "enabled": r.enabled, "stateful": r.is_stateful() }))
+        .collect();
+    Json(json!({ "rules": rules, "errors": set.errors() })).into_response()
+}

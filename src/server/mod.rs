@@ -1,0 +1,167 @@
+//! The HTTP server: webhook ingest (`/hooks`), the admin API (`/api`), `/healthz` and
+//! `/metrics`, and the lifecycle that ties them to the store and the delivery workers.
+
+mod api;
+mod hooks;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{Config, StoreUrl};
+use crate::delivery::{self, Deliverer, policy::Policy};
+use crate::ingest::{self, Submit};
+use crate::metrics::Metrics;
+use crate::rules::RuleSet;
+use crate::sources::SourceSpec;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every handler shares.
+pub struct AppState<S> {
+    pub config: Arc<Config>,
+    pub rules: Arc<ArcSwap<RuleSet>>,
+    pub store: Arc<S>,
+    pub ingest: mpsc::Sender<Submit>,
+    pub wake: Arc<watch::Sender<u64>>,
+    pub metrics: Arc<Metrics>,
+    pub sources: Arc<BTreeMap<String, SourceSpec>>,
+}
+
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            rules: self.rules.clone(),
+            store: self.store.clone(),
+            ingest: self.ingest.clone(),
+            wake: self.wake.clone(),
+            metrics: self.metrics.clone(),
+            sources: self.sources.clone(),
+        }
+    }
+}
+
+/// The routes, for the server and for tests that call it without a socket.
+pub fn router<S: Store>(state: AppState<S>) -> Router {
+    let hooks = Router::new()
+        .route("/hooks/{source}", post(hooks::ingest::<S>))
+        .route("/hooks/{source}/{kind}", post(hooks::ingest_typed::<S>))
+        .layer(DefaultBodyLimit::max(state.config.body_limit));
+    Router::new()
+        .merge(hooks)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::<S>))
+        .nest("/api", api::router(state.clone()))
+        .with_state(state)
+}
+
+async fn metrics<S: Store>(State(st): State<AppState<S>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let jobs = st.store.stats().await.map(|s| s.jobs).unwrap_or_default();
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        st.metrics.render(&jobs),
+    )
+        .into_response()
+}
+
+/// Runs hookflow on `listener` until `shutdown` completes: stops accepting, answers the
+/// requests in flight (their events committed), lets attempts in flight end, returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let StoreUrl::Sqlite(path) = &config.store;
+    let store = Arc::new(SqliteStore::open(path, config.durability).await?);
+    let rules = load_rules(&config);
+    let config = Arc::new(config);
+    let rules = Arc::new(ArcSwap::from_pointee(rules));
+    let metrics = Arc::new(Metrics::new());
+    let wake = Arc::new(watch::channel(0u64).0);
+    let (tx, rx) = mpsc::channel(config.ingest_queue);
+    let writer = tokio::spawn(ingest::writer(store.clone(), rx, wake.clone()));
+
+    let (stop, stopped) = watch::channel(false);
+    let deliverer = Arc::new(Deliverer {
+        store: store.clone(),
+        rules: rules.clone(),
+        client: delivery::client(),
+        policy: Policy {
+            retries: config.delivery.retries.clone(),
+        },
+        timeout: config.delivery.timeout,
+        server_secret: config.signing_secret.clone(),
+        wake: wake.clone(),
+        metrics: metrics.clone(),
+    });
+    let mut workers = delivery::spawn(deliverer, config.delivery.workers, stopped);
+
+    let sources = config
+        .sources
+        .iter()
+        .map(|(n, s)| (n.clone(), SourceSpec::from_config(s)))
+        .collect();
+    let state = AppState {
+        config,
+        rules,
+        store,
+        ingest: tx,
+        wake,
+        metrics,
+        sources: Arc::new(sources),
+    };
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    // The router and its senders are gone: the writer commits what is queued and ends.
+    let _ = writer.await;
+    let _ = stop.send(true);
+    while workers.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(served?)
+}
+
+/// Loads the rules, reporting what did not load; the rest serves.
+fn load_rules(config: &Config) -> RuleSet {
+    let rules = RuleSet::load(&config.rules_dir, Some(&config.templates_dir));
+    for e in rules.errors() {
+        tracing::error!("not loaded: {e}");
+    }
+    let stateful: Vec<&str> = rules
+        .rules()
+        .iter()
+        .filter(|r| r.is_stateful())
+        .map(|r| r.id.as_str())
+        .collect();
+    if !stateful.is_empty() {
+        tracing::warn!(
+            "{} rule(s) use after/absent/threshold/once, which the server does not evaluate yet; they will not fire: {}",
+            stateful.len(),
+            stateful.join(", ")
+        );
+    }
+    tracing::info!(
+        "{} rules loaded from {}",
+        rules.rules().len(),
+        config.rules_dir.display()
+    );
+    rules
+}

@@ -1,0 +1,104 @@
+//! Generic JSON sources: one object or an array of objects, with the event type (and
+//! optionally the id and time) found by JSONPath, as configured per source.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{DecodeError, json_kind};
+use crate::event::{Event, content_id, parse_time};
+use crate::rules::path::FieldPath;
+use crate::rules::value::key_text;
+
+/// Where the fields are, compiled from the source's config.
+#[derive(Debug, Clone)]
+pub struct JsonFormat {
+    pub type_path: FieldPath,
+    pub id_path: Option<FieldPath>,
+    pub time_path: Option<FieldPath>,
+}
+
+impl JsonFormat {
+    pub fn decode(&self, source: &str, body: Value, now: DateTime<Utc>) -> Result<Vec<Event>, DecodeError> {
+        let items = match body {
+            Value::Array(items) => items,
+            obj @ Value::Object(_) => vec![obj],
+            other => return Err(DecodeError::Shape(json_kind(&other))),
+        };
+        if items.is_empty() {
+            return Err(DecodeError::Empty);
+        }
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(index, data)| {
+                if !data.is_object() {
+                    return Err(DecodeError::NotObject { index });
+                }
+                let kind = match self.type_path.first(&data) {
+                    Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                    _ => {
+                        return Err(DecodeError::NoTypeAt {
+                            index,
+                            path: self.type_path.as_str().to_owned(),
+                        });
+                    }
+                };
+                let id = match self
+                    .id_path
+                    .as_ref()
+                    .and_then(|p| p.first(&data))
+                    .and_then(key_text)
+                {
+                    Some(id) => format!("{source}:{id}"),
+                    None => content_id(source, &data),
+                };
+                let time = self
+                    .time_path
+                    .as_ref()
+                    .and_then(|p| p.first(&data))
+                    .and_then(parse_time)
+                    .unwrap_or(now);
+                Ok(Event {
+                    id,
+                    source: source.to_owned(),
+                    kind,
+                    time,
+                    data,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn format() -> JsonFormat {
+        JsonFormat {
+            type_path: FieldPath::parse("$.type").unwrap(),
+            id_path: Some(FieldPath::parse("$.id").unwrap()),
+            time_path: Some(FieldPath::parse("created").unwrap()),
+        }
+    }
+
+    #[test]
+    fn decodes_type_id_and_time() {
+        let now = Utc::now();
+        let evs = format()
+            .decode(
+                "shop",
+                json!([{"type": "order.paid", "id": 17, "created": 1433103519}, {"type": "x"}]),
+                now,
+            )
+            .unwrap();
+        assert_eq!(evs[0].kind, "order.paid");
+        assert_eq!(evs[0].id, "shop:17");
+        assert_eq!(evs[0].time.timestamp(), 1433103519);
+        assert_eq!(evs[1].time, now);
+        assert_eq!(evs[1].id.len(), 32);
+        let err = format().decode("shop", json!({"kind": "x"}), now).unwrap_err();
+        assert_eq!(err.to_string(), "event #0 has no event type at `$.type`");
+    }
+}

@@ -1,0 +1,229 @@
+//! Durable state behind a trait, so a PostgreSQL store can follow without touching the
+//! engine. `sqlite` is the embedded default.
+//!
+//! What survives what: an event is acknowledged (HTTP 200) only after the transaction
+//! holding it and its jobs has committed. With `durability: full` (default) SQLite syncs
+//! the write-ahead log on every commit, so the event survives `kill -9` and power loss.
+//! With `durability: normal` it survives a crash of hookflow (the log is in the OS's
+//! hands), but the last commits before a power cut can be lost; it syncs less often.
+
+pub mod sqlite;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::duration::Duration;
+use crate::event::Event;
+
+/// Store failures. Shown to operators (logs, CLI), never to webhook senders.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("cannot create the store folder {path}: {source}")]
+    Folder { path: String, source: std::io::Error },
+    #[error("the store is at schema version {found}, newer than this hookflow ({known}); upgrade hookflow")]
+    TooNew { found: i64, known: i64 },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// An accepted event with what the rules planned for it, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event: Event,
+    pub received_at: DateTime<Utc>,
+    pub matched: Vec<String>,
+    pub jobs: Vec<NewJob>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// `event.id/rule.id/action-index`: replaying an event never duplicates a job.
+    pub key: String,
+    pub rule_id: String,
+    pub action_index: u32,
+    pub kind: String,
+    pub action: Value,
+    pub endpoint: Option<String>,
+    pub due_at: DateTime<Utc>,
+    /// Set when the action could not be rendered: the job is recorded as failed.
+    pub error: Option<String>,
+}
+
+/// A leased job, ready to run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub key: String,
+    pub event_id: String,
+    pub rule_id: String,
+    pub action_index: u32,
+    pub kind: String,
+    pub action: Value,
+    pub endpoint: Option<String>,
+    /// Attempts made so far, this one included.
+    pub attempts: u32,
+}
+
+/// What one attempt did.
+#[derive(Debug, Clone, Default)]
+pub struct Attempt {
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub response: Option<String>,
+}
+
+/// What happens to a job after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    Succeeded,
+    Retry(DateTime<Utc>),
+    /// No more attempts. `suspend` names the endpoint to suspend (retries exhausted).
+    Dead {
+        suspend: Option<String>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventRow {
+    pub id: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub time: String,
+    pub received_at: String,
+    pub matched: Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventDetail {
+    #[serde(flatten)]
+    pub event: EventRow,
+    pub payload: Value,
+    pub jobs: Vec<JobDetail>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobRow {
+    pub id: i64,
+    pub idempotency_key: String,
+    pub event_id: String,
+    pub rule_id: String,
+    pub kind: String,
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: String,
+    pub endpoint: Option<String>,
+    pub last_error: Option<String>,
+    pub action: Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobDetail {
+    #[serde(flatten)]
+    pub job: JobRow,
+    pub attempts_made: Vec<AttemptRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttemptRow {
+    pub number: u32,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub response: Option<String>,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct EndpointRow {
+    pub id: i64,
+    pub url: String,
+    pub status: String,
+    pub suspended_at: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct Stats {
+    pub events: u64,
+    pub jobs: std::collections::BTreeMap<String, u64>,
+    pub endpoints_suspended: u64,
+}
+
+/// The store's operations. Futures are `Send` so workers and handlers can await them
+/// on any runtime thread.
+pub trait Store: Send + Sync + 'static {
+    /// Writes many events and their jobs in one transaction; per event, whether it was
+    /// new (`false`: a duplicate, not processed again).
+    fn commit(&self, batch: &[NewEvent]) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+
+    /// Takes the next due job of one of `kinds` whose endpoint is not suspended (or one
+    /// whose lease expired) and holds it for `lease`.
+    fn lease(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        kinds: &[&str],
+    ) -> impl Future<Output = Result<Option<Job>, StoreError>> + Send;
+
+    /// Records an attempt and moves the job on.
+    fn finish(
+        &self,
+        job: &Job,
+        attempt: &Attempt,
+        next: &Next,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// When the next job of `kinds` is due (to sleep exactly that long).
+    fn next_due(
+        &self,
+        kinds: &[&str],
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+
+    fn events(
+        &self,
+        kind: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<EventRow>, StoreError>> + Send;
+    fn event(&self, id: &str) -> impl Future<Output = Result<Option<EventDetail>, StoreError>> + Send;
+    fn jobs(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<JobRow>, StoreError>> + Send;
+    /// Puts a job back in line now, with a fresh retry schedule.
+    fn retry_job(&self, id: i64, now: DateTime<Utc>)
+    -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn endpoints(&self) -> impl Future<Output = Result<Vec<EndpointRow>, StoreError>> + Send;
+    /// Reactivates an endpoint (by id or URL) and requeues the jobs that died on it since
+    /// it was suspended; returns the endpoint and how many jobs were requeued.
+    fn resume_endpoint(
+        &self,
+        id_or_url: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<(EndpointRow, u64)>, StoreError>> + Send;
+    fn stats(&self) -> impl Future<Output = Result<Stats, StoreError>> + Send;
+}
+
+/// Unix milliseconds, the store's time unit.
+pub fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Back from unix milliseconds.
+pub fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// Unix milliseconds as RFC 3339, for the admin API.
+pub fn rfc3339(ms: i64) -> String {
+    from_millis(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,477 @@
+//! `hookflow serve` end to end: the real binary, a real HTTP sink, real SQLite files.
+
+use serde_json::{Value, json};
+
+use crate::server::{Server, project};
+use crate::sink::Sink;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/events");
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap()
+}
+
+fn config(extra: &str) -> String {
+    format!("listen: 127.0.0.1:0\nstore: sqlite://data/hookflow.db\n{extra}")
+}
+
+/// A rule sending every event of `on` to the sink.
+fn forward(sink: &Sink, on: &str) -> String {
+    format!(
+        "on: {on}\nactions:\n  - http:\n      url: \"{}/in\"\n      json: {{ id: \"{{{{event.id}}}}\", type: \"{{{{event.type}}}}\", message: \"{{{{MessageID}}}}\", email: \"{{{{email}}}}\" }}\n",
+        sink.url
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailjet_events_single_and_batched_reach_the_sink() {
+    let mut sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &config(""), &[("all.yaml", &forward(&sink, "\"*\""))]);
+    let server = Server::start(dir.path());
+
+    let r = server.post("/hooks/mailjet", &fixture("open.json")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "OK");
+    let got = sink.next(10).await;
+    assert_eq!(got.json()["type"], "open");
+    // MessageID above 2^53 arrives exactly.
+    assert_eq!(got.json()["message"].as_u64(), Some(19421777396190490));
+    assert!(got.header("webhook-id").ends_with("/all/0"), "{:?}", got.headers);
+    assert_eq!(got.header("content-type"), "application/json");
+
+    // The batch repeats that same `open`: a duplicate, acknowledged and not delivered again.
+    assert_eq!(
+        server
+            .post("/hooks/mailjet", &fixture("batch-v2.json"))
+            .await
+            .status(),
+        200
+    );
+    let mut types: Vec<String> = Vec::new();
+    for _ in 0..6 {
+        types.push(sink.next(10).await.json()["type"].as_str().unwrap().to_owned());
+    }
+    types.sort();
+    assert_eq!(types, ["blocked", "bounce", "click", "sent", "spam", "unsub"]);
+    assert_eq!(server.get("/api/stats").await["events"], 7);
+
+    // The audit trail: the event, its matched rule, its job and the attempt.
+    let events = server.get("/api/events?type=open&limit=1").await;
+    let id = events[0]["id"].as_str().unwrap().to_owned();
+    let detail = server
+        .wait_for(&format!("/api/events/{id}"), 10, |d| {
+            d["jobs"][0]["status"] == "succeeded"
+        })
+        .await;
+    assert_eq!(detail["matched"], json!(["all"]));
+    assert_eq!(detail["payload"]["email"], "api@mailjet.com");
+    let attempt = &detail["jobs"][0]["attempts_made"][0];
+    assert_eq!(attempt["status_code"], 200);
+    assert_eq!(attempt["response"], "sink says 200");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_status_and_nothing_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        "body_limit: 2048\nsources:\n  mailjet: { format: mailjet, auth: { basic: { username: mj, password: secret } } }\n  shop:\n    format: json\n    type_path: $.type\n    id_path: $.id\n    auth: { hmac: { header: X-Signature, secret: s3cr3t, encoding: hex } }\n",
+    );
+    project(dir.path(), &cfg, &[]);
+    let server = Server::start(dir.path());
+    let url = |p: &str| format!("{}{p}", server.base);
+    let c = &server.client;
+    let post = |path: &str, body: &str| {
+        c.post(url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+    };
+    let open = fixture("open.json");
+
+    assert_eq!(post("/hooks/mailjet", &open).send().await.unwrap().status(), 401);
+    let wrong = post("/hooks/mailjet", &open)
+        .basic_auth("mj", Some("nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(wrong.headers()["www-authenticate"], "Basic realm=\"hookflow\"");
+    let auth = |b: reqwest::RequestBuilder| b.basic_auth("mj", Some("secret"));
+    let r = auth(post("/hooks/mailjet", "{\"event\": ")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("not valid JSON"));
+    let r = auth(post("/hooks/mailjet", "[{\"email\": \"a@b.co\"}]"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("has no event type"));
+    let big = format!("[{}]", [open.as_str(); 10].join(","));
+    assert_eq!(
+        auth(post("/hooks/mailjet", &big)).send().await.unwrap().status(),
+        413
+    );
+    let plain = auth(
+        c.post(url("/hooks/mailjet"))
+            .header("content-type", "text/plain")
+            .body(open.clone()),
+    );
+    assert_eq!(plain.send().await.unwrap().status(), 415);
+    assert_eq!(post("/hooks/nope", &open).send().await.unwrap().status(), 404);
+    // Posted to the URL of another type.
+    let r = auth(post("/hooks/mailjet/click", &open)).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("posted to the URL for `click`"));
+    assert_eq!(
+        server.get("/api/stats").await["events"],
+        0,
+        "refused requests store nothing"
+    );
+
+    // HMAC over the raw body.
+    let body = r#"{"type": "order.paid", "id": 42}"#;
+    let sig = {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cr3t").unwrap();
+        mac.update(body.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    };
+    assert_eq!(
+        post("/hooks/shop", body)
+            .header("x-signature", "00")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        post("/hooks/shop", body)
+            .header("x-signature", &sig)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        auth(post("/hooks/mailjet/open", &open))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let stats = server.get("/api/stats").await;
+    assert_eq!(stats["events"], 2);
+    let shop = server.get("/api/events/shop:42").await;
+    assert_eq!(shop["type"], "order.paid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_are_acknowledged_and_not_processed_again() {
+    let mut sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &config(""), &[("open.yaml", &forward(&sink, "open"))]);
+    let server = Server::start(dir.path());
+    for _ in 0..3 {
+        assert_eq!(
+            server
+                .post("/hooks/mailjet", &fixture("open.json"))
+                .await
+                .status(),
+            200
+        );
+    }
+    sink.next(10).await;
+    let stats = server
+        .wait_for("/api/stats", 10, |s| s["jobs"]["succeeded"] == 1)
+        .await;
+    assert_eq!(stats["events"], 1);
+    assert!(sink.drain().is_empty(), "a duplicate was delivered again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_follow_the_schedule_then_succeed() {
+    let mut sink = Sink::start().await;
+    sink.then(500, None);
+    sink.then(503, Some("2"));
+    let dir = tempfile::tempdir().unwrap();
+    project(
+        dir.path(),
+        &config("delivery:\n  schedule: [ { retries: 3, every: 1s } ]\n"),
+        &[("open.yaml", &forward(&sink, "open"))],
+    );
+    let server = Server::start(dir.path());
+    assert_eq!(
+        server
+            .post("/hooks/mailjet", &fixture("open.json"))
+            .await
+            .status(),
+        200
+    );
+    let first = sink.next(10).await;
+    let second = sink.next(10).await;
+    let third = sink.next(10).await;
+    let gap1 = second.at - first.at;
+    let gap2 = third.at - second.at;
+    assert!(
+        gap1.as_millis() >= 1000,
+        "first retry after the schedule's 1s, was {gap1:?}"
+    );
+    assert!(gap2.as_millis() >= 2000, "Retry-After: 2 honoured, was {gap2:?}");
+    assert_eq!(
+        first.header("webhook-id"),
+        third.header("webhook-id"),
+        "same idempotency key on every attempt"
+    );
+    let jobs = server
+        .wait_for("/api/jobs", 10, |j| j[0]["status"] == "succeeded")
+        .await;
+    assert_eq!(jobs[0]["attempts"], 3);
+    let id = jobs[0]["event_id"].as_str().unwrap();
+    let detail = server.get(&format!("/api/events/{id}")).await;
+    let codes: Vec<Value> = detail["jobs"][0]["attempts_made"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].clone())
+        .collect();
+    assert_eq!(codes, [json!(500), json!(503), json!(200)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_fails_at_once() {
+    let mut sink = Sink::start().await;
+    sink.respond(410);
+    let dir = tempfile::tempdir().unwrap();
+    project(
+        dir.path(),
+        &config("delivery:\n  schedule: [ { retries: 5, every: 1s } ]\n"),
+        &[("open.yaml", &forward(&sink, "open"))],
+    );
+    let server = Server::start(dir.path());
+    server.post("/hooks/mailjet", &fixture("open.json")).await;
+    sink.next(10).await;
+    let jobs = server
+        .wait_for("/api/jobs", 10, |j| j[0]["status"] == "dead")
+        .await;
+    assert_eq!(jobs[0]["attempts"], 1);
+    assert_eq!(
+        server.get("/api/stats").await["endpoints_suspended"],
+        0,
+        "410 is the receiver's answer, not an outage"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhaustion_suspends_the_endpoint_until_resumed() {
+    let mut sink = Sink::start().await;
+    sink.respond(500);
+    let dir = tempfile::tempdir().unwrap();
+    project(
+        dir.path(),
+        &config("delivery:\n  schedule: [ { retries: 1, every: 1s } ]\n"),
+        &[("fwd.yaml", &forward(&sink, "[open, click]"))],
+    );
+    let server = Server::start(dir.path());
+    server.post("/hooks/mailjet", &fixture("open.json")).await;
+    sink.next(10).await;
+    sink.next(10).await;
+    let endpoints = server
+        .wait_for("/api/endpoints", 10, |e| e[0]["status"] == "suspended")
+        .await;
+    assert!(
+        endpoints[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exhausted its retries")
+    );
+    let jobs = server.get("/api/jobs?status=dead").await;
+    assert_eq!(jobs.as_array().unwrap().len(), 1);
+
+    // While suspended, later jobs for the endpoint park: stored, not attempted.
+    sink.respond(200);
+    assert_eq!(
+        server
+            .post("/hooks/mailjet", &fixture("click.json"))
+            .await
+            .status(),
+        200
+    );
+    let parked = server
+        .wait_for("/api/jobs?status=pending", 10, |j| {
+            j.as_array().unwrap().len() == 1
+        })
+        .await;
+    assert_eq!(parked[0]["attempts"], 0);
+    assert!(sink.drain().is_empty());
+
+    let id = endpoints[0]["id"].as_i64().unwrap();
+    let resumed: Value = server
+        .client
+        .post(format!("{}/api/endpoints/{id}/resume", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .parse::<Value>()
+        .unwrap();
+    assert_eq!(resumed["requeued"], 1);
+    let mut delivered: Vec<String> = vec![
+        sink.next(10).await.json()["type"].as_str().unwrap().into(),
+        sink.next(10).await.json()["type"].as_str().unwrap().into(),
+    ];
+    delivered.sort();
+    assert_eq!(delivered, ["click", "open"]);
+    server
+        .wait_for("/api/stats", 10, |s| {
+            s["jobs"]["succeeded"] == 2 && s["endpoints_suspended"] == 0
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_jobs_survive_a_restart_and_shutdown_is_clean() {
+    let mut sink = Sink::start().await;
+    sink.respond(500);
+    let dir = tempfile::tempdir().unwrap();
+    project(
+        dir.path(),
+        &config("delivery:\n  schedule: [ { retries: 5, every: 2s } ]\n"),
+        &[("open.yaml", &forward(&sink, "open"))],
+    );
+    let server = Server::start(dir.path());
+    server.post("/hooks/mailjet", &fixture("open.json")).await;
+    sink.next(10).await;
+    assert_eq!(server.terminate(), 0, "SIGTERM exits 0");
+    sink.respond(200);
+    let server = Server::start(dir.path());
+    let got = sink.next(15).await;
+    assert_eq!(got.json()["type"], "open");
+    server
+        .wait_for("/api/stats", 10, |s| s["jobs"]["succeeded"] == 1)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_requires_the_token_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    project(
+        dir.path(),
+        &config("admin_token: \"${env:HF_IT_TOKEN:-t0ken}\"\n"),
+        &[],
+    );
+    let server = Server::start(dir.path());
+    let url = format!("{}/api/stats", server.base);
+    assert_eq!(server.client.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(
+        server
+            .client
+            .get(&url)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        server
+            .client
+            .get(&url)
+            .bearer_auth("t0ken")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        server
+            .client
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("hookflow_queue_depth"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_burst_loses_no_acknowledged_event() {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const EVENTS: u64 = 2500;
+    const KILL_AFTER: usize = 800;
+    let mut sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &config(""), &[("sent.yaml", &forward(&sink, "sent"))]);
+    let server = Server::start(dir.path());
+
+    let acked = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let mut burst = tokio::task::JoinSet::new();
+    for worker in 0..16u64 {
+        let (client, base, acked, count) = (
+            server.client.clone(),
+            server.base.clone(),
+            acked.clone(),
+            count.clone(),
+        );
+        burst.spawn(async move {
+            for id in (worker..EVENTS).step_by(16) {
+                let body = json!({"event": "sent", "time": 1433333949, "MessageID": 10_000_000 + id, "email": format!("u{id}@example.com")});
+                let sent = client
+                    .post(format!("{base}/hooks/mailjet"))
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 200 => {
+                        acked.lock().unwrap().insert(10_000_000 + id);
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(_) => {}
+                    Err(_) => return, // the server is gone
+                }
+            }
+        });
+    }
+    while count.load(Ordering::SeqCst) < KILL_AFTER {
+        tokio::task::yield_now().await;
+    }
+    server.kill9();
+    while burst.join_next().await.is_some() {}
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= KILL_AFTER && acked.len() < EVENTS as usize,
+        "killed mid-burst: {} acknowledged",
+        acked.len()
+    );
+
+    let server = Server::start(dir.path());
+    let mut delivered = HashSet::new();
+    while !acked.is_subset(&delivered) {
+        let got = sink.next(60).await;
+        delivered.insert(got.json()["message"].as_u64().unwrap());
+    }
+    let stats = server.get("/api/stats").await;
+    assert!(stats["events"].as_u64().unwrap() >= acked.len() as u64);
+}
