@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `hookflow` binary against real files.
 
 mod check; // `hookflow check`: located errors, exit codes, the JSON report
+mod config; // hookflow.yaml: schema, the example, located errors
 mod contract; // RULES.md's examples load and behave as the page says
 mod dry_run; // `hookflow test`: matches, rendered actions, explanations
 mod schema; // schemas/ is current; rules/ files point at it

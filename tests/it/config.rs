@@ -1,0 +1,64 @@
+use crate::util::{hookflow, hookflow_in, root};
+
+#[test]
+fn config_schema_file_is_current() {
+    let run = hookflow(&["schema", "--config"]);
+    let committed = std::fs::read_to_string(root().join("schemas/config.schema.json")).unwrap();
+    assert!(
+        run.stdout.trim() == committed.trim(),
+        "schemas/config.schema.json is stale: run `cargo run -- schema --config > schemas/config.schema.json`"
+    );
+}
+
+#[test]
+fn example_config_is_valid_once_its_secrets_are_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = hookflow_in(
+        dir.path(),
+        &[
+            "endpoints",
+            "list",
+            "--config",
+            root().join("examples/hookflow.yaml").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing
+            .stderr
+            .contains("environment variable `HOOKFLOW_ADMIN_TOKEN` is not set"),
+        "{}",
+        missing.stderr
+    );
+    // A copy pointing its store into a temp dir loads and opens.
+    let text = std::fs::read_to_string(root().join("examples/hookflow.yaml")).unwrap();
+    let copy = dir.path().join("hookflow.yaml");
+    std::fs::write(&copy, text.replace("../data/hookflow.db", "data/h.db")).unwrap();
+    let env = [
+        ("HOOKFLOW_ADMIN_TOKEN", "t"),
+        ("MJ_HOOK_PASSWORD", "p"),
+        ("SHOP_SECRET", "s"),
+    ];
+    let ok = hookflow_in(dir.path(), &["endpoints", "list"], &env);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(dir.path().join("data/h.db").exists());
+}
+
+#[test]
+fn config_errors_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hookflow.yaml"),
+        "listen: 127.0.0.1:0\ndelivery:\n  wokers: 4\n",
+    )
+    .unwrap();
+    let run = hookflow_in(dir.path(), &["serve"], &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("hookflow.yaml:3:3: unknown key `wokers` — did you mean `workers`?"),
+        "{}",
+        run.stderr
+    );
+}
