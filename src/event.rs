@@ -26,8 +26,21 @@ pub fn content_id(source: &str, data: &Value) -> String {
     hasher.update(source.as_bytes());
     hasher.update([0]);
     hash_canonical(&mut hasher, data);
-    let digest = hasher.finalize();
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// Lets serde_json write straight into the hasher: no intermediate strings.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn hash_canonical(hasher: &mut Sha256, value: &Value) {
@@ -37,7 +50,7 @@ fn hash_canonical(hasher: &mut Sha256, value: &Value) {
             keys.sort();
             hasher.update(b"{");
             for key in keys {
-                hasher.update(serde_json::to_string(key).unwrap_or_default().as_bytes());
+                let _ = serde_json::to_writer(HashWriter(hasher), key);
                 hasher.update(b":");
                 hash_canonical(hasher, &map[key]);
                 hasher.update(b",");
@@ -52,7 +65,9 @@ fn hash_canonical(hasher: &mut Sha256, value: &Value) {
             }
             hasher.update(b"]");
         }
-        other => hasher.update(other.to_string().as_bytes()),
+        other => {
+            let _ = serde_json::to_writer(HashWriter(hasher), other);
+        }
     }
 }
 

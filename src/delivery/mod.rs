@@ -1,8 +1,12 @@
-//! Delivery workers: lease a due job, run it, record the attempt, follow the schedule.
+//! Delivery: lease due jobs, run them, record the attempts, follow the schedule.
 //!
-//! Workers read top to bottom as lease → execute → finish. They wake when the ingest
-//! writer commits new jobs, when the next retry is due, or on shutdown; an attempt in
-//! flight at shutdown is allowed to end.
+//! It reads top to bottom as lease → execute → finish. One dispatcher leases a batch of
+//! due jobs per transaction (as many as there are free workers), each job runs on its own
+//! task, and one finisher records the outcomes, many per transaction — the same group
+//! commit as ingest, so delivery does not starve ingest of SQLite's single writer. The
+//! dispatcher wakes when the ingest writer commits new jobs, when the next retry is due,
+//! when a worker frees up, or on shutdown; attempts in flight at shutdown end and are
+//! recorded.
 
 pub mod exec;
 pub mod policy;
@@ -11,15 +15,15 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use chrono::Utc;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::actions::ActionKind;
 use crate::actions::http::Signing;
 use crate::duration::Duration;
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
-use crate::store::{Job, Store};
+use crate::store::{Finished, Job, Next, Store};
 use policy::{Outcome, Policy};
 
 /// The action kinds that have an executor; jobs of other kinds wait in the store.
@@ -55,34 +59,53 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// Starts `n` workers; they stop when `shutdown` turns true.
-pub fn spawn<S: Store>(d: Arc<Deliverer<S>>, n: usize, shutdown: watch::Receiver<bool>) -> JoinSet<()> {
-    let mut set = JoinSet::new();
-    for _ in 0..n {
-        let d = d.clone();
-        let shutdown = shutdown.clone();
-        set.spawn(async move { d.work(shutdown).await });
-    }
-    set
+/// Starts delivery with `workers` concurrent attempts; it stops when `shutdown` turns
+/// true, after the attempts in flight have ended and been recorded.
+pub fn spawn<S: Store>(
+    d: Arc<Deliverer<S>>,
+    workers: usize,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move { d.dispatch(workers, shutdown).await })
 }
 
+/// Most outcomes recorded in one transaction.
+const MAX_FINISH_GROUP: usize = 256;
+
 impl<S: Store> Deliverer<S> {
-    async fn work(&self, mut shutdown: watch::Receiver<bool>) {
-        // A lease outlives the attempt's timeout, so only a crashed worker's job is retaken.
+    /// Leases as many due jobs as there are free workers (one transaction), runs each on
+    /// its own task, and sleeps until new jobs are committed, the next one is due, a
+    /// worker frees up, or shutdown.
+    async fn dispatch(self: Arc<Self>, workers: usize, mut shutdown: watch::Receiver<bool>) {
+        // A lease outlives the attempt's timeout, so only a crashed hookflow's jobs are retaken.
         let lease = Duration::from_secs(self.timeout.as_secs() + 30);
+        let permits = Arc::new(Semaphore::new(workers));
+        let (done, finished) = mpsc::unbounded_channel();
+        let finisher = tokio::spawn(finish(self.store.clone(), finished));
+        let mut running = JoinSet::new();
         let mut wake = self.wake.subscribe();
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
+        while !*shutdown.borrow() {
             wake.borrow_and_update();
-            match self.store.lease(Utc::now(), lease, KINDS).await {
-                Ok(Some(job)) => {
-                    self.run(job).await;
-                    continue;
+            let free = permits.available_permits();
+            if free > 0 {
+                match self.store.lease(Utc::now(), lease, KINDS, free).await {
+                    Ok(jobs) if !jobs.is_empty() => {
+                        for job in jobs {
+                            let Ok(permit) = permits.clone().acquire_owned().await else {
+                                break;
+                            };
+                            let (me, done) = (self.clone(), done.clone());
+                            running.spawn(async move {
+                                let finished = me.run(job).await;
+                                let _ = done.send(finished);
+                                drop(permit);
+                            });
+                        }
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!("cannot lease jobs: {e}"),
                 }
-                Ok(None) => {}
-                Err(e) => tracing::error!("cannot lease jobs: {e}"),
             }
             let wait = match self.store.next_due(KINDS).await {
                 Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default(),
@@ -90,13 +113,17 @@ impl<S: Store> Deliverer<S> {
             };
             tokio::select! {
                 _ = wake.changed() => {}
-                _ = tokio::time::sleep(wait.min(std::time::Duration::from_secs(5))) => {}
+                _ = tokio::time::sleep(wait.clamp(std::time::Duration::from_millis(10), std::time::Duration::from_secs(5))) => {}
                 _ = shutdown.changed() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
             }
         }
+        while running.join_next().await.is_some() {}
+        drop(done);
+        let _ = finisher.await;
     }
 
-    async fn run(&self, job: Job) {
+    async fn run(&self, job: Job) -> Finished {
         let secret = self.signing_secret(&job);
         let ctx = exec::Ctx {
             client: &self.client,
@@ -107,23 +134,19 @@ impl<S: Store> Deliverer<S> {
         let next = self.policy.next(&job, &outcome, Utc::now());
         self.metrics
             .attempt(&job.kind, outcome == Outcome::Success, attempt.duration_ms);
-        if let Err(e) = self.store.finish(&job, &attempt, &next, Utc::now()).await {
-            // The lease expires and the job is taken again: delivered at least once.
-            tracing::error!(job = %job.key, "cannot record the attempt: {e}");
-            return;
-        }
         match &next {
-            crate::store::Next::Dead {
+            Next::Dead {
                 suspend: Some(endpoint),
             } => tracing::warn!(
                 job = %job.key, %endpoint,
                 "retries exhausted; endpoint suspended until `hookflow endpoints resume {endpoint}`"
             ),
-            crate::store::Next::Dead { suspend: None } => {
+            Next::Dead { suspend: None } => {
                 tracing::warn!(job = %job.key, error = attempt.error.as_deref().unwrap_or(""), "job failed for good")
             }
             _ => {}
         }
+        Finished { job, attempt, next }
     }
 
     /// The secret for a signed `http` job: the rule's own, or the server's.
@@ -140,5 +163,27 @@ impl<S: Store> Deliverer<S> {
             },
             _ => self.server_secret.clone(),
         }
+    }
+}
+
+/// Records outcomes as they come, many per transaction. If recording fails, the jobs'
+/// leases expire and they are attempted again: at least once, never lost.
+async fn finish<S: Store>(store: Arc<S>, mut finished: mpsc::UnboundedReceiver<Finished>) {
+    let mut group = Vec::with_capacity(MAX_FINISH_GROUP);
+    while let Some(first) = finished.recv().await {
+        group.push(first);
+        while group.len() < MAX_FINISH_GROUP {
+            match finished.try_recv() {
+                Ok(f) => group.push(f),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = store.finish(&group, Utc::now()).await {
+            tracing::error!(
+                "cannot record {} attempt(s): {e}; their jobs will be retried",
+                group.len()
+            );
+        }
+        group.clear();
     }
 }

@@ -112,7 +112,7 @@ pub async fn run(
         wake: wake.clone(),
         metrics: metrics.clone(),
     });
-    let mut workers = delivery::spawn(deliverer, config.delivery.workers, stopped);
+    let delivery = delivery::spawn(deliverer, config.delivery.workers, stopped);
 
     let sources = config
         .sources
@@ -134,7 +134,7 @@ pub async fn run(
     // The router and its senders are gone: the writer commits what is queued and ends.
     let _ = writer.await;
     let _ = stop.send(true);
-    while workers.join_next().await.is_some() {}
+    let _ = delivery.await;
     tracing::info!("stopped");
     Ok(served?)
 }

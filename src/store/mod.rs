@@ -79,6 +79,14 @@ pub struct Attempt {
     pub response: Option<String>,
 }
 
+/// One attempt's result, waiting to be recorded.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub job: Job,
+    pub attempt: Attempt,
+    pub next: Next,
+}
+
 /// What happens to a job after an attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
@@ -164,21 +172,20 @@ pub trait Store: Send + Sync + 'static {
     /// new (`false`: a duplicate, not processed again).
     fn commit(&self, batch: &[NewEvent]) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
 
-    /// Takes the next due job of one of `kinds` whose endpoint is not suspended (or one
-    /// whose lease expired) and holds it for `lease`.
+    /// Takes up to `limit` due jobs of `kinds` whose endpoint is not suspended (and jobs
+    /// whose lease expired), oldest first, and holds them for `lease`. One transaction.
     fn lease(
         &self,
         now: DateTime<Utc>,
         lease: Duration,
         kinds: &[&str],
-    ) -> impl Future<Output = Result<Option<Job>, StoreError>> + Send;
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
 
-    /// Records an attempt and moves the job on.
+    /// Records attempts and moves their jobs on, all in one transaction.
     fn finish(
         &self,
-        job: &Job,
-        attempt: &Attempt,
-        next: &Next,
+        done: &[Finished],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -12,18 +12,31 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    Attempt, AttemptRow, EndpointRow, EventDetail, EventRow, Job, JobDetail, JobRow, NewEvent, Next, Stats,
+    AttemptRow, EndpointRow, EventDetail, EventRow, Finished, Job, JobDetail, JobRow, NewEvent, Next, Stats,
     Store, StoreError, from_millis, millis, rfc3339,
 };
 use crate::config::Durability;
 use crate::duration::Duration;
 
+/// Rows per multi-row INSERT (well under SQLite's 32766 bound variables).
+const CHUNK: usize = 400;
+
+/// `(?, ?, ?), (?, ?, ?)` for `rows` rows of `columns` values.
+fn placeholders(columns: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
 /// Schema migrations, in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
 
+/// Two pools: SQLite has one writer at a time, and a writer that finds the lock taken
+/// sleeps in growing steps (its busy handler). So every write goes through a single
+/// connection (`write`), where writers queue without sleeping, and reads use their own.
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    write: SqlitePool,
+    read: SqlitePool,
 }
 
 impl SqliteStore {
@@ -45,17 +58,21 @@ impl SqliteStore {
             })
             .busy_timeout(std::time::Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
             .connect_with(options)
             .await?;
-        let store = Self { pool };
+        let store = Self { write, read };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin().await?;
         let version: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&mut *tx)
             .await?;
@@ -131,58 +148,84 @@ const JOB_COLUMNS: &str = "id, idempotency_key, event_id, rule_id, kind, status,
 
 impl Store for SqliteStore {
     async fn commit(&self, batch: &[NewEvent]) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin().await?;
+        // Multi-row statements: one round trip to SQLite per chunk, not per row.
         let mut inserted = Vec::with_capacity(batch.len());
-        for item in batch {
-            let ev = &item.event;
-            let new = sqlx::query(
-                "INSERT OR IGNORE INTO events (id, source, type, time, received_at, payload, matched)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&ev.id)
-            .bind(&ev.source)
-            .bind(&ev.kind)
-            .bind(millis(ev.time))
-            .bind(millis(item.received_at))
-            .bind(ev.data.to_string())
-            .bind(serde_json::to_string(&item.matched).unwrap_or_else(|_| "[]".into()))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            inserted.push(new);
-            if !new {
-                continue;
+        for chunk in batch.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT OR IGNORE INTO events (id, source, type, time, received_at, payload, matched) VALUES {} RETURNING id",
+                placeholders(7, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for item in chunk {
+                let ev = &item.event;
+                q = q
+                    .bind(&ev.id)
+                    .bind(&ev.source)
+                    .bind(&ev.kind)
+                    .bind(millis(ev.time))
+                    .bind(millis(item.received_at))
+                    .bind(ev.data.to_string())
+                    .bind(serde_json::to_string(&item.matched).unwrap_or_else(|_| "[]".into()));
             }
-            let now = millis(item.received_at);
-            for job in &item.jobs {
-                if let Some(endpoint) = &job.endpoint {
-                    sqlx::query("INSERT OR IGNORE INTO endpoints (url, status) VALUES (?, 'active')")
-                        .bind(endpoint)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let status = if job.error.is_some() { "failed" } else { "pending" };
-                sqlx::query(
-                    "INSERT OR IGNORE INTO jobs (idempotency_key, event_id, rule_id, action_index, kind, action,
-                        endpoint, status, next_attempt_at, last_error, created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&job.key)
-                .bind(&ev.id)
-                .bind(&job.rule_id)
-                .bind(i64::from(job.action_index))
-                .bind(&job.kind)
-                .bind(job.action.to_string())
-                .bind(&job.endpoint)
-                .bind(status)
-                .bind(millis(job.due_at))
-                .bind(&job.error)
-                .bind(now)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            let mut new_ids: HashSet<String> = q
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("id"))
+                .collect::<Result<_, _>>()?;
+            // An id twice in one batch is new once.
+            inserted.extend(chunk.iter().map(|item| new_ids.remove(&item.event.id)));
+        }
+        let fresh = || {
+            batch
+                .iter()
+                .zip(&inserted)
+                .filter(|(_, new)| **new)
+                .map(|(item, _)| item)
+        };
+        let endpoints: BTreeSet<&str> = fresh()
+            .flat_map(|i| &i.jobs)
+            .filter_map(|j| j.endpoint.as_deref())
+            .collect();
+        let endpoints: Vec<&str> = endpoints.into_iter().collect();
+        for chunk in endpoints.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT OR IGNORE INTO endpoints (url, status) VALUES {}",
+                placeholders(1, chunk.len()).replace("(?)", "(?, 'active')")
+            );
+            let mut q = sqlx::query(&sql);
+            for url in chunk {
+                q = q.bind(*url);
             }
+            q.execute(&mut *tx).await?;
+        }
+        let jobs: Vec<(&NewEvent, &crate::store::NewJob)> =
+            fresh().flat_map(|i| i.jobs.iter().map(move |j| (i, j))).collect();
+        for chunk in jobs.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT OR IGNORE INTO jobs (idempotency_key, event_id, rule_id, action_index, kind, action,
+                    endpoint, status, next_attempt_at, last_error, created_at, updated_at) VALUES {}",
+                placeholders(12, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for (item, job) in chunk {
+                let now = millis(item.received_at);
+                q = q
+                    .bind(&job.key)
+                    .bind(&item.event.id)
+                    .bind(&job.rule_id)
+                    .bind(i64::from(job.action_index))
+                    .bind(&job.kind)
+                    .bind(job.action.to_string())
+                    .bind(&job.endpoint)
+                    .bind(if job.error.is_some() { "failed" } else { "pending" })
+                    .bind(millis(job.due_at))
+                    .bind(&job.error)
+                    .bind(now)
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(inserted)
@@ -193,97 +236,92 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         lease: Duration,
         kinds: &[&str],
-    ) -> Result<Option<Job>, StoreError> {
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
         let now_ms = millis(now);
         let sql = format!(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?1, updated_at = ?2
-             WHERE id = (
+             WHERE id IN (
                 SELECT j.id FROM jobs j
                 WHERE ((j.status = 'pending' AND j.next_attempt_at <= ?2)
                        OR (j.status = 'running' AND j.lease_until < ?2))
                   AND j.kind IN ({})
                   AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.url = j.endpoint AND e.status = 'suspended')
                 ORDER BY j.next_attempt_at, j.id
-                LIMIT 1)
+                LIMIT ?3)
              RETURNING id, idempotency_key, event_id, rule_id, action_index, kind, action, endpoint, attempts",
             in_list(kinds)
         );
-        let row = sqlx::query(&sql)
+        let rows = sqlx::query(&sql)
             .bind(now_ms + lease.as_secs() as i64 * 1000)
             .bind(now_ms)
-            .fetch_optional(&self.pool)
+            .bind(limit as i64)
+            .fetch_all(&self.write)
             .await?;
-        row.map(|r| {
-            Ok(Job {
-                id: r.try_get("id")?,
-                key: r.try_get("idempotency_key")?,
-                event_id: r.try_get("event_id")?,
-                rule_id: r.try_get("rule_id")?,
-                action_index: r.try_get::<i64, _>("action_index")? as u32,
-                kind: r.try_get("kind")?,
-                action: json(&r.try_get::<String, _>("action")?)?,
-                endpoint: r.try_get("endpoint")?,
-                attempts: r.try_get::<i64, _>("attempts")? as u32,
+        rows.iter()
+            .map(|r| {
+                Ok(Job {
+                    id: r.try_get("id")?,
+                    key: r.try_get("idempotency_key")?,
+                    event_id: r.try_get("event_id")?,
+                    rule_id: r.try_get("rule_id")?,
+                    action_index: r.try_get::<i64, _>("action_index")? as u32,
+                    kind: r.try_get("kind")?,
+                    action: json(&r.try_get::<String, _>("action")?)?,
+                    endpoint: r.try_get("endpoint")?,
+                    attempts: r.try_get::<i64, _>("attempts")? as u32,
+                })
             })
-        })
-        .transpose()
+            .collect()
     }
 
-    async fn finish(
-        &self,
-        job: &Job,
-        attempt: &Attempt,
-        next: &Next,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO attempts (job_id, number, started_at, duration_ms, status_code, error, response)
-             VALUES (?1, (SELECT COUNT(*) + 1 FROM attempts WHERE job_id = ?1), ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(job.id)
-        .bind(millis(attempt.started_at))
-        .bind(attempt.duration_ms as i64)
-        .bind(attempt.status_code.map(i64::from))
-        .bind(&attempt.error)
-        .bind(&attempt.response)
-        .execute(&mut *tx)
-        .await?;
-        let (status, next_at) = match next {
-            Next::Succeeded => ("succeeded", now),
-            Next::Retry(at) => ("pending", *at),
-            Next::Dead { .. } => ("dead", now),
-        };
-        let error = if matches!(next, Next::Succeeded) {
-            None
-        } else {
-            attempt.error.clone()
-        };
-        sqlx::query(
-            "UPDATE jobs SET status = ?, next_attempt_at = ?, lease_until = NULL, last_error = ?, updated_at = ?
-             WHERE id = ?",
-        )
-        .bind(status)
-        .bind(millis(next_at))
-        .bind(error)
-        .bind(millis(now))
-        .bind(job.id)
-        .execute(&mut *tx)
-        .await?;
-        if let Next::Dead { suspend: Some(url) } = next {
+    async fn finish(&self, done: &[Finished], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.write.begin().await?;
+        for Finished { job, attempt, next } in done {
             sqlx::query(
-                "INSERT INTO endpoints (url, status, suspended_at, reason) VALUES (?1, 'suspended', ?2, ?3)
-                 ON CONFLICT (url) DO UPDATE SET status = 'suspended', suspended_at = ?2, reason = ?3",
+                "INSERT INTO attempts (job_id, number, started_at, duration_ms, status_code, error, response)
+                 VALUES (?1, (SELECT COUNT(*) + 1 FROM attempts WHERE job_id = ?1), ?2, ?3, ?4, ?5, ?6)",
             )
-            .bind(url)
-            .bind(millis(now))
-            .bind(format!(
-                "job {} exhausted its retries: {}",
-                job.key,
-                attempt.error.as_deref().unwrap_or("failed")
-            ))
+            .bind(job.id)
+            .bind(millis(attempt.started_at))
+            .bind(attempt.duration_ms as i64)
+            .bind(attempt.status_code.map(i64::from))
+            .bind(&attempt.error)
+            .bind(&attempt.response)
             .execute(&mut *tx)
             .await?;
+            let (status, next_at) = match next {
+                Next::Succeeded => ("succeeded", now),
+                Next::Retry(at) => ("pending", *at),
+                Next::Dead { .. } => ("dead", now),
+            };
+            let error = if matches!(next, Next::Succeeded) {
+                None
+            } else {
+                attempt.error.clone()
+            };
+            sqlx::query(
+                "UPDATE jobs SET status = ?, next_attempt_at = ?, lease_until = NULL, last_error = ?, updated_at = ?
+                 WHERE id = ?",
+            )
+            .bind(status)
+            .bind(millis(next_at))
+            .bind(error)
+            .bind(millis(now))
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await?;
+            if let Next::Dead { suspend: Some(url) } = next {
+                sqlx::query(
+                    "INSERT INTO endpoints (url, status, suspended_at, reason) VALUES (?1, 'suspended', ?2, ?3)
+                     ON CONFLICT (url) DO UPDATE SET status = 'suspended', suspended_at = ?2, reason = ?3",
+                )
+                .bind(url)
+                .bind(millis(now))
+                .bind(format!("job {} exhausted its retries: {}", job.key, attempt.error.as_deref().unwrap_or("failed")))
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -296,7 +334,7 @@ impl Store for SqliteStore {
                AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.url = j.endpoint AND e.status = 'suspended')",
             in_list(kinds)
         );
-        let ms: Option<i64> = sqlx::query_scalar(&sql).fetch_one(&self.pool).await?;
+        let ms: Option<i64> = sqlx::query_scalar(&sql).fetch_one(&self.read).await?;
         Ok(ms.map(from_millis))
     }
 
@@ -307,7 +345,7 @@ impl Store for SqliteStore {
         )
         .bind(kind)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter().map(event_row).collect()
     }
@@ -317,7 +355,7 @@ impl Store for SqliteStore {
             "SELECT id, source, type, time, received_at, matched, payload FROM events WHERE id = ?",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?
         else {
             return Ok(None);
@@ -328,7 +366,7 @@ impl Store for SqliteStore {
             "SELECT {JOB_COLUMNS} FROM jobs WHERE event_id = ? ORDER BY id"
         ))
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         let mut jobs = Vec::with_capacity(job_rows.len());
         for r in &job_rows {
@@ -338,7 +376,7 @@ impl Store for SqliteStore {
                  WHERE job_id = ? ORDER BY number",
             )
             .bind(job.id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.read)
             .await?
             .iter()
             .map(|a| {
@@ -366,7 +404,7 @@ impl Store for SqliteStore {
         ))
         .bind(status)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter().map(job_row).collect()
     }
@@ -379,14 +417,14 @@ impl Store for SqliteStore {
         .bind(millis(now))
         .bind(millis(now))
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn endpoints(&self) -> Result<Vec<EndpointRow>, StoreError> {
         let rows = sqlx::query("SELECT id, url, status, suspended_at, reason FROM endpoints ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.read)
             .await?;
         rows.iter().map(endpoint_row).collect()
     }
@@ -396,7 +434,7 @@ impl Store for SqliteStore {
         id_or_url: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(EndpointRow, u64)>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin().await?;
         let id: i64 = id_or_url.parse().unwrap_or(-1);
         let url = crate::delivery::endpoint_of(id_or_url).unwrap_or_else(|| id_or_url.to_owned());
         let Some(row) = sqlx::query(
@@ -443,11 +481,11 @@ impl Store for SqliteStore {
 
     async fn stats(&self) -> Result<Stats, StoreError> {
         let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.read)
             .await?;
         let mut jobs = BTreeMap::new();
         for r in sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.read)
             .await?
         {
             jobs.insert(
@@ -456,7 +494,7 @@ impl Store for SqliteStore {
             );
         }
         let suspended: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM endpoints WHERE status = 'suspended'")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.read)
             .await?;
         Ok(Stats {
             events: events as u64,

@@ -1,0 +1,22 @@
+-- wrk script: POST a distinct Mailjet `sent` event per request, so every request is a
+-- new event (no dedupe shortcut), one in ten matching a rule.
+local counter = 0
+local thread_id = 0
+
+function setup(thread)
+  thread_id = thread_id + 1
+  thread:set("tid", thread_id)
+end
+
+function init(args)
+  counter = 0
+end
+
+function request()
+  counter = counter + 1
+  local id = tid * 100000000 + counter
+  local body = string.format(
+    '{"event":"sent","time":1433333949,"MessageID":%d,"email":"user%d@example.com","mj_campaign_id":%d,"mj_contact_id":4,"customcampaign":"","CustomID":"helloworld","Payload":""}',
+    id, id, counter % 100)
+  return wrk.format("POST", "/hooks/mailjet", {["Content-Type"] = "application/json"}, body)
+end

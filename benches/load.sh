@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Load benchmark: wrk posting Mailjet events at 64 connections to the release binary with
+# 100 rules loaded, beside a baseline run in the same script: a minimal axum server that
+# parses the JSON and answers 200 without storing. Reports req/s, p50/p99 and hookflow's
+# peak RSS. Usage: benches/load.sh [DURATION_SECONDS]   (default 15)
+# Environment: DURABILITY=normal (default full); CAMPAIGN_OFFSET=1000 makes no rule match
+# (ingest alone, no jobs); PERF=FILE records a perf profile of hookflow during its run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-15}"
+CONNECTIONS=64
+THREADS=2
+
+command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet --bin hookflow --example baseline-server
+
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+mkdir -p "$work/rules"
+# 100 rules over the seven Mailjet types; on `sent`, the ten for campaigns 0-9 match the
+# events whose campaign is 0-9 (one in ten), with a `log` action.
+for i in $(seq 0 99); do
+  types=(sent open click bounce blocked spam unsub)
+  cat > "$work/rules/r$i.yaml" <<RULE
+on: ${types[$((i % 7))]}
+when:
+  mj_campaign_id: $((i % 10 + ${CAMPAIGN_OFFSET:-0}))
+  email: { ends_with: "@example.com" }
+actions:
+  - log: { message: "{{email}} in campaign {{mj_campaign_id}}" }
+RULE
+done
+cat > "$work/hookflow.yaml" <<CFG
+listen: 127.0.0.1:0
+store: sqlite://data/hookflow.db
+durability: ${DURABILITY:-full}
+CFG
+
+# Starts "$@" and prints the address from its "listening on http://ADDR" line.
+start() {
+  local log="$1"; shift
+  "$@" > "$log" 2>/dev/null &
+  for _ in $(seq 100); do
+    addr=$(sed -n 's/.*listening on http:\/\/\(.*\)/\1/p' "$log" | head -1)
+    [ -n "$addr" ] && { echo "$addr"; return; }
+    sleep 0.1
+  done
+  echo "server did not start" >&2; exit 1
+}
+
+run_wrk() {
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/load.lua "http://$1" > "$2"
+  local rps p50 p99 errors
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$2")
+  p50=$(awk '$1 == "50%" {print $2}' "$2")
+  p99=$(awk '$1 == "99%" {print $2}' "$2")
+  errors=$(awk '/Non-2xx or 3xx responses/ {print $5}' "$2")
+  echo "$rps $p50 $p99 ${errors:-0}"
+}
+
+base_addr=$(start "$work/baseline.out" target/release/examples/baseline-server 127.0.0.1:0)
+read -r base_rps base_p50 base_p99 base_err < <(run_wrk "$base_addr" "$work/baseline.wrk")
+kill %1 2>/dev/null || true
+
+hf_addr=$(cd "$work" && start "$work/hookflow.out" "$OLDPWD/target/release/hookflow" serve --config hookflow.yaml)
+hf_pid=$(pgrep -f "target/release/hookflow serve --config hookflow.yaml" | head -1)
+if [ -n "${PERF:-}" ]; then perf record -F 999 -g -p "$hf_pid" -o "${PERF}" -- sleep "$DURATION" >/dev/null 2>&1 & fi
+read -r hf_rps hf_p50 hf_p99 hf_err < <(run_wrk "$hf_addr" "$work/hookflow.wrk")
+rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$hf_pid/status")
+stored=$(curl -s "http://$hf_addr/api/stats")
+
+ratio=$(awk -v a="$hf_rps" -v b="$base_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')
+echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
+printf "%-28s %12s %10s %10s %8s\n" "server" "req/s" "p50" "p99" "non-2xx"
+printf "%-28s %12s %10s %10s %8s\n" "baseline (parse, no store)" "$base_rps" "$base_p50" "$base_p99" "$base_err"
+printf "%-28s %12s %10s %10s %8s\n" "hookflow (100 rules, SQLite)" "$hf_rps" "$hf_p50" "$hf_p99" "$hf_err"
+echo "hookflow / baseline: $ratio of the baseline's req/s; peak RSS $((rss_kb / 1024)) MB"
+echo "store after the run: $stored"
