@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{DecodeError, json_kind};
+use super::DecodeError;
 use crate::event::{Event, content_id, parse_time};
 use crate::rules::path::FieldPath;
 use crate::rules::value::key_text;
@@ -19,15 +19,7 @@ pub struct JsonFormat {
 
 impl JsonFormat {
     pub fn decode(&self, source: &str, body: Value, now: DateTime<Utc>) -> Result<Vec<Event>, DecodeError> {
-        let items = match body {
-            Value::Array(items) => items,
-            obj @ Value::Object(_) => vec![obj],
-            other => return Err(DecodeError::Shape(json_kind(&other))),
-        };
-        if items.is_empty() {
-            return Err(DecodeError::Empty);
-        }
-        items
+        super::items(body)?
             .into_iter()
             .enumerate()
             .map(|(index, data)| {

@@ -5,20 +5,12 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{DecodeError, json_kind};
+use super::DecodeError;
 use crate::event::{Event, content_id, parse_time};
 
 /// Decodes a parsed body. `now` stands in for events without a usable `time`.
 pub fn decode(source: &str, body: Value, now: DateTime<Utc>) -> Result<Vec<Event>, DecodeError> {
-    let items = match body {
-        Value::Array(items) => items,
-        obj @ Value::Object(_) => vec![obj],
-        other => return Err(DecodeError::Shape(json_kind(&other))),
-    };
-    if items.is_empty() {
-        return Err(DecodeError::Empty);
-    }
-    items
+    super::items(body)?
         .into_iter()
         .enumerate()
         .map(|(index, data)| decode_one(source, index, data, now))

@@ -106,6 +106,19 @@ pub enum DecodeError {
     },
 }
 
+/// The events of a body: one object, or a non-empty array (a batch).
+pub(crate) fn items(body: Value) -> Result<Vec<Value>, DecodeError> {
+    let items = match body {
+        Value::Array(items) => items,
+        obj @ Value::Object(_) => vec![obj],
+        other => return Err(DecodeError::Shape(json_kind(&other))),
+    };
+    if items.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    Ok(items)
+}
+
 pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
     match value {
         serde_json::Value::Null => "null",

@@ -55,23 +55,7 @@ fn schema_describes_rules_and_operators() {
     assert_eq!(rule["additionalProperties"], false);
     assert_eq!(rule["required"], serde_json::json!(["on", "actions"]));
     let ops = schema["$defs"]["Operators"]["properties"].as_object().unwrap();
-    for op in [
-        "eq",
-        "ne",
-        "in",
-        "not_in",
-        "gt",
-        "gte",
-        "lt",
-        "lte",
-        "contains",
-        "starts_with",
-        "ends_with",
-        "matches",
-        "exists",
-        "empty",
-        "within",
-    ] {
-        assert!(ops.contains_key(op), "{op}");
+    for op in hookflow::rules::condition::OPERATORS {
+        assert!(ops.contains_key(*op), "{op}");
     }
 }
