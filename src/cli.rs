@@ -70,6 +70,9 @@ enum Command {
         /// The config file [default: ./hookflow.yaml if it exists, else built-in defaults].
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Do not watch the rules folder; reload only on SIGHUP (or POST /api/rules/reload).
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Outbound endpoints: list them, or resume a suspended one.
     Endpoints {
@@ -138,7 +141,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { config } => runtime()?.block_on(serve(config.as_deref())),
+        Command::Serve { config, no_watch } => runtime()?.block_on(serve(config.as_deref(), no_watch)),
         Command::Endpoints { command } => runtime()?.block_on(endpoints(command)),
     }
 }
@@ -157,8 +160,11 @@ fn config(path: Option<&Path>) -> Result<Config> {
     })
 }
 
-async fn serve(path: Option<&Path>) -> Result<ExitCode> {
-    let config = config(path)?;
+async fn serve(path: Option<&Path>, no_watch: bool) -> Result<ExitCode> {
+    let mut config = config(path)?;
+    if no_watch {
+        config.reload = hookflow::reload::Mode::Off;
+    }
     tracing::info!("configuration: {}", config.origin);
     for source in config.open_sources() {
         tracing::warn!(
@@ -172,8 +178,10 @@ async fn serve(path: Option<&Path>) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    println!("hookflow listening on http://{addr}");
-    hookflow::server::run(config, listener, shutdown_signal()).await?;
+    hookflow::server::run(config, listener, shutdown_signal(), || {
+        println!("hookflow listening on http://{addr}");
+    })
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

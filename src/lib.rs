@@ -14,6 +14,7 @@
 //! - [`store`]: the `Store` trait and its SQLite implementation (events, jobs, attempts, endpoints).
 //! - [`delivery`]: workers that lease due jobs, execute them and follow the retry schedule.
 //! - [`metrics`]: Prometheus counters and gauges.
+//! - [`reload`]: hot reload — watch the folders, rebuild off to the side, swap atomically.
 //! - [`check`]: `hookflow check` — load and run every rule's inline tests.
 //! - [`dryrun`]: `hookflow test` — which rules match an event, with rendered actions.
 //! - [`duration`], [`env`], [`suggest`], [`yaml`]: durations, `${env:NAME}`, did-you-mean,
@@ -30,6 +31,7 @@ pub mod env;
 pub mod event;
 pub mod ingest;
 pub mod metrics;
+pub mod reload;
 pub mod rules;
 pub mod server;
 pub mod sources;

@@ -45,6 +45,14 @@ pub struct Metrics {
     attempt_seconds: Histogram,
     jobs: Family<StatusLabels, Gauge>,
     queue_depth: Gauge,
+    reloads: Family<OutcomeLabels, Counter>,
+    rules_loaded: Gauge,
+    files_in_error: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
 }
 
 impl Default for Metrics {
@@ -64,6 +72,20 @@ impl Metrics {
         let attempt_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let jobs = Family::<StatusLabels, Gauge>::default();
         let queue_depth = Gauge::default();
+        let reloads = Family::<OutcomeLabels, Counter>::default();
+        let rules_loaded = Gauge::default();
+        let files_in_error = Gauge::default();
+        registry.register(
+            "reloads",
+            "Rule set loads by outcome (error: some file failed)",
+            reloads.clone(),
+        );
+        registry.register("rules_loaded", "Rules in service", rules_loaded.clone());
+        registry.register(
+            "rule_files_in_error",
+            "Rule and template files whose current text fails to load",
+            files_in_error.clone(),
+        );
         registry.register(
             "events",
             "Events accepted and stored, by source and type",
@@ -106,6 +128,9 @@ impl Metrics {
             attempt_seconds,
             jobs,
             queue_depth,
+            reloads,
+            rules_loaded,
+            files_in_error,
         }
     }
 
@@ -116,6 +141,16 @@ impl Metrics {
                 r#type: kind.to_owned(),
             })
             .inc();
+    }
+
+    pub fn reloaded(&self, outcome: &str, rules: usize, files_in_error: usize) {
+        self.reloads
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.rules_loaded.set(rules as i64);
+        self.files_in_error.set(files_in_error as i64);
     }
 
     pub fn duplicate(&self) {

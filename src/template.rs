@@ -6,7 +6,7 @@
 //! email's `html` body and `*.html.hbs` files). Both are strict: a variable missing from
 //! the event is an error, not an empty string; `default` is the way to allow absence.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -141,14 +141,18 @@ impl Templates {
         self.render(tpl, ctx).map(Value::String)
     }
 
-    /// Loads `NAME.txt.hbs` and `NAME.html.hbs` from `dir`; returns errors as (file, message).
-    pub fn load_dir(&mut self, dir: &Path) -> Vec<(String, String)> {
+    /// Loads `NAME.txt.hbs` and `NAME.html.hbs` from `dir`; returns errors as (file,
+    /// message). A file that fails keeps its last good text from `last_good`, which is
+    /// updated with every file that loads.
+    pub fn load_dir(&mut self, dir: &Path, last_good: &mut HashMap<String, String>) -> Vec<(String, String)> {
         let mut errors = Vec::new();
         let Ok(entries) = std::fs::read_dir(dir) else {
+            last_good.clear();
             return errors;
         };
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
+        let mut kept = HashMap::new();
         for path in paths {
             let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
@@ -161,21 +165,33 @@ impl Templates {
                 continue;
             };
             let shown = path.display().to_string();
-            let source = match std::fs::read_to_string(&path) {
-                Ok(s) => s,
-                Err(e) => {
-                    errors.push((shown, format!("cannot read: {e}")));
-                    continue;
+            let result = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read: {e}"))
+                .and_then(|source| {
+                    self.register(&file_key(name, html), &source, html)
+                        .map(|()| source)
+                });
+            let loaded = match result {
+                Ok(source) => Some(source),
+                Err(msg) => {
+                    errors.push((shown.clone(), msg));
+                    last_good
+                        .get(&shown)
+                        .filter(|old| self.register(&file_key(name, html), old, html).is_ok())
+                        .cloned()
                 }
             };
-            match self.register(&file_key(name, html), &source, html) {
-                Ok(()) => {
-                    let pair = self.files.entry(name.to_owned()).or_default();
-                    if html { pair.html = true } else { pair.text = true }
+            if let Some(source) = loaded {
+                let pair = self.files.entry(name.to_owned()).or_default();
+                if html {
+                    pair.html = true
+                } else {
+                    pair.text = true
                 }
-                Err(msg) => errors.push((shown, msg)),
+                kept.insert(shown, source);
             }
         }
+        *last_good = kept;
         errors
     }
 

@@ -33,6 +33,8 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     pub delivery: Delivery,
     pub signing_secret: Option<String>,
+    pub reload: crate::reload::Mode,
+    pub on_reload_error: Option<String>,
     /// Where the config came from, for messages.
     pub origin: String,
 }
@@ -126,6 +128,8 @@ impl Config {
                 retries: Delivery::default_retries(),
             },
             signing_secret: None,
+            reload: crate::reload::Mode::Events,
+            on_reload_error: None,
             origin: "built-in defaults".to_owned(),
         }
     }
@@ -254,6 +258,26 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
     }
     if let Some(d) = raw.delivery {
         delivery(cx, &mut c, d);
+    }
+    if let Some(reload) = raw.reload {
+        c.reload = match (reload.watch, reload.poll) {
+            (Some(false), _) => crate::reload::Mode::Off,
+            (_, Some(every)) if every.as_secs() == 0 => {
+                cx.at_value("reload.poll", "`poll` must be at least 1s");
+                c.reload
+            }
+            (_, Some(every)) => crate::reload::Mode::Poll(every.to_std()),
+            _ => crate::reload::Mode::Events,
+        };
+    }
+    if let Some(target) = raw.on_reload_error {
+        if let Some(url) = cx.env("on_reload_error.url", &target.url) {
+            if url.starts_with("http://") || url.starts_with("https://") {
+                c.on_reload_error = Some(url);
+            } else {
+                cx.at_value("on_reload_error.url", "must be an http:// or https:// URL");
+            }
+        }
     }
     if let Some(http) = raw.http {
         c.signing_secret = http

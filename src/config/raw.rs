@@ -41,6 +41,26 @@ pub struct RawConfig {
     pub delivery: Option<RawDelivery>,
     /// Outbound HTTP settings.
     pub http: Option<RawHttpSettings>,
+    /// How rule and template changes are picked up. Default: file-system events.
+    pub reload: Option<RawReload>,
+    /// Where to POST the errors when a reload finds broken files.
+    pub on_reload_error: Option<RawTarget>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReload {
+    /// Scan for changes at this interval instead of using file-system events (for
+    /// network file systems that send none), e.g. `2s`.
+    pub poll: Option<Duration>,
+    /// `false`: only SIGHUP reloads.
+    pub watch: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]

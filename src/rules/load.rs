@@ -1,6 +1,9 @@
 //! Walking a rules folder: which files count, their ids, duplicates.
 
 use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 use super::compile::compile_rule;
@@ -10,11 +13,42 @@ use super::{Rule, RuleSet};
 use crate::template::Templates;
 use crate::yaml::{self, Pos, Positions, join_index};
 
-pub(super) fn load(rules_dir: &Path, templates_dir: &Path) -> RuleSet {
+/// What a reload remembers between runs: the last text of each file that loaded.
+#[derive(Debug, Default)]
+pub struct Memory {
+    files: HashMap<String, Good>,
+    templates: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+struct Good {
+    text: String,
+    version: String,
+    since: DateTime<Utc>,
+}
+
+/// How one rule file stands after a load.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileStatus {
+    pub file: String,
+    /// Hash of the text now serving, if any version of the file loaded.
+    pub version: Option<String>,
+    /// When that version was first loaded.
+    pub loaded_at: Option<String>,
+    pub rules: usize,
+    /// The current text's problems (the last good version may still be serving).
+    pub errors: Vec<Diagnostic>,
+}
+
+/// Loads the folder. A file that fails keeps serving its last good version from
+/// `memory`; a brand-new broken file adds nothing; a deleted file's rules go. Files that
+/// did not change load first, so a changed file that takes an id already in use is the
+/// one refused.
+pub(super) fn load(rules_dir: &Path, templates_dir: &Path, memory: &mut Memory) -> RuleSet {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut templates = Templates::new();
-    for (file, message) in templates.load_dir(templates_dir) {
+    for (file, message) in templates.load_dir(templates_dir, &mut memory.templates) {
         errors.push(Diagnostic {
             file,
             line: 1,
@@ -24,8 +58,8 @@ pub(super) fn load(rules_dir: &Path, templates_dir: &Path) -> RuleSet {
         });
     }
 
-    let mut files = Vec::new();
-    if let Err(e) = collect(rules_dir, &mut files) {
+    let mut paths = Vec::new();
+    if let Err(e) = collect(rules_dir, &mut paths) {
         errors.push(Diagnostic {
             file: rules_dir.display().to_string(),
             line: 1,
@@ -34,38 +68,114 @@ pub(super) fn load(rules_dir: &Path, templates_dir: &Path) -> RuleSet {
             message: format!("cannot read the rules folder: {e}"),
         });
     }
-    files.sort();
+    let mut sources: Vec<(PathBuf, String, Result<String, Diagnostic>)> = paths
+        .into_iter()
+        .map(|path| {
+            let shown = path.display().to_string();
+            let text = read_source(&path, &shown);
+            (path, shown, text)
+        })
+        .collect();
+    let unchanged = |shown: &str, text: &Result<String, Diagnostic>| matches!((memory.files.get(shown), text), (Some(good), Ok(t)) if good.text == *t);
+    sources.sort_by_cached_key(|(path, shown, text)| (!unchanged(shown, text), path.clone()));
 
+    let now = Utc::now();
     let mut rules: Vec<Rule> = Vec::new();
     let mut seen: HashMap<String, (String, usize)> = HashMap::new();
-    for path in files {
-        let shown = path.display().to_string();
+    let mut files = Vec::with_capacity(sources.len());
+    let mut kept = HashMap::new();
+    for (path, shown, text) in sources {
         let rel = path.strip_prefix(rules_dir).unwrap_or(&path);
         let default_id = rel.with_extension("").to_string_lossy().replace('\\', "/");
-        let (file_rules, file_errors) = load_file(&path, &shown, &default_id, &mut templates, &mut warnings);
-        if !file_errors.is_empty() {
-            errors.extend(file_errors);
-            continue;
-        }
-        for rule in file_rules {
-            if let Some((other, line)) = seen.get(&rule.id) {
-                errors.push(Diagnostic {
-                    file: shown.clone(),
-                    line: rule.line,
-                    column: 1,
-                    rule: Some(rule.id.clone()),
-                    message: format!(
-                        "duplicate rule id `{}`: already defined in {other}:{line}; this one is not loaded",
-                        rule.id
-                    ),
-                });
-                continue;
-            }
+        let mut compile = |text: &str| {
+            let (file_rules, mut file_errors) =
+                compile_source(text, &shown, &default_id, &mut templates, &mut warnings);
+            file_errors.extend(duplicates(&file_rules, &seen, &shown));
+            (file_rules, file_errors)
+        };
+        let (current, current_errors) = match &text {
+            Ok(t) => compile(t),
+            Err(d) => (Vec::new(), vec![d.clone()]),
+        };
+        let (serving, good) = match (current_errors.is_empty(), &text, memory.files.get(&shown)) {
+            (true, Ok(t), Some(g)) if g.text == *t => (current, Some(g.clone())),
+            (true, Ok(t), _) => (
+                current,
+                Some(Good {
+                    text: t.clone(),
+                    version: version(t),
+                    since: now,
+                }),
+            ),
+            (_, _, Some(g)) => match compile(&g.text) {
+                (old, old_errors) if old_errors.is_empty() => (old, Some(g.clone())),
+                _ => (Vec::new(), None),
+            },
+            _ => (Vec::new(), None),
+        };
+        for rule in &serving {
             seen.insert(rule.id.clone(), (shown.clone(), rule.line));
-            rules.push(rule);
         }
+        files.push(FileStatus {
+            file: shown.clone(),
+            version: good.as_ref().map(|g| g.version.clone()),
+            loaded_at: good.as_ref().map(|g| g.since.to_rfc3339()),
+            rules: serving.len(),
+            errors: current_errors.clone(),
+        });
+        if let Some(g) = good {
+            kept.insert(shown, g);
+        }
+        errors.extend(current_errors);
+        rules.extend(serving);
     }
-    RuleSet::new(rules, templates, errors, warnings)
+    memory.files = kept;
+    files.sort_by(|a, b| a.file.cmp(&b.file));
+    errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    RuleSet::new(rules, templates, errors, warnings, files)
+}
+
+/// Errors for rules whose id another file already has.
+fn duplicates(rules: &[Rule], seen: &HashMap<String, (String, usize)>, shown: &str) -> Vec<Diagnostic> {
+    rules
+        .iter()
+        .filter_map(|rule| {
+            let (other, line) = seen.get(&rule.id)?;
+            Some(Diagnostic {
+                file: shown.to_owned(),
+                line: rule.line,
+                column: 1,
+                rule: Some(rule.id.clone()),
+                message: format!(
+                    "duplicate rule id `{}`: already defined in {other}:{line}; this file is not loaded",
+                    rule.id
+                ),
+            })
+        })
+        .collect()
+}
+
+/// A short, stable hash of a file's text: the version shown in `/api/rules`.
+fn version(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(text.as_bytes())[..6])
+}
+
+fn read_source(path: &Path, shown: &str) -> Result<String, Diagnostic> {
+    let fail = |message: String| Diagnostic {
+        file: shown.to_owned(),
+        line: 1,
+        column: 1,
+        rule: None,
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "the file is not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 /// Every `.yaml`/`.yml` at any depth; names starting with `.` or `_` are skipped (files and
@@ -92,9 +202,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Loads one file: its rules, or its errors (a file with errors contributes no rules).
-pub(crate) fn load_file(
-    path: &Path,
+/// Compiles one file's text: its rules, or its errors (a file with errors contributes no rules).
+fn compile_source(
+    text: &str,
     shown: &str,
     default_id: &str,
     templates: &mut Templates,
@@ -114,21 +224,6 @@ pub(crate) fn load_file(
         )
     };
     let fail = |message: String, pos: Pos| fail_for(None, message, pos);
-    let text = match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                return fail(
-                    format!(
-                        "the file is not UTF-8 text (byte {})",
-                        e.utf8_error().valid_up_to()
-                    ),
-                    Pos { line: 1, column: 1 },
-                );
-            }
-        },
-        Err(e) => return fail(format!("cannot read: {e}"), Pos { line: 1, column: 1 }),
-    };
     if text
         .trim()
         .lines()
@@ -139,12 +234,12 @@ pub(crate) fn load_file(
             Pos { line: 1, column: 1 },
         );
     }
-    let positions = Positions::build(&text);
+    let positions = Positions::build(text);
     let mut cx = Cx::new(shown, &positions);
     let mut rules = Vec::new();
     let many = positions.key("rules").is_some();
     let raws: Vec<(String, String, RawRule)> = if many {
-        match yaml::from_str::<RawMany>(&text) {
+        match yaml::from_str::<RawMany>(text) {
             Ok(m) => m
                 .rules
                 .into_iter()
@@ -154,7 +249,7 @@ pub(crate) fn load_file(
             Err(e) => return fail(e.message, e.pos),
         }
     } else {
-        match yaml::from_str::<RawRule>(&text) {
+        match yaml::from_str::<RawRule>(text) {
             Ok(r) => vec![(String::new(), default_id.to_owned(), r)],
             Err(e) => return fail_for(Some(default_id), e.message, e.pos),
         }
@@ -165,4 +260,65 @@ pub(crate) fn load_file(
         }
     }
     (rules, cx.errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(message: &str) -> String {
+        format!("on: open\nactions: [ {{ log: {{ message: \"{message}\" }} }} ]\n")
+    }
+
+    fn ids(set: &RuleSet) -> Vec<String> {
+        set.rules().iter().map(|r| r.id.clone()).collect()
+    }
+
+    #[test]
+    fn last_good_version_per_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        let templates = dir.path().join("templates");
+        let mut memory = Memory::default();
+        std::fs::write(rules.join("a.yaml"), rule("one")).unwrap();
+        std::fs::write(rules.join("b.yaml"), "id: shared\n".to_owned() + &rule("b")).unwrap();
+        let set = RuleSet::reload(&rules, &templates, &mut memory);
+        assert_eq!(ids(&set), ["a", "shared"]);
+        let first_version = set.files()[0].version.clone().unwrap();
+
+        // A broken edit keeps the old version serving, with the error visible.
+        std::fs::write(rules.join("a.yaml"), "on: open\nactions: [ { lg: {} } ]\n").unwrap();
+        // A brand-new broken file adds nothing; a new file taking a used id is refused.
+        std::fs::write(rules.join("c.yaml"), "on: [oops\n").unwrap();
+        std::fs::write(rules.join("0-dup.yaml"), "id: shared\n".to_owned() + &rule("dup")).unwrap();
+        let set = RuleSet::reload(&rules, &templates, &mut memory);
+        assert_eq!(ids(&set), ["a", "shared"]);
+        let a = set.files().iter().find(|f| f.file.ends_with("a.yaml")).unwrap();
+        assert_eq!(a.version.as_ref(), Some(&first_version));
+        assert!(a.errors[0].message.contains("unknown key `lg`"), "{:?}", a.errors);
+        let dup = set
+            .files()
+            .iter()
+            .find(|f| f.file.ends_with("0-dup.yaml"))
+            .unwrap();
+        assert!(
+            dup.errors[0].message.contains("duplicate rule id `shared`"),
+            "{:?}",
+            dup.errors
+        );
+        assert_eq!(dup.rules, 0);
+        let shared = set.get("shared").unwrap();
+        assert!(shared.file.ends_with("b.yaml"), "the unchanged file keeps its id");
+
+        // A fixed edit replaces it; a deleted file's rules go.
+        std::fs::write(rules.join("a.yaml"), rule("two")).unwrap();
+        std::fs::remove_file(rules.join("b.yaml")).unwrap();
+        let set = RuleSet::reload(&rules, &templates, &mut memory);
+        assert_eq!(ids(&set), ["a", "shared"]);
+        assert!(set.get("shared").unwrap().file.ends_with("0-dup.yaml"));
+        let a = set.files().iter().find(|f| f.file.ends_with("a.yaml")).unwrap();
+        assert!(a.errors.is_empty());
+        assert_ne!(a.version.as_ref(), Some(&first_version));
+    }
 }

@@ -27,6 +27,7 @@ pub use condition::{Cond, Explain, Truth};
 pub use decide::Decision;
 pub use diag::Diagnostic;
 pub use file::Expect;
+pub use load::{FileStatus, Memory};
 pub use stateful::{Correlation, History, MemoryHistory, NoHistory, Once, Threshold};
 
 /// A compiled rule.
@@ -96,6 +97,7 @@ pub struct RuleSet {
     index: index::Index,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    files: Vec<FileStatus>,
 }
 
 impl RuleSet {
@@ -107,7 +109,17 @@ impl RuleSet {
             .parent()
             .map_or_else(|| Path::new("templates").to_path_buf(), |p| p.join("templates"));
         let templates_dir = templates_dir.unwrap_or(&default_templates);
-        load::load(rules_dir, templates_dir)
+        load::load(rules_dir, templates_dir, &mut Memory::default())
+    }
+
+    /// Loads again, keeping each file's last good version from `memory` (hot reload).
+    pub fn reload(rules_dir: &Path, templates_dir: &Path, memory: &mut Memory) -> Self {
+        load::load(rules_dir, templates_dir, memory)
+    }
+
+    /// Every rule file and how it stands.
+    pub fn files(&self) -> &[FileStatus] {
+        &self.files
     }
 
     fn new(
@@ -115,6 +127,7 @@ impl RuleSet {
         templates: Templates,
         errors: Vec<Diagnostic>,
         warnings: Vec<Diagnostic>,
+        files: Vec<FileStatus>,
     ) -> Self {
         rules.sort_by(|a, b| a.id.cmp(&b.id));
         let mut fields = path::FieldTable::default();
@@ -129,6 +142,7 @@ impl RuleSet {
             index,
             errors,
             warnings,
+            files,
         }
     }
 

@@ -25,6 +25,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router<AppState<S>> {
         .route("/endpoints/{id}/resume", post(resume::<S>))
         .route("/stats", get(stats::<S>))
         .route("/rules", get(rules::<S>))
+        .route("/rules/reload", post(reload::<S>))
         .layer(middleware::from_fn_with_state(state, bearer::<S>))
 }
 
@@ -145,11 +146,41 @@ async fn stats<S: Store>(State(st): State<AppState<S>>) -> Result<Response, ApiE
 }
 
 async fn rules<S: Store>(State(st): State<AppState<S>>) -> Response {
+    let generation = st.reloader.generation();
     let set = st.rules.load();
+    let versions: std::collections::HashMap<&str, &crate::rules::FileStatus> =
+        set.files().iter().map(|f| (f.file.as_str(), f)).collect();
     let rules: Vec<_> = set
         .rules()
         .iter()
-        .map(|r| json!({ "id": r.id, "file": r.file, "enabled": r.enabled, "stateful": r.is_stateful() }))
+        .map(|r| {
+            let file = versions.get(r.file.as_str());
+            json!({
+                "id": r.id,
+                "file": r.file,
+                "enabled": r.enabled,
+                "stateful": r.is_stateful(),
+                "version": file.and_then(|f| f.version.as_ref()),
+                "loaded_at": file.and_then(|f| f.loaded_at.as_ref()),
+            })
+        })
         .collect();
-    Json(json!({ "rules": rules, "errors": set.errors() })).into_response()
+    Json(json!({ "generation": generation, "rules": rules, "files": set.files(), "errors": set.errors() }))
+        .into_response()
+}
+
+async fn reload<S: Store>(State(st): State<AppState<S>>) -> Response {
+    let reloader = st.reloader.clone();
+    match tokio::task::spawn_blocking(move || reloader.reload("admin API")).await {
+        Ok(s) => Json(json!({
+            "generation": s.generation,
+            "rules": s.rules,
+            "added": s.added,
+            "removed": s.removed,
+            "changed": s.changed,
+            "files_in_error": s.files_in_error,
+        }))
+        .into_response(),
+        Err(e) => ApiError::Conflict(format!("reload failed: {e}")).into_response(),
+    }
 }

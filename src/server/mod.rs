@@ -19,6 +19,7 @@ use crate::config::{Config, StoreUrl};
 use crate::delivery::{self, Deliverer, policy::Policy};
 use crate::ingest::{self, Submit};
 use crate::metrics::Metrics;
+use crate::reload::{self, Reloader};
 use crate::rules::RuleSet;
 use crate::sources::SourceSpec;
 use crate::store::sqlite::SqliteStore;
@@ -42,6 +43,7 @@ pub struct AppState<S> {
     pub wake: Arc<watch::Sender<u64>>,
     pub metrics: Arc<Metrics>,
     pub sources: Arc<BTreeMap<String, SourceSpec>>,
+    pub reloader: Arc<Reloader>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -54,6 +56,7 @@ impl<S> Clone for AppState<S> {
             wake: self.wake.clone(),
             metrics: self.metrics.clone(),
             sources: self.sources.clone(),
+            reloader: self.reloader.clone(),
         }
     }
 }
@@ -84,17 +87,24 @@ async fn metrics<S: Store>(State(st): State<AppState<S>>) -> axum::response::Res
 
 /// Runs hookflow on `listener` until `shutdown` completes: stops accepting, answers the
 /// requests in flight (their events committed), lets attempts in flight end, returns.
+/// `ready` is called once the store is open and the rules are loaded, just before serving.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(),
 ) -> Result<(), ServeError> {
     let StoreUrl::Sqlite(path) = &config.store;
     let store = Arc::new(SqliteStore::open(path, config.durability).await?);
-    let rules = load_rules(&config);
-    let config = Arc::new(config);
-    let rules = Arc::new(ArcSwap::from_pointee(rules));
     let metrics = Arc::new(Metrics::new());
+    let reloader = Arc::new(Reloader::new(
+        config.rules_dir.clone(),
+        config.templates_dir.clone(),
+        metrics.clone(),
+        config.on_reload_error.clone(),
+    ));
+    let rules = reloader.rules();
+    let config = Arc::new(config);
     let wake = Arc::new(watch::channel(0u64).0);
     let (tx, rx) = mpsc::channel(config.ingest_queue);
     let writer = tokio::spawn(ingest::writer(store.clone(), rx, wake.clone()));
@@ -112,7 +122,8 @@ pub async fn run(
         wake: wake.clone(),
         metrics: metrics.clone(),
     });
-    let delivery = delivery::spawn(deliverer, config.delivery.workers, stopped);
+    let delivery = delivery::spawn(deliverer, config.delivery.workers, stopped.clone());
+    let watcher = reload::spawn(reloader.clone(), config.reload, stopped);
 
     let sources = config
         .sources
@@ -127,7 +138,9 @@ pub async fn run(
         wake,
         metrics,
         sources: Arc::new(sources),
+        reloader,
     };
+    ready();
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -135,33 +148,7 @@ pub async fn run(
     let _ = writer.await;
     let _ = stop.send(true);
     let _ = delivery.await;
+    let _ = watcher.await;
     tracing::info!("stopped");
     Ok(served?)
-}
-
-/// Loads the rules, reporting what did not load; the rest serves.
-fn load_rules(config: &Config) -> RuleSet {
-    let rules = RuleSet::load(&config.rules_dir, Some(&config.templates_dir));
-    for e in rules.errors() {
-        tracing::error!("not loaded: {e}");
-    }
-    let stateful: Vec<&str> = rules
-        .rules()
-        .iter()
-        .filter(|r| r.is_stateful())
-        .map(|r| r.id.as_str())
-        .collect();
-    if !stateful.is_empty() {
-        tracing::warn!(
-            "{} rule(s) use after/absent/threshold/once, which the server does not evaluate yet; they will not fire: {}",
-            stateful.len(),
-            stateful.join(", ")
-        );
-    }
-    tracing::info!(
-        "{} rules loaded from {}",
-        rules.rules().len(),
-        config.rules_dir.display()
-    );
-    rules
 }

@@ -1,0 +1,327 @@
+//! Hot reload against the running binary: the rules folder edited as people and tools
+//! do, while events flow. Waits on the reload generation, never on sleeps.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Value, json};
+
+use crate::server::{Server, project};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+const CONFIG: &str = "listen: 127.0.0.1:0\nstore: sqlite://data/hookflow.db\n";
+
+fn rule(geo: &str) -> String {
+    format!("on: open\nwhen: {{ geo: {geo} }}\nactions: [ {{ log: {{ message: \"{{{{email}}}}\" }} }} ]\n")
+}
+
+/// Posts a new `open` event from `geo` and returns the rules that fired for it.
+async fn fired(server: &Server, geo: &str) -> Vec<String> {
+    let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+    let body = json!({"event": "open", "time": 1433103519, "MessageID": id, "email": "a@b.co", "geo": geo});
+    assert_eq!(
+        server.post("/hooks/mailjet", &body.to_string()).await.status(),
+        200
+    );
+    let events = server.get("/api/events?limit=1").await;
+    let mut ids: Vec<String> = events[0]["matched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn generation(server: &Server) -> u64 {
+    server.get("/api/rules").await["generation"].as_u64().unwrap()
+}
+
+/// Waits for a reload after `since`, and returns `/api/rules`.
+async fn reloaded(server: &Server, since: u64) -> Value {
+    server
+        .wait_for("/api/rules", 10, |r| r["generation"].as_u64().unwrap() > since)
+        .await
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "user.name=t",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_renames_deletes_and_moves_take_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    project(dir.path(), CONFIG, &[("us.yaml", &rule("US"))]);
+    let server = Server::start(dir.path());
+    assert_eq!(fired(&server, "US").await, ["us"]);
+
+    // An in-place edit.
+    let g = generation(&server).await;
+    std::fs::write(rules.join("us.yaml"), rule("FR")).unwrap();
+    reloaded(&server, g).await;
+    assert_eq!(fired(&server, "FR").await, ["us"]);
+    assert!(fired(&server, "US").await.is_empty());
+
+    // An editor's atomic save: write a temporary file, rename it over the rule.
+    let g = generation(&server).await;
+    std::fs::write(rules.join(".us.yaml.tmp"), rule("DE")).unwrap();
+    std::fs::rename(rules.join(".us.yaml.tmp"), rules.join("us.yaml")).unwrap();
+    reloaded(&server, g).await;
+    assert_eq!(fired(&server, "DE").await, ["us"]);
+
+    // `mv` in from outside the folder, into a new subfolder.
+    let g = generation(&server).await;
+    std::fs::write(dir.path().join("ca.yaml"), rule("CA")).unwrap();
+    std::fs::create_dir(rules.join("team")).unwrap();
+    std::fs::rename(dir.path().join("ca.yaml"), rules.join("team/ca.yaml")).unwrap();
+    let r = reloaded(&server, g).await;
+    assert!(
+        r["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == "team/ca"),
+        "{r}"
+    );
+    assert_eq!(fired(&server, "CA").await, ["team/ca"]);
+
+    // A delete.
+    let g = generation(&server).await;
+    std::fs::remove_file(rules.join("us.yaml")).unwrap();
+    reloaded(&server, g).await;
+    assert!(fired(&server, "DE").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_edit_never_takes_a_working_rule_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    project(dir.path(), CONFIG, &[("us.yaml", &rule("US"))]);
+    let server = Server::start(dir.path());
+    let before = server.get("/api/rules").await;
+    let version = before["rules"][0]["version"].clone();
+
+    let g = generation(&server).await;
+    std::fs::write(
+        rules.join("us.yaml"),
+        "on: open\nwhen: { geo: { start_with: U } }\nactions: []\n",
+    )
+    .unwrap();
+    std::fs::write(rules.join("new.yaml"), "on: [open\n").unwrap();
+    let r = reloaded(&server, g).await;
+    assert_eq!(
+        fired(&server, "US").await,
+        ["us"],
+        "the last good version keeps serving"
+    );
+    assert_eq!(r["rules"][0]["version"], version);
+    let files = r["files"].as_array().unwrap();
+    let us = files
+        .iter()
+        .find(|f| f["file"].as_str().unwrap().ends_with("us.yaml"))
+        .unwrap();
+    assert!(
+        us["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `starts_with`"),
+        "{us}"
+    );
+    assert_eq!(us["rules"], 1);
+    let new = files
+        .iter()
+        .find(|f| f["file"].as_str().unwrap().ends_with("new.yaml"))
+        .unwrap();
+    assert_eq!(new["rules"], 0, "a brand-new broken file adds nothing");
+    let metrics = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("hookflow_rule_files_in_error 2"), "{metrics}");
+
+    let g = generation(&server).await;
+    std::fs::write(rules.join("us.yaml"), rule("FR")).unwrap();
+    std::fs::remove_file(rules.join("new.yaml")).unwrap();
+    let r = reloaded(&server, g).await;
+    assert!(r["errors"].as_array().unwrap().is_empty(), "{r}");
+    assert_ne!(r["rules"][0]["version"], version);
+    assert_eq!(fired(&server, "FR").await, ["us"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_checkout_switches_the_whole_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    project(
+        dir.path(),
+        CONFIG,
+        &[("us.yaml", &rule("US")), ("ca.yaml", &rule("CA"))],
+    );
+    git(&rules, &["init", "-q", "-b", "main"]);
+    git(&rules, &["add", "."]);
+    git(&rules, &["commit", "-q", "-m", "v1"]);
+    std::fs::remove_file(rules.join("ca.yaml")).unwrap();
+    std::fs::write(rules.join("us.yaml"), rule("FR")).unwrap();
+    for i in 0..20 {
+        std::fs::write(rules.join(format!("extra{i:02}.yaml")), rule(&format!("X{i}"))).unwrap();
+    }
+    git(&rules, &["add", "-A"]);
+    git(&rules, &["commit", "-q", "-m", "v2"]);
+    let server = Server::start(dir.path());
+    assert_eq!(
+        server.get("/api/rules").await["rules"].as_array().unwrap().len(),
+        21
+    );
+
+    let g = generation(&server).await;
+    git(&rules, &["checkout", "-q", "HEAD~1"]);
+    let r = server
+        .wait_for("/api/rules", 10, |r| {
+            r["generation"].as_u64().unwrap() > g && r["rules"].as_array().unwrap().len() == 2
+        })
+        .await;
+    assert!(
+        r["generation"].as_u64().unwrap() - g <= 3,
+        "one burst, few reloads: {}",
+        r["generation"]
+    );
+    assert_eq!(fired(&server, "CA").await, ["ca"]);
+    assert_eq!(fired(&server, "US").await, ["us"]);
+
+    let g = generation(&server).await;
+    git(&rules, &["checkout", "-q", "main"]);
+    server
+        .wait_for("/api/rules", 10, |r| {
+            r["generation"].as_u64().unwrap() > g && r["rules"].as_array().unwrap().len() == 21
+        })
+        .await;
+    assert_eq!(fired(&server, "FR").await, ["us"]);
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_rules_folder_swapped_to_a_new_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (blue, green) = (dir.path().join("blue"), dir.path().join("green"));
+    std::fs::create_dir(&blue).unwrap();
+    std::fs::create_dir(&green).unwrap();
+    std::fs::write(blue.join("r.yaml"), rule("US")).unwrap();
+    std::fs::write(green.join("r.yaml"), rule("FR")).unwrap();
+    std::fs::write(dir.path().join("hookflow.yaml"), CONFIG).unwrap();
+    std::os::unix::fs::symlink("blue", dir.path().join("rules")).unwrap();
+    let server = Server::start(dir.path());
+    assert_eq!(fired(&server, "US").await, ["r"]);
+
+    // `ln -sfn green rules`, done atomically as deploy tools do: a new link renamed over.
+    let g = generation(&server).await;
+    std::os::unix::fs::symlink("green", dir.path().join("rules.new")).unwrap();
+    std::fs::rename(dir.path().join("rules.new"), dir.path().join("rules")).unwrap();
+    reloaded(&server, g).await;
+    assert_eq!(fired(&server, "FR").await, ["r"]);
+
+    // Edits in the new target are watched too.
+    let g = generation(&server).await;
+    std::fs::write(green.join("r.yaml"), rule("DE")).unwrap();
+    reloaded(&server, g).await;
+    assert_eq!(fired(&server, "DE").await, ["r"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_rapid_writes_end_with_the_last_one_in_few_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    project(dir.path(), CONFIG, &[("r.yaml", &rule("X0"))]);
+    let server = Server::start(dir.path());
+    let g = generation(&server).await;
+    for i in 1..=50 {
+        std::fs::write(rules.join("r.yaml"), rule(&format!("X{i}"))).unwrap();
+    }
+    let last = server
+        .wait_for("/api/rules", 10, |r| {
+            r["generation"].as_u64().unwrap() > g && r["files"][0]["errors"].as_array().unwrap().is_empty()
+        })
+        .await;
+    // Wait until the final content is live, then count reloads.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fired(&server, "X50").await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the last write never took effect"
+        );
+    }
+    let reloads = generation(&server).await - g;
+    assert!(
+        reloads <= 5,
+        "{reloads} reloads for one burst of 50 writes ({last})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_and_no_watch_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    project(
+        dir.path(),
+        &format!("{CONFIG}reload: {{ poll: 1s }}\n"),
+        &[("r.yaml", &rule("US"))],
+    );
+    let server = Server::start(dir.path());
+    let g = generation(&server).await;
+    std::fs::write(rules.join("r.yaml"), rule("FR")).unwrap();
+    reloaded(&server, g).await;
+    assert_eq!(fired(&server, "FR").await, ["r"]);
+    drop(server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    project(
+        dir.path(),
+        &format!("{CONFIG}reload: {{ watch: false }}\n"),
+        &[("r.yaml", &rule("US"))],
+    );
+    let server = Server::start(dir.path());
+    std::fs::write(rules.join("r.yaml"), rule("FR")).unwrap();
+    let g = generation(&server).await;
+    // Without watching, a change waits for an explicit reload.
+    assert_eq!(fired(&server, "US").await, ["r"], "{}", server.log());
+    let r: Value = server
+        .client
+        .post(format!("{}/api/rules/reload", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(r["changed"], json!(["r"]));
+    assert!(generation(&server).await > g);
+    assert_eq!(fired(&server, "FR").await, ["r"]);
+}
