@@ -325,3 +325,52 @@ async fn polling_and_no_watch_modes() {
     assert!(generation(&server).await > g);
     assert_eq!(fired(&server, "FR").await, ["r"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_templates_and_error_notifications() {
+    let mut sink = crate::sink::Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{CONFIG}reload: {{ watch: false }}\non_reload_error: {{ url: \"{}/reload-errors\" }}\n",
+        sink.url
+    );
+    let email = "on: open\nactions:\n  - email: { to: \"{{email}}\", subject: Hi, template: hello }\n";
+    project(dir.path(), &config, &[("mail.yaml", email)]);
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    std::fs::write(dir.path().join("templates/hello.txt.hbs"), "Hello v1").unwrap();
+    let server = Server::start(dir.path());
+    fired(&server, "US").await;
+    let text = |jobs: &Value| jobs[0]["action"]["text"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(text(&server.get("/api/jobs?limit=1").await), "Hello v1");
+
+    // A template edit, picked up by SIGHUP.
+    std::fs::write(dir.path().join("templates/hello.txt.hbs"), "Hello v2").unwrap();
+    let g = generation(&server).await;
+    server.signal("HUP");
+    reloaded(&server, g).await;
+    fired(&server, "US").await;
+    assert_eq!(text(&server.get("/api/jobs?limit=1").await), "Hello v2");
+
+    // A broken template keeps its last good text, and the errors are posted.
+    std::fs::write(dir.path().join("templates/hello.txt.hbs"), "Hello {{#if}}").unwrap();
+    let g = generation(&server).await;
+    server.signal("HUP");
+    let r = reloaded(&server, g).await;
+    assert!(
+        r["errors"][0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("hello.txt.hbs"),
+        "{r}"
+    );
+    fired(&server, "US").await;
+    assert_eq!(text(&server.get("/api/jobs?limit=1").await), "Hello v2");
+    let note = sink.next(10).await;
+    assert_eq!(note.json()["generation"], r["generation"]);
+    assert!(
+        note.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("template does not parse")
+    );
+}

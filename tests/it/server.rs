@@ -100,6 +100,14 @@ impl Server {
         }
     }
 
+    /// Sends a signal (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -{name}");
+    }
+
     /// SIGTERM, and the exit code.
     pub fn terminate(mut self) -> i32 {
         let _ = Command::new("kill")
