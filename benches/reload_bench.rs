@@ -153,6 +153,7 @@ async fn main() {
         .count();
     let reloads = generation(&client, &base).await;
     let _ = child.kill();
+    let _ = child.wait();
 
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
     let median = |v: &mut Vec<Duration>| {
