@@ -79,6 +79,16 @@ enum Command {
         #[command(subcommand)]
         command: EndpointsCommand,
     },
+    /// Contact lists kept by `contacts` actions.
+    Contacts {
+        #[command(subcommand)]
+        command: ContactsCommand,
+    },
+    /// The global suppression list: addresses no email is ever sent to.
+    Suppressions {
+        #[command(subcommand)]
+        command: SuppressionsCommand,
+    },
     /// Print the JSON Schema of rule files (or, with --config, of hookflow.yaml).
     Schema {
         #[arg(long)]
@@ -100,6 +110,57 @@ enum EndpointsCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum ContactsCommand {
+    /// Every list and how many contacts it has.
+    Lists {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print a list: CSV (email, then one column per property) or JSON.
+    Export {
+        list: String,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Add contacts from a CSV file with a header row: an `email` column, every other
+    /// column a property. Nothing is written if any row is invalid.
+    Import {
+        list: String,
+        file: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SuppressionsCommand {
+    List {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    Add {
+        email: String,
+        #[arg(long, default_value = "added by hand")]
+        reason: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    Remove {
+        email: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExportFormat {
+    Csv,
+    Json,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -143,6 +204,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Command::Serve { config, no_watch } => runtime()?.block_on(serve(config.as_deref(), no_watch)),
         Command::Endpoints { command } => runtime()?.block_on(endpoints(command)),
+        Command::Contacts { command } => runtime()?.block_on(contacts(command)),
+        Command::Suppressions { command } => runtime()?.block_on(suppressions(command)),
     }
 }
 
@@ -208,13 +271,18 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests and attempts in flight");
 }
 
+/// The store named by the config, for commands that work beside a running server.
+async fn open_store(path: Option<&Path>) -> Result<SqliteStore> {
+    let config = config(path)?;
+    let StoreUrl::Sqlite(db) = &config.store;
+    Ok(SqliteStore::open(db, config.durability).await?)
+}
+
 async fn endpoints(command: EndpointsCommand) -> Result<ExitCode> {
     let path = match &command {
         EndpointsCommand::List { config } | EndpointsCommand::Resume { config, .. } => config.as_deref(),
     };
-    let config = config(path)?;
-    let StoreUrl::Sqlite(db) = &config.store;
-    let store = SqliteStore::open(db, config.durability).await?;
+    let store = open_store(path).await?;
     match command {
         EndpointsCommand::List { .. } => {
             for e in store.endpoints().await? {
@@ -387,4 +455,139 @@ fn explain_text(s: &mut String, e: &Explain, depth: usize) {
     for c in &e.children {
         explain_text(s, c, depth + 1);
     }
+}
+
+async fn contacts(command: ContactsCommand) -> Result<ExitCode> {
+    let path = match &command {
+        ContactsCommand::Lists { config }
+        | ContactsCommand::Export { config, .. }
+        | ContactsCommand::Import { config, .. } => config.as_deref(),
+    };
+    let store = open_store(path).await?;
+    match command {
+        ContactsCommand::Lists { .. } => {
+            for l in store.lists().await? {
+                println!("{}\t{}", l.list, l.contacts);
+            }
+        }
+        ContactsCommand::Export { list, format, .. } => {
+            let rows = store.contacts(&list).await?;
+            match format {
+                ExportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+                ExportFormat::Csv => {
+                    let mut keys = std::collections::BTreeSet::new();
+                    for r in &rows {
+                        keys.extend(
+                            r.properties
+                                .as_object()
+                                .into_iter()
+                                .flat_map(|o| o.keys().cloned()),
+                        );
+                    }
+                    let mut out = csv::Writer::from_writer(std::io::stdout());
+                    out.write_record(std::iter::once("email".to_owned()).chain(keys.iter().cloned()))?;
+                    for r in &rows {
+                        let cell = |k: &String| match r.properties.get(k) {
+                            None | Some(Value::Null) => String::new(),
+                            Some(Value::String(s)) => s.clone(),
+                            Some(other) => other.to_string(),
+                        };
+                        out.write_record(std::iter::once(r.email.clone()).chain(keys.iter().map(cell)))?;
+                    }
+                    out.flush()?;
+                }
+            }
+        }
+        ContactsCommand::Import { list, file, .. } => {
+            let mut reader =
+                csv::Reader::from_path(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let headers = reader.headers()?.clone();
+            let Some(email_col) = headers
+                .iter()
+                .position(|h| h.trim().eq_ignore_ascii_case("email"))
+            else {
+                bail!("{}: the header row has no `email` column", file.display());
+            };
+            let mut changes = Vec::new();
+            let mut problems = Vec::new();
+            for (i, record) in reader.records().enumerate() {
+                let line = i + 2;
+                let record = match record {
+                    Ok(r) => r,
+                    Err(e) => {
+                        problems.push(format!("{}:{line}: {e}", file.display()));
+                        continue;
+                    }
+                };
+                let email = record.get(email_col).unwrap_or("").trim().to_owned();
+                if let Err(e) = hookflow::actions::email::check_address(email.clone()) {
+                    problems.push(format!("{}:{line}: {e}", file.display()));
+                    continue;
+                }
+                let set = headers
+                    .iter()
+                    .zip(record.iter())
+                    .enumerate()
+                    .filter(|(i, _)| *i != email_col)
+                    .map(|(_, (h, v))| (h.trim().to_owned(), Value::from(v)))
+                    .collect();
+                changes.push(hookflow::store::ContactChange::Add {
+                    list: list.clone(),
+                    email,
+                    set,
+                });
+            }
+            if !problems.is_empty() {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                bail!("nothing imported: {} invalid row(s)", problems.len());
+            }
+            for change in &changes {
+                store.change_contact(change, Utc::now()).await?;
+            }
+            println!("imported {} contact(s) into {list}", changes.len());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn suppressions(command: SuppressionsCommand) -> Result<ExitCode> {
+    let path = match &command {
+        SuppressionsCommand::List { config }
+        | SuppressionsCommand::Add { config, .. }
+        | SuppressionsCommand::Remove { config, .. } => config.as_deref(),
+    };
+    let store = open_store(path).await?;
+    match command {
+        SuppressionsCommand::List { .. } => {
+            for s in store.suppressions().await? {
+                println!("{}\t{}\t{}", s.email, s.created_at, s.reason);
+            }
+        }
+        SuppressionsCommand::Add { email, reason, .. } => {
+            hookflow::actions::email::check_address(email.clone()).map_err(anyhow::Error::msg)?;
+            let new = store.suppress(&email, &reason, None, Utc::now()).await?;
+            println!(
+                "{email} {}",
+                if new {
+                    "suppressed"
+                } else {
+                    "was already suppressed"
+                }
+            );
+        }
+        SuppressionsCommand::Remove { email, .. } => {
+            let removed = store.unsuppress(&email).await?;
+            println!(
+                "{email} {}",
+                if removed {
+                    "is no longer suppressed"
+                } else {
+                    "was not suppressed"
+                }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,8 @@
 //! recorded.
 
 pub mod exec;
+mod local;
+pub mod mail;
 pub mod policy;
 
 use std::sync::Arc;
@@ -27,7 +29,7 @@ use crate::store::{Finished, Job, Next, Store};
 use policy::{Outcome, Policy};
 
 /// The action kinds that have an executor; jobs of other kinds wait in the store.
-pub const KINDS: &[&str] = &["http", "log"];
+pub const KINDS: &[&str] = &["http", "log", "email", "contacts", "suppress", "unsuppress"];
 
 /// `scheme://host:port` of a URL: the unit that gets suspended.
 pub fn endpoint_of(url: &str) -> Option<String> {
@@ -48,6 +50,9 @@ pub struct Deliverer<S> {
     /// Bumped by the ingest writer after each commit that added jobs.
     pub wake: Arc<watch::Sender<u64>>,
     pub metrics: Arc<Metrics>,
+    pub mailer: mail::Mailer,
+    /// Sender for emails that name none.
+    pub default_from: String,
 }
 
 /// An HTTP client that never follows redirects: a 3xx is a failed delivery.
@@ -130,7 +135,10 @@ impl<S: Store> Deliverer<S> {
             timeout: self.timeout,
             signing_secret: secret.as_deref(),
         };
-        let (attempt, outcome) = exec::execute(&job, &ctx).await;
+        let (attempt, outcome) = match job.kind.as_str() {
+            "http" | "log" => exec::execute(&job, &ctx).await,
+            _ => self.local(&job).await,
+        };
         let next = self.policy.next(&job, &outcome, Utc::now());
         self.metrics
             .attempt(&job.kind, outcome == Outcome::Success, attempt.duration_ms);

@@ -9,6 +9,8 @@ use crate::store::{Job, Next};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Success,
+    /// Nothing to do, on purpose (every recipient suppressed).
+    Skipped,
     /// Worth trying again; `retry_after` when the receiver asked for a pause (429/503).
     Retryable {
         retry_after: Option<Duration>,
@@ -31,6 +33,7 @@ impl Policy {
     pub fn next(&self, job: &Job, outcome: &Outcome, now: DateTime<Utc>) -> Next {
         match outcome {
             Outcome::Success => Next::Succeeded,
+            Outcome::Skipped => Next::Skipped,
             Outcome::Permanent => Next::Dead { suspend: None },
             Outcome::Retryable { retry_after } => {
                 let done = job.attempts.max(1) as usize;

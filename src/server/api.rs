@@ -26,6 +26,9 @@ pub fn router<S: Store>(state: AppState<S>) -> Router<AppState<S>> {
         .route("/stats", get(stats::<S>))
         .route("/rules", get(rules::<S>))
         .route("/rules/reload", post(reload::<S>))
+        .route("/lists", get(lists::<S>))
+        .route("/lists/{list}/contacts", get(contacts::<S>))
+        .route("/suppressions", get(suppressions::<S>))
         .layer(middleware::from_fn_with_state(state, bearer::<S>))
 }
 
@@ -139,6 +142,21 @@ async fn resume<S: Store>(
         }
         None => Err(ApiError::NotFound(format!("no endpoint `{id}`"))),
     }
+}
+
+async fn lists<S: Store>(State(st): State<AppState<S>>) -> Result<Response, ApiError> {
+    Ok(Json(st.store.lists().await?).into_response())
+}
+
+async fn contacts<S: Store>(
+    State(st): State<AppState<S>>,
+    Path(list): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(st.store.contacts(&list).await?).into_response())
+}
+
+async fn suppressions<S: Store>(State(st): State<AppState<S>>) -> Result<Response, ApiError> {
+    Ok(Json(st.store.suppressions().await?).into_response())
 }
 
 async fn stats<S: Store>(State(st): State<AppState<S>>) -> Result<Response, ApiError> {

@@ -32,6 +32,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Mail(String),
 }
 
 /// What every handler shares.
@@ -109,6 +111,17 @@ pub async fn run(
     let (tx, rx) = mpsc::channel(config.ingest_queue);
     let writer = tokio::spawn(ingest::writer(store.clone(), rx, wake.clone()));
 
+    let mailer = delivery::mail::Mailer::new(
+        config.smtp.as_ref(),
+        &config.outbox,
+        config.delivery.timeout.to_std(),
+    )
+    .map_err(ServeError::Mail)?;
+    let default_from = config
+        .smtp
+        .as_ref()
+        .and_then(|s| s.from.clone())
+        .unwrap_or_else(|| delivery::mail::FALLBACK_FROM.to_owned());
     let (stop, stopped) = watch::channel(false);
     let deliverer = Arc::new(Deliverer {
         store: store.clone(),
@@ -121,6 +134,8 @@ pub async fn run(
         server_secret: config.signing_secret.clone(),
         wake: wake.clone(),
         metrics: metrics.clone(),
+        mailer,
+        default_from,
     });
     let delivery = delivery::spawn(deliverer, config.delivery.workers, stopped.clone());
     let watcher = reload::spawn(reloader.clone(), config.reload, stopped);

@@ -91,6 +91,8 @@ pub struct Finished {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
     Succeeded,
+    /// Nothing to do, on purpose (every recipient suppressed): recorded, not retried.
+    Skipped,
     Retry(DateTime<Utc>),
     /// No more attempts. `suspend` names the endpoint to suspend (retries exhausted).
     Dead {
@@ -158,6 +160,47 @@ pub struct EndpointRow {
     pub reason: Option<String>,
 }
 
+/// A contact-list change, as an action renders it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContactChange {
+    Add {
+        list: String,
+        email: String,
+        set: serde_json::Map<String, Value>,
+    },
+    Remove {
+        list: String,
+        email: String,
+    },
+    Update {
+        list: String,
+        email: String,
+        set: serde_json::Map<String, Value>,
+    },
+}
+
+#[derive(Debug, Serialize, Clone, PartialEq)]
+pub struct ContactRow {
+    pub email: String,
+    pub properties: Value,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, Clone, PartialEq)]
+pub struct ListRow {
+    pub list: String,
+    pub contacts: u64,
+}
+
+#[derive(Debug, Serialize, Clone, PartialEq)]
+pub struct SuppressionRow {
+    pub email: String,
+    pub reason: String,
+    pub event_id: Option<String>,
+    pub created_at: String,
+}
+
 #[derive(Debug, Serialize, Default)]
 pub struct Stats {
     pub events: u64,
@@ -218,6 +261,42 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<(EndpointRow, u64)>, StoreError>> + Send;
     fn stats(&self) -> impl Future<Output = Result<Stats, StoreError>> + Send;
+
+    /// Applies a contact-list change; replaying it changes nothing more. Returns what
+    /// happened, for the audit trail.
+    fn change_contact(
+        &self,
+        change: &ContactChange,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    fn lists(&self) -> impl Future<Output = Result<Vec<ListRow>, StoreError>> + Send;
+    fn contacts(&self, list: &str) -> impl Future<Output = Result<Vec<ContactRow>, StoreError>> + Send;
+
+    /// Adds an address to the suppression list (the first reason stays); whether it was new.
+    fn suppress(
+        &self,
+        email: &str,
+        reason: &str,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn unsuppress(&self, email: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The suppression reason of each of `emails` that is suppressed.
+    fn suppressed(
+        &self,
+        emails: &[String],
+    ) -> impl Future<Output = Result<Vec<SuppressionRow>, StoreError>> + Send;
+    fn suppressions(&self) -> impl Future<Output = Result<Vec<SuppressionRow>, StoreError>> + Send;
+}
+
+/// The address part of `Name <a@b.com>`, lower-cased: how lists and suppressions key.
+pub fn address_key(mailbox: &str) -> String {
+    let s = mailbox.trim();
+    let addr = match (s.rfind('<'), s.ends_with('>')) {
+        (Some(open), true) => &s[open + 1..s.len() - 1],
+        _ => s,
+    };
+    addr.trim().to_lowercase()
 }
 
 /// Unix milliseconds, the store's time unit.

@@ -12,8 +12,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    AttemptRow, EndpointRow, EventDetail, EventRow, Finished, Job, JobDetail, JobRow, NewEvent, Next, Stats,
-    Store, StoreError, from_millis, millis, rfc3339,
+    AttemptRow, ContactChange, ContactRow, EndpointRow, EventDetail, EventRow, Finished, Job, JobDetail,
+    JobRow, ListRow, NewEvent, Next, Stats, Store, StoreError, SuppressionRow, from_millis, millis, rfc3339,
 };
 use crate::config::Durability;
 use crate::duration::Duration;
@@ -28,7 +28,10 @@ fn placeholders(columns: usize, rows: usize) -> String {
 }
 
 /// Schema migrations, in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_lists.sql"),
+];
 
 /// Two pools: SQLite has one writer at a time, and a writer that finds the lock taken
 /// sleeps in growing steps (its busy handler). So every write goes through a single
@@ -141,6 +144,15 @@ fn endpoint_row(r: &SqliteRow) -> Result<EndpointRow, StoreError> {
         status: r.try_get("status")?,
         suspended_at: r.try_get::<Option<i64>, _>("suspended_at")?.map(rfc3339),
         reason: r.try_get("reason")?,
+    })
+}
+
+fn suppression_row(r: &SqliteRow) -> Result<SuppressionRow, StoreError> {
+    Ok(SuppressionRow {
+        email: r.try_get("email")?,
+        reason: r.try_get("reason")?,
+        event_id: r.try_get("event_id")?,
+        created_at: rfc3339(r.try_get("created_at")?),
     })
 }
 
@@ -292,6 +304,7 @@ impl Store for SqliteStore {
             .await?;
             let (status, next_at) = match next {
                 Next::Succeeded => ("succeeded", now),
+                Next::Skipped => ("skipped", now),
                 Next::Retry(at) => ("pending", *at),
                 Next::Dead { .. } => ("dead", now),
             };
@@ -501,5 +514,139 @@ impl Store for SqliteStore {
             jobs,
             endpoints_suspended: suspended as u64,
         })
+    }
+
+    async fn change_contact(&self, change: &ContactChange, now: DateTime<Utc>) -> Result<String, StoreError> {
+        let now = millis(now);
+        let done = match change {
+            ContactChange::Add { list, email, set } => {
+                sqlx::query(
+                    "INSERT INTO contacts (list, email, properties, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
+                     ON CONFLICT (list, email) DO UPDATE SET properties = json_patch(properties, ?3), updated_at = ?4",
+                )
+                .bind(list)
+                .bind(super::address_key(email))
+                .bind(Value::Object(set.clone()).to_string())
+                .bind(now)
+                .execute(&self.write)
+                .await?;
+                format!("{email} is on list {list}")
+            }
+            ContactChange::Remove { list, email } => {
+                let n = sqlx::query("DELETE FROM contacts WHERE list = ? AND email = ?")
+                    .bind(list)
+                    .bind(super::address_key(email))
+                    .execute(&self.write)
+                    .await?
+                    .rows_affected();
+                if n == 1 {
+                    format!("{email} removed from list {list}")
+                } else {
+                    format!("{email} was not on list {list}")
+                }
+            }
+            ContactChange::Update { list, email, set } => {
+                let n = sqlx::query("UPDATE contacts SET properties = json_patch(properties, ?), updated_at = ? WHERE list = ? AND email = ?")
+                    .bind(Value::Object(set.clone()).to_string())
+                    .bind(now)
+                    .bind(list)
+                    .bind(super::address_key(email))
+                    .execute(&self.write)
+                    .await?
+                    .rows_affected();
+                if n == 1 {
+                    format!("{email} updated on list {list}")
+                } else {
+                    format!("{email} is not on list {list}: nothing to update")
+                }
+            }
+        };
+        Ok(done)
+    }
+
+    async fn lists(&self) -> Result<Vec<ListRow>, StoreError> {
+        let rows = sqlx::query("SELECT list, COUNT(*) AS n FROM contacts GROUP BY list ORDER BY list")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ListRow {
+                    list: r.try_get("list")?,
+                    contacts: r.try_get::<i64, _>("n")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn contacts(&self, list: &str) -> Result<Vec<ContactRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT email, properties, created_at, updated_at FROM contacts WHERE list = ? ORDER BY email",
+        )
+        .bind(list)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ContactRow {
+                    email: r.try_get("email")?,
+                    properties: json(&r.try_get::<String, _>("properties")?)?,
+                    created_at: rfc3339(r.try_get("created_at")?),
+                    updated_at: rfc3339(r.try_get("updated_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn suppress(
+        &self,
+        email: &str,
+        reason: &str,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "INSERT OR IGNORE INTO suppressions (email, reason, event_id, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(super::address_key(email))
+        .bind(reason)
+        .bind(event_id)
+        .bind(millis(now))
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn unsuppress(&self, email: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM suppressions WHERE email = ?")
+            .bind(super::address_key(email))
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn suppressed(&self, emails: &[String]) -> Result<Vec<SuppressionRow>, StoreError> {
+        let mut out = Vec::new();
+        for email in emails {
+            if let Some(r) =
+                sqlx::query("SELECT email, reason, event_id, created_at FROM suppressions WHERE email = ?")
+                    .bind(super::address_key(email))
+                    .fetch_optional(&self.read)
+                    .await?
+            {
+                out.push(suppression_row(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn suppressions(&self) -> Result<Vec<SuppressionRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT email, reason, event_id, created_at FROM suppressions ORDER BY created_at, email",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(suppression_row).collect()
     }
 }

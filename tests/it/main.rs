@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `hookflow` binary against real files.
 
+mod actions; // email over real SMTP and the outbox, suppression, contact lists
 mod check; // `hookflow check`: located errors, exit codes, the JSON report
 mod config; // hookflow.yaml: schema, the example, located errors
 mod contract; // RULES.md's examples load and behave as the page says

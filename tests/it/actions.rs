@@ -1,0 +1,437 @@
+//! Email, contact lists and suppression end to end: the real binary, a real SMTP server
+//! (aiosmtpd, tests/smtp_sink.py) and the outbox folder.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::server::{Server, project};
+
+/// A real SMTP server on 127.0.0.1 recording each message as a JSON file.
+struct SmtpSink {
+    child: Child,
+    dir: PathBuf,
+    seen: usize,
+}
+
+/// aiosmtpd, installed from PyPI on first use when missing (as `.ci/run` does).
+fn ensure_aiosmtpd() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let present = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !present {
+            let installed = Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
+                .status();
+            assert!(
+                installed.is_ok_and(|s| s.success()),
+                "cannot install aiosmtpd with pip"
+            );
+        }
+    });
+}
+
+impl SmtpSink {
+    fn start(port: u16) -> (SmtpSink, u16) {
+        ensure_aiosmtpd();
+        let dir = tempfile::tempdir().unwrap().keep();
+        let mut child = Command::new("python3")
+            .args([
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py"),
+                dir.to_str().unwrap(),
+                &port.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs (and aiosmtpd is installed: .ci/run installs it)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("smtp sink: {line:?}"))
+            .parse()
+            .unwrap();
+        (SmtpSink { child, dir, seen: 0 }, port)
+    }
+
+    /// The next message, waiting at most `secs`.
+    async fn next(&mut self, secs: u64) -> Value {
+        let path = self.dir.join(format!("{:04}.json", self.seen + 1));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !path.exists() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no email arrived within {secs}s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.seen += 1;
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn open(email: &str, id: u64) -> String {
+    json!({"event": "open", "time": 1433103519, "MessageID": id, "email": email, "mj_campaign_id": 7173})
+        .to_string()
+}
+
+const BASE: &str = "listen: 127.0.0.1:0\nstore: sqlite://data/hookflow.db\n";
+
+const WELCOME: &str = r#"on: open
+actions:
+  - email:
+      to: ["{{email}}", "ops@example.com"]
+      cc: "team@example.com"
+      reply_to: "Support <support@example.com>"
+      subject: "Ünïcödé offer for {{email}} — 24h"
+      template: hello
+      headers: { X-Campaign: "{{mj_campaign_id}}" }
+"#;
+
+fn templates(dir: &Path) {
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("templates/hello.txt.hbs"),
+        "Hello {{email}}, plain text.",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("templates/hello.html.hbs"),
+        "<p>Hello <b>{{email}}</b></p>",
+    )
+    .unwrap();
+}
+
+/// Decodes the `Subject:` header's RFC 2047 encoded words.
+fn subject(data: &str) -> String {
+    use base64::Engine;
+    let line = data.lines().find(|l| l.starts_with("Subject: ")).unwrap();
+    let mut folded = line.trim_start_matches("Subject: ").to_owned();
+    for cont in data
+        .lines()
+        .skip_while(|l| !l.starts_with("Subject: "))
+        .skip(1)
+        .take_while(|l| l.starts_with(' '))
+    {
+        folded.push_str(cont);
+    }
+    folded
+        .split_whitespace()
+        .map(
+            |word| match word.strip_prefix("=?utf-8?b?").and_then(|w| w.strip_suffix("?=")) {
+                Some(b64) => {
+                    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
+                }
+                None => word.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_reach_a_real_smtp_server() {
+    let (mut smtp, port) = SmtpSink::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        format!("{BASE}smtp: {{ url: \"smtp://127.0.0.1:{port}\", from: \"Shop <shop@example.com>\" }}\n");
+    project(dir.path(), &config, &[("welcome.yaml", WELCOME)]);
+    templates(dir.path());
+    let server = Server::start(dir.path());
+    assert_eq!(
+        server
+            .post("/hooks/mailjet", &open("ann@example.org", 1))
+            .await
+            .status(),
+        200
+    );
+    let mail = smtp.next(10).await;
+    assert_eq!(mail["from"], "shop@example.com");
+    let mut to: Vec<&str> = mail["to"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["ann@example.org", "ops@example.com", "team@example.com"]);
+    let data = mail["data"].as_str().unwrap();
+    assert!(data.contains("From: Shop <shop@example.com>"), "{data}");
+    assert!(data.contains("Reply-To: Support <support@example.com>"), "{data}");
+    assert!(data.contains("Cc: team@example.com"), "{data}");
+    assert!(data.contains("X-Campaign: 7173"), "{data}");
+    assert!(data.contains("multipart/alternative"), "{data}");
+    assert!(
+        data.contains("Content-Type: text/plain") && data.contains("Hello ann@example.org, plain text."),
+        "{data}"
+    );
+    assert!(
+        data.contains("Content-Type: text/html") && data.contains("<b>ann@example.org</b>"),
+        "{data}"
+    );
+    assert_eq!(
+        subject(data),
+        "Ünïcödé offer for ann@example.org — 24h".replace(' ', ""),
+        "{data}"
+    );
+    let jobs = server
+        .wait_for("/api/jobs", 10, |j| j[0]["status"] == "succeeded")
+        .await;
+    let id = jobs[0]["event_id"].as_str().unwrap();
+    let detail = server.get(&format!("/api/events/{id}")).await;
+    assert!(
+        detail["jobs"][0]["attempts_made"][0]["response"]
+            .as_str()
+            .unwrap()
+            .starts_with("250"),
+        "{detail}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_down_is_retried_then_delivered() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{BASE}smtp: {{ url: \"smtp://127.0.0.1:{port}\" }}\ndelivery:\n  schedule: [ {{ retries: 20, every: 1s }} ]\n"
+    );
+    project(
+        dir.path(),
+        &config,
+        &[(
+            "hi.yaml",
+            "on: open\nactions: [ { email: { to: \"{{email}}\", subject: hi, text: there } } ]\n",
+        )],
+    );
+    let server = Server::start(dir.path());
+    server.post("/hooks/mailjet", &open("bob@example.org", 2)).await;
+    let jobs = server
+        .wait_for("/api/jobs", 10, |j| {
+            j[0]["attempts"].as_u64().unwrap_or(0) >= 1 && j[0]["status"] == "pending"
+        })
+        .await;
+    assert!(jobs[0]["last_error"].as_str().unwrap().contains("SMTP"), "{jobs}");
+    let (mut smtp, _) = SmtpSink::start(port);
+    let mail = smtp.next(15).await;
+    assert_eq!(mail["to"], json!(["bob@example.org"]));
+    assert!(
+        mail["data"]
+            .as_str()
+            .unwrap()
+            .contains("From: hookflow <hookflow@localhost>")
+    );
+    server
+        .wait_for("/api/jobs", 10, |j| j[0]["status"] == "succeeded")
+        .await;
+}
+
+const SPAM: &str =
+    "on: spam\nactions: [ { suppress: { email: \"{{email}}\", reason: \"spam complaint\" } } ]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_by_default_and_never_to_a_suppressed_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let hi = "on: open\nactions: [ { email: { to: \"{{email}}\", cc: \"boss@example.com\", subject: hi, text: there } } ]\n";
+    project(dir.path(), BASE, &[("hi.yaml", hi), ("spam.yaml", SPAM)]);
+    let server = Server::start(dir.path());
+    let outbox = dir.path().join("data/outbox");
+    server.post("/hooks/mailjet", &open("carl@example.org", 3)).await;
+    server
+        .wait_for("/api/jobs?status=succeeded", 10, |j| {
+            j.as_array().unwrap().len() == 1
+        })
+        .await;
+    let files: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        eml.contains("To: carl@example.org") && eml.contains("there"),
+        "{eml}"
+    );
+
+    let spam = json!({"event": "spam", "time": 1433103519, "MessageID": 3, "email": "Carl@Example.org", "source": "JMRPP"});
+    server.post("/hooks/mailjet", &spam.to_string()).await;
+    let sup = server
+        .wait_for("/api/suppressions", 10, |s| s.as_array().unwrap().len() == 1)
+        .await;
+    assert_eq!(sup[0]["email"], "carl@example.org");
+    assert_eq!(sup[0]["reason"], "spam complaint");
+
+    server.post("/hooks/mailjet", &open("carl@example.org", 4)).await;
+    let skipped = server
+        .wait_for("/api/jobs?status=skipped", 10, |j| {
+            j.as_array().unwrap().len() == 1
+        })
+        .await;
+    assert!(
+        skipped[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("skipped (suppressed: carl@example.org: spam complaint)"),
+        "{skipped}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&outbox).unwrap().count(),
+        1,
+        "nothing more was written"
+    );
+
+    // A suppressed cc is dropped, the rest is sent.
+    let spam_boss = json!({"event": "spam", "time": 1433103519, "MessageID": 5, "email": "boss@example.com"});
+    server.post("/hooks/mailjet", &spam_boss.to_string()).await;
+    server
+        .wait_for("/api/suppressions", 10, |s| s.as_array().unwrap().len() == 2)
+        .await;
+    server.post("/hooks/mailjet", &open("dana@example.org", 6)).await;
+    server
+        .wait_for("/api/jobs?status=succeeded", 10, |j| {
+            j.as_array()
+                .unwrap()
+                .iter()
+                .filter(|x| x["kind"] == "email")
+                .count()
+                == 2
+        })
+        .await;
+    let newest = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|m| m.contains("dana@"))
+        .unwrap();
+    assert!(!newest.contains("boss@example.com"), "{newest}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_lists_follow_the_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = "on: open\nactions: [ { contacts: { list: engaged, add: \"{{email}}\", set: { campaign: \"{{mj_campaign_id}}\", first: \"yes\" } } } ]\n";
+    let click = "on: click\nactions: [ { contacts: { list: engaged, update: \"{{email}}\", set: { clicked: \"{{url}}\" } } } ]\n";
+    let unsub = "on: unsub\nactions: [ { contacts: { list: engaged, remove: \"{{email}}\" } } ]\n";
+    project(
+        dir.path(),
+        BASE,
+        &[("add.yaml", add), ("click.yaml", click), ("unsub.yaml", unsub)],
+    );
+    let server = Server::start(dir.path());
+    for (i, email) in ["a@example.org", "b@example.org", "c@example.org"]
+        .iter()
+        .enumerate()
+    {
+        server.post("/hooks/mailjet", &open(email, 10 + i as u64)).await;
+    }
+    let click = json!({"event": "click", "time": 1433103519, "MessageID": 20, "email": "b@example.org", "url": "https://shop.example/x"});
+    server.post("/hooks/mailjet", &click.to_string()).await;
+    let unsub = json!({"event": "unsub", "time": 1433103519, "MessageID": 21, "email": "c@example.org"});
+    server.post("/hooks/mailjet", &unsub.to_string()).await;
+    // Replaying an event changes nothing twice.
+    server.post("/hooks/mailjet", &open("a@example.org", 10)).await;
+    let contacts = server
+        .wait_for("/api/lists/engaged/contacts", 10, |c| {
+            c.as_array().unwrap().len() == 2 && c[1]["properties"].get("clicked").is_some()
+        })
+        .await;
+    assert_eq!(contacts[0]["email"], "a@example.org");
+    assert_eq!(
+        contacts[0]["properties"],
+        json!({"campaign": 7173, "first": "yes"})
+    );
+    assert_eq!(
+        contacts[1]["properties"],
+        json!({"campaign": 7173, "first": "yes", "clicked": "https://shop.example/x"})
+    );
+    assert_eq!(
+        server.get("/api/lists").await,
+        json!([{"list": "engaged", "contacts": 2}])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_and_suppressions_from_the_command_line_while_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = "on: open\nactions: [ { contacts: { list: engaged, add: \"{{email}}\", set: { campaign: \"{{mj_campaign_id}}\" } } } ]\n";
+    project(dir.path(), BASE, &[("add.yaml", add)]);
+    let server = Server::start(dir.path());
+    server.post("/hooks/mailjet", &open("a@example.org", 30)).await;
+    server.wait_for("/api/lists", 10, |l| l[0]["contacts"] == 1).await;
+    let cli = |args: &[&str]| crate::util::hookflow_in(dir.path(), args, &[]);
+
+    let export = cli(&["contacts", "export", "engaged"]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    assert_eq!(export.stdout, "email,campaign\na@example.org,7173\n");
+
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "Email,name,note\nb@example.org,\"Bee, B.\",vip\nc@example.org,Cee,\n",
+    )
+    .unwrap();
+    let import = cli(&["contacts", "import", "engaged", "in.csv"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    assert_eq!(cli(&["contacts", "lists"]).stdout, "engaged\t3\n");
+    let csv = cli(&["contacts", "export", "engaged"]).stdout;
+    assert_eq!(
+        csv,
+        "email,campaign,name,note\na@example.org,7173,,\nb@example.org,,\"Bee, B.\",vip\nc@example.org,,Cee,\n"
+    );
+    let json: Value =
+        serde_json::from_str(&cli(&["contacts", "export", "engaged", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json[1]["properties"]["name"], "Bee, B.");
+
+    std::fs::write(
+        dir.path().join("bad.csv"),
+        "email,name\nnot-an-address,x\nd@example.org,y\n",
+    )
+    .unwrap();
+    let bad = cli(&["contacts", "import", "engaged", "bad.csv"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr
+            .contains("bad.csv:2: `not-an-address` is not an email address"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(
+        cli(&["contacts", "lists"]).stdout,
+        "engaged\t3\n",
+        "nothing imported from a bad file"
+    );
+
+    assert_eq!(
+        cli(&["suppressions", "add", "x@example.org", "--reason", "asked us"]).code,
+        0
+    );
+    let list = cli(&["suppressions", "list"]).stdout;
+    assert!(
+        list.starts_with("x@example.org\t") && list.trim_end().ends_with("asked us"),
+        "{list}"
+    );
+    assert_eq!(server.get("/api/suppressions").await[0]["email"], "x@example.org");
+    assert_eq!(cli(&["suppressions", "remove", "x@example.org"]).code, 0);
+    assert_eq!(cli(&["suppressions", "list"]).stdout, "");
+}

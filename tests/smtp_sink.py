@@ -1,0 +1,45 @@
+"""A real SMTP server for the tests (aiosmtpd): each message received is written to
+OUT_DIR/NNNN.json as {"from", "to", "data"}. Prints "ready PORT" once listening.
+
+Usage: python3 tests/smtp_sink.py OUT_DIR PORT   (PORT 0 picks a free one)
+"""
+import asyncio
+import json
+import os
+import sys
+
+from aiosmtpd.smtp import SMTP
+
+
+class Recorder:
+    def __init__(self, out):
+        self.out = out
+        self.count = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.count += 1
+        path = os.path.join(self.out, f"{self.count:04d}.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(
+                {
+                    "from": envelope.mail_from,
+                    "to": envelope.rcpt_tos,
+                    "data": envelope.content.decode("utf-8", "replace"),
+                },
+                f,
+            )
+        os.rename(path + ".tmp", path)
+        return "250 OK stored"
+
+
+async def main():
+    out, port = sys.argv[1], int(sys.argv[2])
+    os.makedirs(out, exist_ok=True)
+    recorder = Recorder(out)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(recorder), "127.0.0.1", port)
+    print(f"ready {server.sockets[0].getsockname()[1]}", flush=True)
+    await server.serve_forever()
+
+
+asyncio.run(main())
