@@ -1,5 +1,7 @@
 """A real SMTP server for the tests (aiosmtpd): each message received is written to
 OUT_DIR/NNNN.json as {"from", "to", "data"}. Prints "ready PORT" once listening.
+Recipients named reject@... are refused for good (550); defer@... are refused for now
+(451) twice, then accepted.
 
 Usage: python3 tests/smtp_sink.py OUT_DIR PORT   (PORT 0 picks a free one)
 """
@@ -15,6 +17,16 @@ class Recorder:
     def __init__(self, out):
         self.out = out
         self.count = 0
+        self.deferred = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("reject@"):
+            return "550 5.1.1 no such user"
+        if address.startswith("defer@") and self.deferred < 2:
+            self.deferred += 1
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.count += 1

@@ -23,6 +23,9 @@ pub struct HttpSpec {
     body: Option<Tpl>,
     timeout: Option<Duration>,
     sign: Option<Signing>,
+    basic: Option<(String, String)>,
+    /// Whether any part of the URL's host comes from event data (the SSRF guard applies).
+    host_from_event: bool,
 }
 
 /// Where the signing secret comes from. The secret itself never appears in rendered output.
@@ -49,6 +52,12 @@ pub struct RenderedHttp {
     /// Whether the request is signed (Standard Webhooks).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sign: bool,
+    /// The basic-auth user; the password stays in the rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<String>,
+    /// The URL's host comes from event data: private addresses are refused when sending.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_from_event: bool,
 }
 
 impl HttpSpec {
@@ -113,7 +122,19 @@ impl HttpSpec {
                 .env(&join_key(&join_key(path, "sign"), "secret"), &secret)
                 .map(|s| Some(Signing::Secret(s))),
         };
+        let basic = match raw.auth {
+            Some(a) => {
+                let here = join_key(path, "auth");
+                let user = cx.env(&join_key(&here, "username"), &a.username);
+                let password = cx.env(&join_key(&here, "password"), &a.password);
+                Some(Some((user?, password?)))
+            }
+            None => Some(None),
+        };
+        let host_from_event = url.as_ref().is_some_and(|u| host_part(u.source()).contains("{{"));
         Some(Self {
+            basic: basic?,
+            host_from_event,
             url: url?,
             method: ok.then_some(method)?,
             headers,
@@ -126,6 +147,11 @@ impl HttpSpec {
 
     pub fn signing(&self) -> Option<&Signing> {
         self.sign.as_ref()
+    }
+
+    /// User and password for basic auth, if the action has them.
+    pub fn basic_auth(&self) -> Option<&(String, String)> {
+        self.basic.as_ref()
     }
 
     pub fn render(&self, t: &Templates, ctx: &Value) -> Result<RenderedHttp, String> {
@@ -156,6 +182,42 @@ impl HttpSpec {
             body: render_opt(t, ctx, "body", &self.body)?,
             timeout: self.timeout,
             sign: self.sign.is_some(),
+            basic_auth: self.basic.as_ref().map(|(user, _)| user.clone()),
+            host_from_event: self.host_from_event,
         })
+    }
+}
+
+/// The authority part of a URL template: after the scheme, up to the path.
+fn host_part(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    // A template expression may contain `/` (e.g. `{{lookup x "a/b"}}`): cut at the first
+    // `/`, `?` or `#` outside `{{ }}`.
+    let mut depth = 0usize;
+    let bytes = rest.as_bytes();
+    for (i, w) in bytes.windows(2).enumerate() {
+        match w {
+            b"{{" => depth += 1,
+            b"}}" => depth = depth.saturating_sub(1),
+            [b'/' | b'?' | b'#', _] if depth == 0 => return &rest[..i],
+            _ => {}
+        }
+    }
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_part;
+
+    #[test]
+    fn host_part_of_templates() {
+        assert_eq!(host_part("https://crm.example.com/x/{{id}}"), "crm.example.com");
+        assert_eq!(
+            host_part("https://{{tenant}}.example.com/x"),
+            "{{tenant}}.example.com"
+        );
+        assert_eq!(host_part("{{url}}"), "{{url}}");
+        assert_eq!(host_part("http://h:8080?q={{a}}"), "h:8080");
     }
 }

@@ -33,6 +33,7 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     pub delivery: Delivery,
     pub signing_secret: Option<String>,
+    pub allow_private_targets: Vec<String>,
     pub reload: crate::reload::Mode,
     pub on_reload_error: Option<String>,
     /// Where the config came from, for messages.
@@ -128,6 +129,7 @@ impl Config {
                 retries: Delivery::default_retries(),
             },
             signing_secret: None,
+            allow_private_targets: Vec::new(),
             reload: crate::reload::Mode::Events,
             on_reload_error: None,
             origin: "built-in defaults".to_owned(),
@@ -283,6 +285,7 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
         c.signing_secret = http
             .signing_secret
             .and_then(|s| cx.env("http.signing_secret", &s));
+        c.allow_private_targets = http.allow_private_targets.unwrap_or_default();
     }
     c
 }

@@ -156,4 +156,7 @@ pub struct RawStep {
 pub struct RawHttpSettings {
     /// Secret for `sign: true` actions (`whsec_…`), usually `${env:NAME}`.
     pub signing_secret: Option<String>,
+    /// Hosts (names or IPs) that `http` actions may reach even when the URL's host comes
+    /// from event data and is private, loopback or link-local.
+    pub allow_private_targets: Option<Vec<String>>,
 }

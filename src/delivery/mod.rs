@@ -47,6 +47,8 @@ pub struct Deliverer<S> {
     pub policy: Policy,
     pub timeout: Duration,
     pub server_secret: Option<String>,
+    /// Hosts allowed to be private when they come from event data.
+    pub allow_private: Vec<String>,
     /// Bumped by the ingest writer after each commit that added jobs.
     pub wake: Arc<watch::Sender<u64>>,
     pub metrics: Arc<Metrics>,
@@ -129,11 +131,13 @@ impl<S: Store> Deliverer<S> {
     }
 
     async fn run(&self, job: Job) -> Finished {
-        let secret = self.signing_secret(&job);
+        let (secret, basic) = self.credentials(&job);
         let ctx = exec::Ctx {
             client: &self.client,
             timeout: self.timeout,
             signing_secret: secret.as_deref(),
+            basic_auth: basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+            allow_private: &self.allow_private,
         };
         let (attempt, outcome) = match job.kind.as_str() {
             "http" | "log" => exec::execute(&job, &ctx).await,
@@ -157,19 +161,23 @@ impl<S: Store> Deliverer<S> {
         Finished { job, attempt, next }
     }
 
-    /// The secret for a signed `http` job: the rule's own, or the server's.
-    fn signing_secret(&self, job: &Job) -> Option<String> {
+    /// Secrets for an `http` job, read from the rule in service (never stored with the
+    /// job): the signing secret (the rule's own, or the server's) and basic-auth credentials.
+    fn credentials(&self, job: &Job) -> (Option<String>, Option<(String, String)>) {
         let rules = self.rules.load();
         let spec = rules
             .get(&job.rule_id)
             .and_then(|r| r.actions.get(job.action_index as usize));
         match spec.map(|a| &a.kind) {
-            Some(ActionKind::Http(http)) => match http.signing() {
-                Some(Signing::Secret(s)) => Some(s.clone()),
-                Some(Signing::ServerSecret) => self.server_secret.clone(),
-                None => None,
-            },
-            _ => self.server_secret.clone(),
+            Some(ActionKind::Http(http)) => {
+                let secret = match http.signing() {
+                    Some(Signing::Secret(s)) => Some(s.clone()),
+                    Some(Signing::ServerSecret) => self.server_secret.clone(),
+                    None => None,
+                };
+                (secret, http.basic_auth().cloned())
+            }
+            _ => (self.server_secret.clone(), None),
         }
     }
 }

@@ -252,6 +252,16 @@ pub struct RawHttp {
     pub timeout: Option<Duration>,
     /// Standard Webhooks signature: `true` (server's secret) or `{ secret: ... }`.
     pub sign: Option<RawSign>,
+    /// HTTP basic auth, usually from `${env:…}`; the password is never stored with the job.
+    pub auth: Option<RawBasicAuth>,
+}
+
+/// `{ username, password }` for HTTP basic auth.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasicAuth {
+    pub username: String,
+    pub password: String,
 }
 
 /// How to sign an outbound request.

@@ -132,6 +132,7 @@ pub async fn run(
         },
         timeout: config.delivery.timeout,
         server_secret: config.signing_secret.clone(),
+        allow_private: config.allow_private_targets.clone(),
         wake: wake.clone(),
         metrics: metrics.clone(),
         mailer,

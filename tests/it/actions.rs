@@ -435,3 +435,125 @@ async fn contacts_and_suppressions_from_the_command_line_while_serving() {
     assert_eq!(cli(&["suppressions", "remove", "x@example.org"]).code, 0);
     assert_eq!(cli(&["suppressions", "list"]).stdout, "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_4xx_is_retried_and_5xx_fails_at_once() {
+    let (mut smtp, port) = SmtpSink::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{BASE}smtp: {{ url: \"smtp://127.0.0.1:{port}\" }}\ndelivery:\n  schedule: [ {{ retries: 5, every: 1s }} ]\n"
+    );
+    project(
+        dir.path(),
+        &config,
+        &[(
+            "hi.yaml",
+            "on: open\nactions: [ { email: { to: \"{{email}}\", subject: hi, text: there } } ]\n",
+        )],
+    );
+    let server = Server::start(dir.path());
+    server
+        .post("/hooks/mailjet", &open("reject@example.org", 40))
+        .await;
+    let dead = server
+        .wait_for("/api/jobs?status=dead", 10, |j| j.as_array().unwrap().len() == 1)
+        .await;
+    assert_eq!(dead[0]["attempts"], 1, "a 5xx is not retried");
+    assert!(dead[0]["last_error"].as_str().unwrap().contains("550"), "{dead}");
+
+    server
+        .post("/hooks/mailjet", &open("defer@example.org", 41))
+        .await;
+    let mail = smtp.next(15).await;
+    assert_eq!(mail["to"], json!(["defer@example.org"]));
+    let done = server
+        .wait_for("/api/jobs?status=succeeded", 10, |j| {
+            j.as_array().unwrap().len() == 1
+        })
+        .await;
+    assert_eq!(done[0]["attempts"], 3, "two 451s, then delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_http_signed_with_basic_auth_and_the_ssrf_guard() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use hmac::{Hmac, Mac};
+
+    let mut sink = crate::sink::Sink::start().await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let signed = format!(
+        "on: open\nactions:\n  - http:\n      url: \"{}/signed\"\n      json: {{ email: \"{{{{email}}}}\" }}\n      sign: {{ secret: \"{secret}\" }}\n      auth: {{ username: crm, password: \"${{env:HF_IT_CRM_PW:-p4ss}}\" }}\n",
+        sink.url
+    );
+    let ssrf = "on: click\nactions: [ { http: { url: \"http://{{target}}/x\", json: { a: 1 } } } ]\n";
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), BASE, &[("signed.yaml", &signed), ("ssrf.yaml", ssrf)]);
+    let server = Server::start(dir.path());
+
+    let loaded = server.get("/api/rules").await;
+    assert!(loaded["errors"].as_array().unwrap().is_empty(), "{loaded}");
+    server.post("/hooks/mailjet", &open("eve@example.org", 50)).await;
+    let jobs = server
+        .wait_for("/api/jobs", 40, |j| {
+            j[0]["status"] != "pending" && j[0]["status"] != "running"
+        })
+        .await;
+    assert_eq!(jobs[0]["status"], "succeeded", "{jobs}\n{}", server.log());
+    let got = sink.next(10).await;
+    let (id, ts) = (got.header("webhook-id"), got.header("webhook-timestamp"));
+    let key = STANDARD.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.{}", got.body).as_bytes());
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    assert_eq!(
+        got.header("webhook-signature"),
+        expected,
+        "the receiver can verify the signature"
+    );
+    assert!((chrono::Utc::now().timestamp() - ts.parse::<i64>().unwrap()).abs() < 60);
+    assert_eq!(
+        got.header("authorization"),
+        format!("Basic {}", STANDARD.encode("crm:p4ss"))
+    );
+    let jobs = server.get("/api/jobs").await;
+    assert_eq!(jobs[0]["action"]["basic_auth"], "crm");
+    assert!(
+        !jobs.to_string().contains("p4ss") && !jobs.to_string().contains("MfKQ9"),
+        "no secret in the store: {jobs}"
+    );
+
+    // The URL's host comes from the event: a private address is refused.
+    let target = sink.url.trim_start_matches("http://").to_owned();
+    let click = json!({"event": "click", "time": 1433103519, "MessageID": 51, "email": "eve@example.org", "target": target});
+    server.post("/hooks/mailjet", &click.to_string()).await;
+    let dead = server
+        .wait_for("/api/jobs?status=dead", 10, |j| j.as_array().unwrap().len() == 1)
+        .await;
+    assert!(
+        dead[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("is a private address (127.0.0.1)"),
+        "{dead}"
+    );
+    assert!(sink.drain().is_empty());
+    drop(server);
+
+    // Unless the host is allowed.
+    let dir = tempfile::tempdir().unwrap();
+    project(
+        dir.path(),
+        &format!("{BASE}http: {{ allow_private_targets: [\"127.0.0.1\"] }}\n"),
+        &[("ssrf.yaml", ssrf)],
+    );
+    let server = Server::start(dir.path());
+    server.post("/hooks/mailjet", &click.to_string()).await;
+    let jobs = server
+        .wait_for("/api/jobs", 10, |j| {
+            j[0]["status"] != "pending" && j[0]["status"] != "running"
+        })
+        .await;
+    assert_eq!(jobs[0]["status"], "succeeded", "{jobs}");
+    assert_eq!(sink.next(10).await.json(), json!({"a": 1}));
+}

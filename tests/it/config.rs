@@ -62,3 +62,27 @@ fn config_errors_are_located() {
         run.stderr
     );
 }
+
+#[test]
+fn example_rules_load_with_their_environment() {
+    let env = [
+        ("MJ_APIKEY_PUBLIC", "demo-public"),
+        ("MJ_APIKEY_PRIVATE", "secret"),
+    ];
+    let run = hookflow_in(&root(), &["check", "examples/rules"], &env);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("1 rules loaded, 0 errors; tests: 1 passed, 0 failed"),
+        "{}",
+        run.stdout
+    );
+    let missing = hookflow_in(&root(), &["check", "examples/rules"], &[]);
+    assert!(
+        missing
+            .stdout
+            .contains("environment variable `MJ_APIKEY_PUBLIC` is not set"),
+        "{}",
+        missing.stdout
+    );
+}
