@@ -557,3 +557,41 @@ async fn outbound_http_signed_with_basic_auth_and_the_ssrf_guard() {
     assert_eq!(jobs[0]["status"], "succeeded", "{jobs}");
     assert_eq!(sink.next(10).await.json(), json!({"a": 1}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_failures_and_sign_true_uses_the_server_secret() {
+    let mut sink = crate::sink::Sink::start().await;
+    sink.then(302, None);
+    let rule = format!(
+        "on: open\nactions: [ {{ http: {{ url: \"{}/in\", body: \"hi {{{{email}}}}\", sign: true }} }} ]\n",
+        sink.url
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{BASE}http: {{ signing_secret: \"whsec_c2VydmVyLXNlY3JldA==\" }}\ndelivery:\n  schedule: [ {{ retries: 2, every: 1s }} ]\n"
+    );
+    project(dir.path(), &config, &[("r.yaml", &rule)]);
+    let server = Server::start(dir.path());
+    server.post("/hooks/mailjet", &open("fay@example.org", 60)).await;
+    sink.next(10).await;
+    let second = sink.next(10).await;
+    assert_eq!(second.body, "hi fay@example.org");
+    let sig = second.header("webhook-signature").to_owned();
+    let expected = hookflow::delivery::exec::sign(
+        "whsec_c2VydmVyLXNlY3JldA==",
+        second.header("webhook-id"),
+        second.header("webhook-timestamp").parse().unwrap(),
+        second.body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(sig, expected);
+    let jobs = server
+        .wait_for("/api/jobs", 10, |j| j[0]["status"] == "succeeded")
+        .await;
+    let id = jobs[0]["event_id"].as_str().unwrap();
+    let detail = server.get(&format!("/api/events/{id}")).await;
+    assert_eq!(
+        detail["jobs"][0]["attempts_made"][0]["status_code"], 302,
+        "the redirect was not followed: {detail}"
+    );
+}
