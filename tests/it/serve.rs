@@ -475,3 +475,33 @@ async fn kill_9_mid_burst_loses_no_acknowledged_event() {
     let stats = server.get("/api/stats").await;
     assert!(stats["events"].as_u64().unwrap() >= acked.len() as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_action_runs_later_even_across_a_restart() {
+    let mut sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rule = format!(
+        "on: open\nactions:\n  - delay: 3s\n    http: {{ url: \"{}/later\", json: {{ email: \"{{{{email}}}}\" }} }}\n",
+        sink.url
+    );
+    project(dir.path(), &config(""), &[("later.yaml", &rule)]);
+    let server = Server::start(dir.path());
+    let posted = std::time::Instant::now();
+    server.post("/hooks/mailjet", &fixture("open.json")).await;
+    let jobs = server.get("/api/jobs").await;
+    assert_eq!(jobs[0]["status"], "pending");
+    assert_eq!(jobs[0]["action"]["delay"], "3s");
+    // Stop before it is due; the restarted server still runs it, on time.
+    assert_eq!(server.terminate(), 0);
+    let server = Server::start(dir.path());
+    let got = sink.next(15).await;
+    assert!(
+        got.at.duration_since(posted).as_millis() >= 3000,
+        "ran after {:?}",
+        got.at.duration_since(posted)
+    );
+    assert_eq!(got.json()["email"], "api@mailjet.com");
+    server
+        .wait_for("/api/stats", 10, |s| s["jobs"]["succeeded"] == 1)
+        .await;
+}
