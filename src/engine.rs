@@ -2,11 +2,11 @@
 //! Runs on the request path, so it only matches and renders: nothing slow, no I/O.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::delivery::endpoint_of;
 use crate::event::Event;
-use crate::rules::{NoHistory, RuleSet, Truth};
+use crate::rules::{NoHistory, Rule, RuleSet, Truth};
 use crate::store::{NewEvent, NewJob};
 use crate::template::context;
 
@@ -14,22 +14,56 @@ use crate::template::context;
 /// that cannot be rendered becomes a failed job carrying the error, visible in the audit
 /// trail, instead of being dropped.
 ///
-/// Rules whose firing depends on other events (`after`, `absent`, `threshold`, `once`)
-/// need the store's history, which the engine does not consult yet: they do not fire.
+/// Rules that need history (`after`) or memory (`once`) are only listed in
+/// `NewEvent::stateful`: the store decides them inside the commit transaction, where the
+/// state they read and write is exact. `absent` and `threshold` are not evaluated by the
+/// server yet: they do not fire.
 pub fn plan(rules: &RuleSet, ev: Event, received_at: DateTime<Utc>) -> NewEvent {
     let mut matched = Vec::new();
     let mut jobs = Vec::new();
+    let mut stateful = Vec::new();
     for rule in rules.matching(&ev, &NoHistory) {
-        let decision = rule.decide(&ev, &NoHistory, rules.templates());
-        if decision.fires != Truth::True {
+        if rule.absent.is_some() || rule.threshold.is_some() {
+            continue;
+        }
+        if rule.once.is_some() {
+            stateful.push(rule.id.clone());
             continue;
         }
         matched.push(rule.id.clone());
-        let ctx = context(&ev, &rule.id, decision.vars.as_ref());
-        for (i, spec) in rule.actions.iter().enumerate() {
-            let key = format!("{}/{}/{}", ev.id, rule.id, i);
+        jobs.extend(jobs_for(rules, rule, &ev, None, received_at));
+    }
+    for rule in rules.candidates(&ev) {
+        let decidable =
+            rule.enabled && rule.when.is_stateful() && rule.absent.is_none() && rule.threshold.is_none();
+        if decidable && rule.when.eval(&ev, &NoHistory) == Truth::Unknown {
+            stateful.push(rule.id.clone());
+        }
+    }
+    NewEvent {
+        event: ev,
+        received_at,
+        matched,
+        jobs,
+        stateful,
+    }
+}
+
+/// The jobs of a rule that fires for `ev`: one per action, rendered now.
+pub fn jobs_for(
+    rules: &RuleSet,
+    rule: &Rule,
+    ev: &Event,
+    vars: Option<&Map<String, Value>>,
+    received_at: DateTime<Utc>,
+) -> Vec<NewJob> {
+    let ctx = context(ev, &rule.id, vars);
+    rule.actions
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
             let mut job = NewJob {
-                key,
+                key: format!("{}/{}/{}", ev.id, rule.id, i),
                 rule_id: rule.id.clone(),
                 action_index: i as u32,
                 kind: spec.kind_name().to_owned(),
@@ -53,13 +87,7 @@ pub fn plan(rules: &RuleSet, ev: Event, received_at: DateTime<Utc>) -> NewEvent 
                     job.error = Some(e);
                 }
             }
-            jobs.push(job);
-        }
-    }
-    NewEvent {
-        event: ev,
-        received_at,
-        matched,
-        jobs,
-    }
+            job
+        })
+        .collect()
 }

@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use arc_swap::ArcSwap;
+
+use crate::rules::RuleSet;
 use crate::store::{NewEvent, Store};
 
 /// One request's events and the way to answer it.
@@ -24,7 +27,12 @@ const MAX_GROUP: usize = 512;
 /// Runs until every sender is dropped, then returns after the last commit.
 /// `wake` counts commits that added jobs; workers watch it (a missed wake-up is
 /// impossible: each worker compares with the generation it last saw).
-pub async fn writer<S: Store>(store: Arc<S>, mut rx: mpsc::Receiver<Submit>, wake: Arc<watch::Sender<u64>>) {
+pub async fn writer<S: Store>(
+    store: Arc<S>,
+    rules: Arc<ArcSwap<RuleSet>>,
+    mut rx: mpsc::Receiver<Submit>,
+    wake: Arc<watch::Sender<u64>>,
+) {
     let mut group: Vec<Submit> = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = rx.recv().await {
         group.push(first);
@@ -42,7 +50,8 @@ pub async fn writer<S: Store>(store: Arc<S>, mut rx: mpsc::Receiver<Submit>, wak
             replies.push(submit.reply);
         }
         let has_jobs = all.iter().any(|e| !e.jobs.is_empty());
-        match store.commit(&all).await {
+        let has_jobs = has_jobs || all.iter().any(|e| !e.stateful.is_empty());
+        match store.commit(&all, &rules.load()).await {
             Ok(inserted) => {
                 let mut rest = inserted.as_slice();
                 for (reply, n) in replies.into_iter().zip(sizes) {

@@ -138,17 +138,17 @@ impl Reloader {
         for e in set.errors() {
             tracing::warn!("not loaded: {e}");
         }
-        let stateful: Vec<&str> = set
+        let waiting: Vec<&str> = set
             .rules()
             .iter()
-            .filter(|r| r.is_stateful())
+            .filter(|r| r.absent.is_some() || r.threshold.is_some())
             .map(|r| r.id.as_str())
             .collect();
-        if !stateful.is_empty() {
+        if !waiting.is_empty() {
             tracing::warn!(
-                "{} rule(s) use after/absent/threshold/once, which the server does not evaluate yet; they will not fire: {}",
-                stateful.len(),
-                stateful.join(", ")
+                "{} rule(s) use absent/threshold, which the server does not evaluate yet; they will not fire: {}",
+                waiting.len(),
+                waiting.join(", ")
             );
         }
         let mut last = self.last_errors.lock().unwrap_or_else(|e| e.into_inner());

@@ -244,6 +244,16 @@ impl Cond {
         }
     }
 
+    /// Every `after` correlation in the tree.
+    pub fn correlations<'a>(&'a self, out: &mut Vec<&'a Correlation>) {
+        match self {
+            Cond::All(parts) | Cond::Any(parts) => parts.iter().for_each(|p| p.correlations(out)),
+            Cond::Not(inner) => inner.correlations(out),
+            Cond::Field { .. } => {}
+            Cond::After(c) => out.push(c),
+        }
+    }
+
     /// Whether evaluation may consult history.
     pub fn is_stateful(&self) -> bool {
         match self {

@@ -117,6 +117,25 @@ impl RuleSet {
         load::load(rules_dir, templates_dir, memory)
     }
 
+    /// The (event type, field) pairs that `after` conditions look up: the facts the store
+    /// records for events of those types.
+    pub fn correlation_fields(&self) -> Vec<(&str, &path::FieldPath)> {
+        let mut out: Vec<(&str, &path::FieldPath)> = Vec::new();
+        for rule in &self.rules {
+            let mut found = Vec::new();
+            rule.when.correlations(&mut found);
+            for c in found {
+                if !out
+                    .iter()
+                    .any(|(k, p)| *k == c.event && p.as_str() == c.same.as_str())
+                {
+                    out.push((c.event.as_str(), &c.same));
+                }
+            }
+        }
+        out
+    }
+
     /// Every rule file and how it stands.
     pub fn files(&self) -> &[FileStatus] {
         &self.files

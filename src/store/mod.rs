@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::duration::Duration;
 use crate::event::Event;
+use crate::rules::RuleSet;
 
 /// Store failures. Shown to operators (logs, CLI), never to webhook senders.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,8 @@ pub struct NewEvent {
     pub received_at: DateTime<Utc>,
     pub matched: Vec<String>,
     pub jobs: Vec<NewJob>,
+    /// Rules the store decides in the commit transaction (`after`, `once`).
+    pub stateful: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -213,7 +216,13 @@ pub struct Stats {
 pub trait Store: Send + Sync + 'static {
     /// Writes many events and their jobs in one transaction; per event, whether it was
     /// new (`false`: a duplicate, not processed again).
-    fn commit(&self, batch: &[NewEvent]) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+    /// Stateful rules of each event (`NewEvent::stateful`) are decided against `rules` in
+    /// the same transaction, with the state they read and write.
+    fn commit(
+        &self,
+        batch: &[NewEvent],
+        rules: &RuleSet,
+    ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
 
     /// Takes up to `limit` due jobs of `kinds` whose endpoint is not suspended (and jobs
     /// whose lease expired), oldest first, and holds them for `lease`. One transaction.

@@ -16,6 +16,9 @@ use super::{
     JobRow, ListRow, NewEvent, Next, Stats, Store, StoreError, SuppressionRow, from_millis, millis, rfc3339,
 };
 use crate::config::Durability;
+use crate::rules::RuleSet;
+
+mod stateful;
 use crate::duration::Duration;
 
 /// Rows per multi-row INSERT (well under SQLite's 32766 bound variables).
@@ -31,6 +34,7 @@ fn placeholders(columns: usize, rows: usize) -> String {
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_lists.sql"),
+    include_str!("../../migrations/0003_state.sql"),
 ];
 
 /// Two pools: SQLite has one writer at a time, and a writer that finds the lock taken
@@ -159,7 +163,7 @@ fn suppression_row(r: &SqliteRow) -> Result<SuppressionRow, StoreError> {
 const JOB_COLUMNS: &str = "id, idempotency_key, event_id, rule_id, kind, status, attempts, next_attempt_at, endpoint, last_error, action";
 
 impl Store for SqliteStore {
-    async fn commit(&self, batch: &[NewEvent]) -> Result<Vec<bool>, StoreError> {
+    async fn commit(&self, batch: &[NewEvent], rules: &RuleSet) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.write.begin().await?;
         // Multi-row statements: one round trip to SQLite per chunk, not per row.
         let mut inserted = Vec::with_capacity(batch.len());
@@ -196,8 +200,24 @@ impl Store for SqliteStore {
                 .filter(|(_, new)| **new)
                 .map(|(item, _)| item)
         };
+        // Stateful rules, event by event in arrival order, so each sees the state the
+        // events before it (in this group too) left.
+        let mut decided: Vec<(&NewEvent, crate::store::NewJob)> = Vec::new();
+        for (item, _) in batch.iter().zip(&inserted).filter(|(_, new)| **new) {
+            let fired = stateful::decide(&mut tx, rules, item, &mut decided).await?;
+            stateful::record_facts(&mut tx, rules, &item.event).await?;
+            if !fired.is_empty() {
+                let matched: Vec<&String> = item.matched.iter().chain(&fired).collect();
+                sqlx::query("UPDATE events SET matched = ? WHERE id = ?")
+                    .bind(serde_json::to_string(&matched).unwrap_or_else(|_| "[]".into()))
+                    .bind(&item.event.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         let endpoints: BTreeSet<&str> = fresh()
             .flat_map(|i| &i.jobs)
+            .chain(decided.iter().map(|(_, j)| j))
             .filter_map(|j| j.endpoint.as_deref())
             .collect();
         let endpoints: Vec<&str> = endpoints.into_iter().collect();
@@ -212,8 +232,10 @@ impl Store for SqliteStore {
             }
             q.execute(&mut *tx).await?;
         }
-        let jobs: Vec<(&NewEvent, &crate::store::NewJob)> =
-            fresh().flat_map(|i| i.jobs.iter().map(move |j| (i, j))).collect();
+        let jobs: Vec<(&NewEvent, &crate::store::NewJob)> = fresh()
+            .flat_map(|i| i.jobs.iter().map(move |j| (i, j)))
+            .chain(decided.iter().map(|(i, j)| (*i, j)))
+            .collect();
         for chunk in jobs.chunks(CHUNK) {
             let sql = format!(
                 "INSERT OR IGNORE INTO jobs (idempotency_key, event_id, rule_id, action_index, kind, action,

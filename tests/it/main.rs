@@ -1,13 +1,26 @@
-//! End-to-end tests: the real `hookflow` binary against real files.
+//! End-to-end tests: the real `hookflow` binary against real files and real servers.
 
-mod actions; // email over real SMTP and the outbox, suppression, contact lists
-mod check; // `hookflow check`: located errors, exit codes, the JSON report
-mod config; // hookflow.yaml: schema, the example, located errors
-mod contract; // RULES.md's examples load and behave as the page says
-mod dry_run; // `hookflow test`: matches, rendered actions, explanations
-mod reload; // hot reload: edits, renames, git checkout, symlink swap, broken edits
-mod schema; // schemas/ is current; rules/ files point at it
-mod serve; // `hookflow serve`: ingest statuses, dedupe, delivery, retries, suspension, restart
-mod server; // starting the real server binary in a temporary project
+/// Email over real SMTP and the outbox, suppression, contact lists, outbound HTTP.
+mod actions;
+/// `hookflow check`: located errors, exit codes, the JSON report.
+mod check;
+/// hookflow.yaml: schema, the example, located errors.
+mod config;
+/// The rule-language page's examples load and behave as the page says.
+mod contract;
+/// `hookflow test`: matches, rendered actions, explanations.
+mod dry_run;
+/// Hot reload: edits, renames, git checkout, symlink swap, broken edits.
+mod reload;
+/// schemas/ is current; rules/ files point at it.
+mod schema;
+/// `hookflow serve`: ingest statuses, dedupe, delivery, retries, suspension, restart.
+mod serve;
+/// Starting the real server binary in a temporary project.
+mod server;
+/// A real HTTP receiver that fails on demand.
 mod sink;
-mod util; // running the binary, temporary rule folders // a real HTTP receiver that fails on demand
+/// `after` and `once` decided by the server, across a restart.
+mod stateful;
+/// Running the binary, temporary rule folders.
+mod util;

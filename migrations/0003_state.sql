@@ -1,0 +1,21 @@
+-- hookflow store, version 3: state for stateful rules, written in the same transaction
+-- as the event that changed it.
+
+-- Correlation facts: "an event of this type had this value in this field at this time",
+-- kept only for the (type, field) pairs that rules' `after` conditions ask about.
+CREATE TABLE facts (
+    kind  TEXT    NOT NULL,
+    field TEXT    NOT NULL,
+    key   TEXT    NOT NULL,
+    time  INTEGER NOT NULL,
+    PRIMARY KEY (kind, field, key, time)
+) WITHOUT ROWID;
+CREATE INDEX facts_by_time ON facts (time);
+
+-- `once` keys: the rule fired for this key and stays quiet until `until`.
+CREATE TABLE marks (
+    rule_id TEXT    NOT NULL,
+    key     TEXT    NOT NULL,
+    until   INTEGER NOT NULL,
+    PRIMARY KEY (rule_id, key)
+) WITHOUT ROWID;

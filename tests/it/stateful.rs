@@ -1,0 +1,105 @@
+//! Stateful rules in the server: `after` and `once`, decided in the commit transaction.
+
+use serde_json::{Value, json};
+
+use crate::server::{Server, project};
+
+const CONFIG: &str = "listen: 127.0.0.1:0\nstore: sqlite://data/hookflow.db\n";
+
+const DISCOUNT: &str = r#"on: open
+when:
+  mj_campaign_id: 7173
+  after: { event: sent, same: MessageID, within: 1h }
+once: { per: "{{email}}", for: 1d }
+actions: [ { log: { message: "discount for {{email}}" } } ]
+"#;
+
+fn ev(kind: &str, id: u64, email: &str, time: i64) -> Value {
+    json!({"event": kind, "time": time, "MessageID": id, "email": email, "mj_campaign_id": 7173})
+}
+
+/// Posts `body` and returns the rules that fired for the newest event.
+async fn post(server: &Server, body: Value) -> Value {
+    assert_eq!(
+        server.post("/hooks/mailjet", &body.to_string()).await.status(),
+        200
+    );
+    server.get("/api/events?limit=1").await[0]["matched"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_and_once_are_decided_by_the_server_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), CONFIG, &[("discount.yaml", DISCOUNT)]);
+    let server = Server::start(dir.path());
+    let t = 1_800_000_000;
+
+    // Opened 10 minutes after its own send: fires.
+    post(&server, ev("sent", 100, "a@example.org", t)).await;
+    assert_eq!(
+        post(&server, ev("open", 100, "a@example.org", t + 600)).await,
+        json!(["discount"])
+    );
+    // No send seen for this message: nothing.
+    assert_eq!(
+        post(&server, ev("open", 101, "b@example.org", t + 600)).await,
+        json!([])
+    );
+    // Opened two hours after the send: outside `within`.
+    post(&server, ev("sent", 102, "c@example.org", t)).await;
+    assert_eq!(
+        post(&server, ev("open", 102, "c@example.org", t + 7200)).await,
+        json!([])
+    );
+    // The same person again within a day: `once` holds it back.
+    post(&server, ev("sent", 103, "a@example.org", t + 1000)).await;
+    assert_eq!(
+        post(&server, ev("open", 103, "a@example.org", t + 1100)).await,
+        json!([])
+    );
+    // Send and open in one batch, in order: the open sees the send.
+    let batch = json!([
+        ev("sent", 104, "d@example.org", t),
+        ev("open", 104, "d@example.org", t + 5)
+    ]);
+    assert_eq!(
+        post(&server, batch).await,
+        json!(["discount"]),
+        "the batch's open is the newest event"
+    );
+    let fired_for: Vec<String> = server
+        .get("/api/jobs?limit=50")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["action"]["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fired_for.len(), 2, "{fired_for:?}");
+    assert!(fired_for.contains(&"discount for d@example.org".to_owned()));
+
+    // After a restart, the send facts and the once-keys are still there.
+    assert_eq!(server.terminate(), 0);
+    let server = Server::start(dir.path());
+    post(&server, ev("sent", 105, "a@example.org", t + 2000)).await;
+    assert_eq!(
+        post(&server, ev("open", 105, "a@example.org", t + 2100)).await,
+        json!([]),
+        "once survives a restart"
+    );
+    assert_eq!(
+        post(&server, ev("open", 106, "e@example.org", t + 2100)).await,
+        json!([])
+    );
+    post(&server, ev("sent", 107, "e@example.org", t)).await;
+    assert_eq!(
+        post(&server, ev("open", 107, "e@example.org", t + 60)).await,
+        json!(["discount"])
+    );
+    // A day later the once-key has expired.
+    post(&server, ev("sent", 108, "a@example.org", t + 90_000)).await;
+    assert_eq!(
+        post(&server, ev("open", 108, "a@example.org", t + 90_060)).await,
+        json!(["discount"])
+    );
+}
