@@ -136,6 +136,18 @@ impl RuleSet {
         out
     }
 
+    /// The longest `after` window: how long correlation facts must be kept.
+    pub fn longest_correlation(&self) -> Option<crate::duration::Duration> {
+        self.rules
+            .iter()
+            .flat_map(|r| {
+                let mut found = Vec::new();
+                r.when.correlations(&mut found);
+                found.into_iter().map(|c| c.within).collect::<Vec<_>>()
+            })
+            .max()
+    }
+
     /// Every rule file and how it stands.
     pub fn files(&self) -> &[FileStatus] {
         &self.files

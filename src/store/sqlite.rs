@@ -44,7 +44,12 @@ const MIGRATIONS: &[&str] = &[
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// Commits so far, to prune expired state every `PRUNE_EVERY` of them.
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// How often (in commits) expired correlation facts and once-marks are deleted.
+const PRUNE_EVERY: u64 = 256;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -73,7 +78,11 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        let store = Self { write, read };
+        let store = Self {
+            write,
+            read,
+            commits: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -260,6 +269,9 @@ impl Store for SqliteStore {
                     .bind(now);
             }
             q.execute(&mut *tx).await?;
+        }
+        if self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % PRUNE_EVERY == 0 {
+            stateful::prune(&mut tx, rules).await?;
         }
         tx.commit().await?;
         Ok(inserted)

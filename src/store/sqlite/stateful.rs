@@ -137,3 +137,22 @@ pub(super) async fn record_facts(
     }
     Ok(())
 }
+
+/// Expiry, not growth: facts older than the longest `after` window (plus a day for late
+/// events) and once-marks past their period are deleted.
+pub(super) async fn prune(tx: &mut Transaction<'_, Sqlite>, rules: &RuleSet) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let keep = rules
+        .longest_correlation()
+        .map_or(chrono::TimeDelta::zero(), |d| d.to_chrono())
+        + chrono::TimeDelta::days(1);
+    sqlx::query("DELETE FROM facts WHERE time < ?")
+        .bind(millis(now - keep))
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM marks WHERE until < ?")
+        .bind(millis(now))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
