@@ -19,3 +19,16 @@ CREATE TABLE marks (
     until   INTEGER NOT NULL,
     PRIMARY KEY (rule_id, key)
 ) WITHOUT ROWID;
+
+-- `absent` timers: rule `rule_id` fires for event `event_id` at `due_at` unless an event
+-- with the same `key` arrives between `start` and `due_at` (which deletes the timer).
+CREATE TABLE timers (
+    rule_id  TEXT    NOT NULL,
+    event_id TEXT    NOT NULL,
+    key      TEXT    NOT NULL,
+    start    INTEGER NOT NULL,
+    due_at   INTEGER NOT NULL,
+    PRIMARY KEY (rule_id, event_id)
+) WITHOUT ROWID;
+CREATE INDEX timers_due ON timers (due_at);
+CREATE INDEX timers_by_key ON timers (rule_id, key);

@@ -14,19 +14,19 @@ use crate::template::context;
 /// that cannot be rendered becomes a failed job carrying the error, visible in the audit
 /// trail, instead of being dropped.
 ///
-/// Rules that need history (`after`) or memory (`once`) are only listed in
-/// `NewEvent::stateful`: the store decides them inside the commit transaction, where the
-/// state they read and write is exact. `absent` and `threshold` are not evaluated by the
-/// server yet: they do not fire.
+/// Rules that need history (`after`), memory (`once`) or a timer (`absent`) are only
+/// listed in `NewEvent::stateful`: the store decides them inside the commit transaction,
+/// where the state they read and write is exact. `threshold` is not evaluated by the
+/// server yet: such rules do not fire.
 pub fn plan(rules: &RuleSet, ev: Event, received_at: DateTime<Utc>) -> NewEvent {
     let mut matched = Vec::new();
     let mut jobs = Vec::new();
     let mut stateful = Vec::new();
     for rule in rules.matching(&ev, &NoHistory) {
-        if rule.absent.is_some() || rule.threshold.is_some() {
+        if rule.threshold.is_some() {
             continue;
         }
-        if rule.once.is_some() {
+        if rule.once.is_some() || rule.absent.is_some() {
             stateful.push(rule.id.clone());
             continue;
         }
@@ -34,8 +34,7 @@ pub fn plan(rules: &RuleSet, ev: Event, received_at: DateTime<Utc>) -> NewEvent 
         jobs.extend(jobs_for(rules, rule, &ev, None, received_at));
     }
     for rule in rules.candidates(&ev) {
-        let decidable =
-            rule.enabled && rule.when.is_stateful() && rule.absent.is_none() && rule.threshold.is_none();
+        let decidable = rule.enabled && rule.when.is_stateful() && rule.threshold.is_none();
         if decidable && rule.when.eval(&ev, &NoHistory) == Truth::Unknown {
             stateful.push(rule.id.clone());
         }

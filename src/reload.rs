@@ -141,12 +141,12 @@ impl Reloader {
         let waiting: Vec<&str> = set
             .rules()
             .iter()
-            .filter(|r| r.absent.is_some() || r.threshold.is_some())
+            .filter(|r| r.threshold.is_some())
             .map(|r| r.id.as_str())
             .collect();
         if !waiting.is_empty() {
             tracing::warn!(
-                "{} rule(s) use absent/threshold, which the server does not evaluate yet; they will not fire: {}",
+                "{} rule(s) use threshold, which the server does not evaluate yet; they will not fire: {}",
                 waiting.len(),
                 waiting.join(", ")
             );

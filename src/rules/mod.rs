@@ -124,6 +124,7 @@ impl RuleSet {
         for rule in &self.rules {
             let mut found = Vec::new();
             rule.when.correlations(&mut found);
+            found.extend(rule.absent.as_ref());
             for c in found {
                 if !out
                     .iter()
@@ -143,6 +144,7 @@ impl RuleSet {
             .flat_map(|r| {
                 let mut found = Vec::new();
                 r.when.correlations(&mut found);
+                found.extend(r.absent.as_ref());
                 found.into_iter().map(|c| c.within).collect::<Vec<_>>()
             })
             .max()

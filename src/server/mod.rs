@@ -139,6 +139,12 @@ pub async fn run(
         default_from,
     });
     let delivery = delivery::spawn(deliverer, config.delivery.workers, stopped.clone());
+    let timers = tokio::spawn(fire_timers(
+        store.clone(),
+        rules.clone(),
+        wake.clone(),
+        stopped.clone(),
+    ));
     let watcher = reload::spawn(reloader.clone(), config.reload, stopped);
 
     let sources = config
@@ -165,6 +171,36 @@ pub async fn run(
     let _ = stop.send(true);
     let _ = delivery.await;
     let _ = watcher.await;
+    let _ = timers.await;
     tracing::info!("stopped");
     Ok(served?)
+}
+
+/// Fires `absent` timers when due (within a second), until shutdown.
+async fn fire_timers<S: Store>(
+    store: Arc<S>,
+    rules: Arc<ArcSwap<RuleSet>>,
+    wake: Arc<watch::Sender<u64>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let second = std::time::Duration::from_secs(1);
+    while !*stop.borrow() {
+        match store.fire_timers(chrono::Utc::now(), &rules.load()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!("{n} absent timer(s) fired");
+                wake.send_modify(|g| *g += 1);
+                continue;
+            }
+            Err(e) => tracing::error!("cannot fire timers: {e}"),
+        }
+        let wait = match store.next_timer().await {
+            Ok(Some(at)) => (at - chrono::Utc::now()).to_std().unwrap_or_default().min(second),
+            _ => second,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait.max(std::time::Duration::from_millis(20))) => {}
+            _ = stop.changed() => {}
+        }
+    }
 }

@@ -271,6 +271,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<(EndpointRow, u64)>, StoreError>> + Send;
     fn stats(&self) -> impl Future<Output = Result<Stats, StoreError>> + Send;
 
+    /// Fires the `absent` timers due at `now` (their jobs planned, the timers deleted, in
+    /// one transaction: none lost, none fired twice); returns how many fired.
+    fn fire_timers(
+        &self,
+        now: DateTime<Utc>,
+        rules: &RuleSet,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    /// When the next timer is due.
+    fn next_timer(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+
     /// Applies a contact-list change; replaying it changes nothing more. Returns what
     /// happened, for the audit trail.
     fn change_contact(

@@ -215,6 +215,7 @@ impl Store for SqliteStore {
         for (item, _) in batch.iter().zip(&inserted).filter(|(_, new)| **new) {
             let fired = stateful::decide(&mut tx, rules, item, &mut decided).await?;
             stateful::record_facts(&mut tx, rules, &item.event).await?;
+            stateful::cancel_timers(&mut tx, rules, &item.event).await?;
             if !fired.is_empty() {
                 let matched: Vec<&String> = item.matched.iter().chain(&fired).collect();
                 sqlx::query("UPDATE events SET matched = ? WHERE id = ?")
@@ -524,6 +525,20 @@ impl Store for SqliteStore {
             ..endpoint
         };
         Ok(Some((resumed, requeued)))
+    }
+
+    async fn fire_timers(&self, now: DateTime<Utc>, rules: &RuleSet) -> Result<usize, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let fired = stateful::fire_timers(&mut tx, rules, now).await?;
+        tx.commit().await?;
+        Ok(fired)
+    }
+
+    async fn next_timer(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let ms: Option<i64> = sqlx::query_scalar("SELECT MIN(due_at) FROM timers")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(ms.map(from_millis))
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {

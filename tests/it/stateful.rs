@@ -103,3 +103,64 @@ async fn after_and_once_are_decided_by_the_server_and_survive_a_restart() {
         json!(["discount"])
     );
 }
+
+const REMINDER: &str = r#"on: sent
+absent: { event: open, same: MessageID, within: 2s }
+actions: [ { log: { message: "reminder for {{email}}" } } ]
+"#;
+
+fn reminders(jobs: &Value) -> Vec<String> {
+    let mut out: Vec<String> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["action"]["message"].as_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_timers_fire_unless_cancelled_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), CONFIG, &[("reminder.yaml", REMINDER)]);
+    let server = Server::start(dir.path());
+    let now = chrono::Utc::now().timestamp();
+    let started = std::time::Instant::now();
+    post(&server, ev("sent", 200, "a@example.org", now)).await;
+    post(&server, ev("sent", 201, "b@example.org", now)).await;
+    post(&server, ev("open", 201, "b@example.org", now + 1)).await;
+    // Out of order: the open (one second after the send, by event time) arrives first.
+    post(&server, ev("open", 202, "c@example.org", now + 1)).await;
+    post(&server, ev("sent", 202, "c@example.org", now)).await;
+    let jobs = server
+        .wait_for("/api/jobs", 10, |j| !j.as_array().unwrap().is_empty())
+        .await;
+    let elapsed = started.elapsed();
+    assert!(elapsed.as_millis() >= 1000, "fired too early: {elapsed:?}");
+    // Give any wrong timer the same chance to fire, then look.
+    server
+        .wait_for("/api/stats", 10, |s| {
+            s["jobs"]["succeeded"].as_u64().unwrap_or(0) >= 1
+        })
+        .await;
+    assert_eq!(
+        reminders(&server.get("/api/jobs").await),
+        ["reminder for a@example.org"],
+        "{jobs}"
+    );
+
+    // A timer pending at shutdown fires once after the restart.
+    let now = chrono::Utc::now().timestamp();
+    post(&server, ev("sent", 203, "d@example.org", now)).await;
+    assert_eq!(server.terminate(), 0);
+    let server = Server::start(dir.path());
+    let jobs = server
+        .wait_for("/api/jobs", 10, |j| j.as_array().unwrap().len() == 2)
+        .await;
+    assert_eq!(
+        reminders(&jobs),
+        ["reminder for a@example.org", "reminder for d@example.org"]
+    );
+    assert!(started.elapsed().as_secs() < 20);
+}

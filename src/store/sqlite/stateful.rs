@@ -50,10 +50,7 @@ pub(super) async fn decide<'a>(
     let mut fired = Vec::new();
     for rule_id in &item.stateful {
         // The rule may have changed or gone since the request was planned.
-        let Some(rule) = rules
-            .get(rule_id)
-            .filter(|r| r.enabled && r.absent.is_none() && r.threshold.is_none())
-        else {
+        let Some(rule) = rules.get(rule_id).filter(|r| r.enabled && r.threshold.is_none()) else {
             continue;
         };
         let mut correlations = Vec::new();
@@ -75,6 +72,32 @@ pub(super) async fn decide<'a>(
             answers.push((c.event.clone(), c.same.as_str().to_owned(), key, from, to, seen));
         }
         if rule.when.eval(ev, &Answers(answers)) != Truth::True {
+            continue;
+        }
+        if let Some(absent) = &rule.absent {
+            // A timer, unless the cancelling event already arrived (events come out of order).
+            let Some(key) = absent.key(ev) else { continue };
+            let (start, due) = (millis(ev.time), millis(ev.time + absent.within.to_chrono()));
+            let cancelled: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM facts WHERE kind = ? AND field = ? AND key = ? AND time BETWEEN ? AND ?)",
+            )
+            .bind(&absent.event)
+            .bind(absent.same.as_str())
+            .bind(&key)
+            .bind(start)
+            .bind(due)
+            .fetch_one(&mut **tx)
+            .await?;
+            if !cancelled {
+                sqlx::query("INSERT OR IGNORE INTO timers (rule_id, event_id, key, start, due_at) VALUES (?, ?, ?, ?, ?)")
+                    .bind(&rule.id)
+                    .bind(&ev.id)
+                    .bind(&key)
+                    .bind(start)
+                    .bind(due)
+                    .execute(&mut **tx)
+                    .await?;
+            }
             continue;
         }
         if let Some(once) = &rule.once {
@@ -112,6 +135,27 @@ pub(super) async fn decide<'a>(
         );
     }
     Ok(fired)
+}
+
+/// Deletes the `absent` timers this event cancels: same key, within their period.
+pub(super) async fn cancel_timers(
+    tx: &mut Transaction<'_, Sqlite>,
+    rules: &RuleSet,
+    ev: &Event,
+) -> Result<(), StoreError> {
+    for rule in rules.rules() {
+        let Some(absent) = rule.absent.as_ref().filter(|a| a.event == ev.kind) else {
+            continue;
+        };
+        let Some(key) = absent.key(ev) else { continue };
+        sqlx::query("DELETE FROM timers WHERE rule_id = ?1 AND key = ?2 AND start <= ?3 AND due_at >= ?3")
+            .bind(&rule.id)
+            .bind(&key)
+            .bind(millis(ev.time))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Records the facts `after` conditions may later ask about this event.
@@ -155,4 +199,98 @@ pub(super) async fn prune(tx: &mut Transaction<'_, Sqlite>, rules: &RuleSet) -> 
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Fires due `absent` timers: plans the rule's jobs for the event that started each timer
+/// (job keys are the usual `event/rule/index`, so a timer fired again after a crash adds
+/// nothing) and deletes the timer.
+pub(super) async fn fire_timers(
+    tx: &mut Transaction<'_, Sqlite>,
+    rules: &RuleSet,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    use sqlx::Row;
+    let due = sqlx::query(
+        "SELECT t.rule_id, t.event_id, t.key, t.start, t.due_at, e.source, e.type, e.time, e.payload, e.matched
+         FROM timers t JOIN events e ON e.id = t.event_id WHERE t.due_at <= ? ORDER BY t.due_at LIMIT 200",
+    )
+    .bind(millis(now))
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut fired = 0;
+    for row in &due {
+        let rule_id: String = row.try_get("rule_id")?;
+        let event_id: String = row.try_get("event_id")?;
+        sqlx::query("DELETE FROM timers WHERE rule_id = ? AND event_id = ?")
+            .bind(&rule_id)
+            .bind(&event_id)
+            .execute(&mut **tx)
+            .await?;
+        // The rule may have been edited away since the timer started.
+        let Some(rule) = rules.get(&rule_id).filter(|r| r.enabled) else {
+            continue;
+        };
+        let Some(absent) = &rule.absent else { continue };
+        let (key, start, due_at): (String, i64, i64) =
+            (row.try_get("key")?, row.try_get("start")?, row.try_get("due_at")?);
+        let cancelled: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM facts WHERE kind = ? AND field = ? AND key = ? AND time BETWEEN ? AND ?)",
+        )
+        .bind(&absent.event)
+        .bind(absent.same.as_str())
+        .bind(&key)
+        .bind(start)
+        .bind(due_at)
+        .fetch_one(&mut **tx)
+        .await?;
+        if cancelled {
+            continue;
+        }
+        let data: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>("payload")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let ev = Event {
+            id: event_id.clone(),
+            source: row.try_get("source")?,
+            kind: row.try_get("type")?,
+            time: crate::store::from_millis(row.try_get("time")?),
+            data,
+        };
+        for job in jobs_for(rules, rule, &ev, None, now) {
+            if let Some(endpoint) = &job.endpoint {
+                sqlx::query("INSERT OR IGNORE INTO endpoints (url, status) VALUES (?, 'active')")
+                    .bind(endpoint)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT OR IGNORE INTO jobs (idempotency_key, event_id, rule_id, action_index, kind, action,
+                    endpoint, status, next_attempt_at, last_error, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&job.key)
+            .bind(&ev.id)
+            .bind(&job.rule_id)
+            .bind(i64::from(job.action_index))
+            .bind(&job.kind)
+            .bind(job.action.to_string())
+            .bind(&job.endpoint)
+            .bind(if job.error.is_some() { "failed" } else { "pending" })
+            .bind(millis(job.due_at))
+            .bind(&job.error)
+            .bind(millis(now))
+            .bind(millis(now))
+            .execute(&mut **tx)
+            .await?;
+        }
+        let mut matched: Vec<String> =
+            serde_json::from_str(&row.try_get::<String, _>("matched")?).unwrap_or_default();
+        matched.push(rule_id);
+        sqlx::query("UPDATE events SET matched = ? WHERE id = ?")
+            .bind(serde_json::to_string(&matched).unwrap_or_else(|_| "[]".into()))
+            .bind(&ev.id)
+            .execute(&mut **tx)
+            .await?;
+        fired += 1;
+    }
+    Ok(fired)
 }
