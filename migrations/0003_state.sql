@@ -32,3 +32,15 @@ CREATE TABLE timers (
 ) WITHOUT ROWID;
 CREATE INDEX timers_due ON timers (due_at);
 CREATE INDEX timers_by_key ON timers (rule_id, key);
+
+-- `threshold` windows: event counts per rule, group, type and time bucket (the window is
+-- cut into 60 buckets), so memory is bounded by buckets, not by events.
+CREATE TABLE window_counts (
+    rule_id TEXT    NOT NULL,
+    grp     TEXT    NOT NULL,
+    kind    TEXT    NOT NULL,
+    bucket  INTEGER NOT NULL,  -- start of the bucket, unix milliseconds
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (rule_id, grp, kind, bucket)
+) WITHOUT ROWID;
+CREATE INDEX window_counts_by_bucket ON window_counts (bucket);

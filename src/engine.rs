@@ -14,19 +14,15 @@ use crate::template::context;
 /// that cannot be rendered becomes a failed job carrying the error, visible in the audit
 /// trail, instead of being dropped.
 ///
-/// Rules that need history (`after`), memory (`once`) or a timer (`absent`) are only
-/// listed in `NewEvent::stateful`: the store decides them inside the commit transaction,
-/// where the state they read and write is exact. `threshold` is not evaluated by the
-/// server yet: such rules do not fire.
+/// Rules that need history (`after`), memory (`once`), a timer (`absent`) or a window
+/// (`threshold`) are only listed in `NewEvent::stateful`: the store decides them inside
+/// the commit transaction, where the state they read and write is exact.
 pub fn plan(rules: &RuleSet, ev: Event, received_at: DateTime<Utc>) -> NewEvent {
     let mut matched = Vec::new();
     let mut jobs = Vec::new();
     let mut stateful = Vec::new();
     for rule in rules.matching(&ev, &NoHistory) {
-        if rule.threshold.is_some() {
-            continue;
-        }
-        if rule.once.is_some() || rule.absent.is_some() {
+        if rule.once.is_some() || rule.absent.is_some() || rule.threshold.is_some() {
             stateful.push(rule.id.clone());
             continue;
         }
@@ -34,7 +30,7 @@ pub fn plan(rules: &RuleSet, ev: Event, received_at: DateTime<Utc>) -> NewEvent 
         jobs.extend(jobs_for(rules, rule, &ev, None, received_at));
     }
     for rule in rules.candidates(&ev) {
-        let decidable = rule.enabled && rule.when.is_stateful() && rule.threshold.is_none();
+        let decidable = rule.enabled && rule.when.is_stateful();
         if decidable && rule.when.eval(&ev, &NoHistory) == Truth::Unknown {
             stateful.push(rule.id.clone());
         }

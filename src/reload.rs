@@ -138,19 +138,6 @@ impl Reloader {
         for e in set.errors() {
             tracing::warn!("not loaded: {e}");
         }
-        let waiting: Vec<&str> = set
-            .rules()
-            .iter()
-            .filter(|r| r.threshold.is_some())
-            .map(|r| r.id.as_str())
-            .collect();
-        if !waiting.is_empty() {
-            tracing::warn!(
-                "{} rule(s) use threshold, which the server does not evaluate yet; they will not fire: {}",
-                waiting.len(),
-                waiting.join(", ")
-            );
-        }
         let mut last = self.last_errors.lock().unwrap_or_else(|e| e.into_inner());
         if *last != set.errors() {
             *last = set.errors().to_vec();

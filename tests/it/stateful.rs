@@ -164,3 +164,72 @@ async fn absent_timers_fire_unless_cancelled_and_survive_a_restart() {
     );
     assert!(started.elapsed().as_secs() < 20);
 }
+
+const SPIKE: &str = r#"on: [sent, blocked]
+threshold:
+  window: 10m
+  group_by: "{{domain email}}"
+  ratio: { count: blocked, of: [sent, blocked] }
+  above: 0.5
+  min_events: 4
+  cooldown: 1h
+actions: [ { log: { message: "{{group}}: {{percent ratio}} blocked ({{count}} of {{total}})" } } ]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threshold_fires_when_crossed_then_cools_down_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), CONFIG, &[("spike.yaml", SPIKE)]);
+    let server = Server::start(dir.path());
+    let t = chrono::Utc::now().timestamp();
+    let send = |kind: &'static str, id: u64, email: &'static str, at: i64| ev(kind, id, email, at);
+    let mut fired = Vec::new();
+    for (i, (kind, email)) in [
+        ("sent", "a@gmail.com"),
+        ("sent", "b@gmail.com"),
+        ("blocked", "c@gmail.com"),
+        ("blocked", "d@yahoo.com"), // another group
+        ("blocked", "e@gmail.com"), // 2 of 4: not above 0.5
+        ("blocked", "f@gmail.com"), // 3 of 5: crossed
+        ("blocked", "g@gmail.com"), // cooling down
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        fired.push(post(&server, send(kind, 300 + i as u64, email, t + i as i64)).await);
+    }
+    let none = json!([]);
+    assert_eq!(
+        fired,
+        [
+            none.clone(),
+            none.clone(),
+            none.clone(),
+            none.clone(),
+            none.clone(),
+            json!(["spike"]),
+            none.clone()
+        ]
+    );
+    let jobs = server.get("/api/jobs").await;
+    assert_eq!(jobs[0]["action"]["message"], "gmail.com: 60% blocked (3 of 5)");
+
+    // Events an hour old are outside the 10-minute window (event time, not arrival):
+    // counted, 4 blocked of 5 would cross; without them, 1 of 2 is under min_events.
+    for i in 0..3 {
+        post(&server, send("blocked", 320 + i, "x@hotmail.com", t - 3600)).await;
+    }
+    assert_eq!(post(&server, send("sent", 324, "y@hotmail.com", t)).await, none);
+    assert_eq!(
+        post(&server, send("blocked", 325, "z@hotmail.com", t + 1)).await,
+        none
+    );
+
+    // The cooldown survives a restart.
+    assert_eq!(server.terminate(), 0);
+    let server = Server::start(dir.path());
+    assert_eq!(
+        post(&server, send("blocked", 330, "h@gmail.com", t + 10)).await,
+        none
+    );
+}

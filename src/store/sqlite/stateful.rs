@@ -50,7 +50,7 @@ pub(super) async fn decide<'a>(
     let mut fired = Vec::new();
     for rule_id in &item.stateful {
         // The rule may have changed or gone since the request was planned.
-        let Some(rule) = rules.get(rule_id).filter(|r| r.enabled && r.threshold.is_none()) else {
+        let Some(rule) = rules.get(rule_id).filter(|r| r.enabled) else {
             continue;
         };
         let mut correlations = Vec::new();
@@ -100,6 +100,13 @@ pub(super) async fn decide<'a>(
             }
             continue;
         }
+        let mut vars = None;
+        if let Some(th) = &rule.threshold {
+            match window(tx, rules, rule, th, ev).await? {
+                Some(v) => vars = Some(v),
+                None => continue,
+            }
+        }
         if let Some(once) = &rule.once {
             let key = match rules.templates().render(&once.per, &context(ev, &rule.id, None)) {
                 Ok(k) => k,
@@ -129,12 +136,87 @@ pub(super) async fn decide<'a>(
         }
         fired.push(rule.id.clone());
         jobs.extend(
-            jobs_for(rules, rule, ev, None, item.received_at)
+            jobs_for(rules, rule, ev, vars.as_ref(), item.received_at)
                 .into_iter()
                 .map(|j| (item, j)),
         );
     }
     Ok(fired)
+}
+
+/// Counts `ev` into its rule's window and decides the threshold: the template variables
+/// when it fires, `None` when not crossed or cooling down. The window is 60 buckets wide
+/// (bucket = window / 60, at least 1 s), summed over the buckets that start after
+/// `time - window`. After firing, a group stays quiet for `cooldown` (default: the window).
+async fn window(
+    tx: &mut Transaction<'_, Sqlite>,
+    rules: &RuleSet,
+    rule: &Rule,
+    th: &Threshold,
+    ev: &Event,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
+    let group = match &th.group_by {
+        Some(tpl) => match rules.templates().render(tpl, &context(ev, &rule.id, None)) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(rule = %rule.id, event = %ev.id, "threshold group_by cannot be rendered: {e}");
+                return Ok(None);
+            }
+        },
+        None => String::new(),
+    };
+    let window_ms = th.window.as_secs() as i64 * 1000;
+    let size = (window_ms / 60).max(1000);
+    let t = millis(ev.time);
+    sqlx::query(
+        "INSERT INTO window_counts (rule_id, grp, kind, bucket, n) VALUES (?, ?, ?, ?, 1)
+         ON CONFLICT (rule_id, grp, kind, bucket) DO UPDATE SET n = n + 1",
+    )
+    .bind(&rule.id)
+    .bind(&group)
+    .bind(&ev.kind)
+    .bind(t - t.rem_euclid(size))
+    .execute(&mut **tx)
+    .await?;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT kind, SUM(n) FROM window_counts WHERE rule_id = ? AND grp = ? AND bucket > ? AND bucket <= ? GROUP BY kind",
+    )
+    .bind(&rule.id)
+    .bind(&group)
+    .bind(t - window_ms)
+    .bind(t)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut counts = WindowCounts::default();
+    for (kind, n) in rows {
+        // What one event of this type adds, times how many there were.
+        let mut one = WindowCounts::default();
+        one.add(th, &kind);
+        counts.count += one.count * n.max(0) as u64;
+        counts.total += one.total * n.max(0) as u64;
+    }
+    if !th.crossed(counts) {
+        return Ok(None);
+    }
+    let key = format!("threshold:{group}");
+    let until: Option<i64> = sqlx::query_scalar("SELECT until FROM marks WHERE rule_id = ? AND key = ?")
+        .bind(&rule.id)
+        .bind(&key)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if until.is_some_and(|u| u > t) {
+        return Ok(None);
+    }
+    let quiet = th.cooldown.unwrap_or(th.window);
+    sqlx::query(
+        "INSERT INTO marks (rule_id, key, until) VALUES (?1, ?2, ?3) ON CONFLICT (rule_id, key) DO UPDATE SET until = ?3",
+    )
+    .bind(&rule.id)
+    .bind(&key)
+    .bind(t + quiet.as_secs() as i64 * 1000)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Some(th.vars(&group, counts)))
 }
 
 /// Deletes the `absent` timers this event cancels: same key, within their period.
@@ -196,6 +278,17 @@ pub(super) async fn prune(tx: &mut Transaction<'_, Sqlite>, rules: &RuleSet) -> 
         .await?;
     sqlx::query("DELETE FROM marks WHERE until < ?")
         .bind(millis(now))
+        .execute(&mut **tx)
+        .await?;
+    let longest_window = rules
+        .rules()
+        .iter()
+        .filter_map(|r| r.threshold.as_ref().map(|t| t.window))
+        .max();
+    let keep =
+        longest_window.map_or(chrono::TimeDelta::zero(), |d| d.to_chrono()) + chrono::TimeDelta::days(1);
+    sqlx::query("DELETE FROM window_counts WHERE bucket < ?")
+        .bind(millis(now - keep))
         .execute(&mut **tx)
         .await?;
     Ok(())
