@@ -15,8 +15,9 @@ end
 function request()
   counter = counter + 1
   local id = tid * 100000000 + counter
+  -- The current time, as a provider sends it (timers and windows run on event time).
   local body = string.format(
-    '{"event":"sent","time":1433333949,"MessageID":%d,"email":"user%d@example.com","mj_campaign_id":%d,"mj_contact_id":4,"customcampaign":"","CustomID":"helloworld","Payload":""}',
-    id, id, counter % 100)
+    '{"event":"sent","time":%d,"MessageID":%d,"email":"user%d@example.com","mj_campaign_id":%d,"mj_contact_id":4,"customcampaign":"","CustomID":"helloworld","Payload":""}',
+    os.time(), id, id, counter % 100)
   return wrk.format("POST", "/hooks/mailjet", {["Content-Type"] = "application/json"}, body)
 end

@@ -4,7 +4,8 @@
 # parses the JSON and answers 200 without storing. Reports req/s, p50/p99 and hookflow's
 # peak RSS. Usage: benches/load.sh [DURATION_SECONDS]   (default 15)
 # Environment: DURABILITY=normal (default full); CAMPAIGN_OFFSET=1000 makes no rule match
-# (ingest alone, no jobs); PERF=FILE records a perf profile of hookflow during its run.
+# (ingest alone, no jobs); PERF=FILE records a perf profile of hookflow during its run;
+# RULES_FROM=DIR loads that rules folder instead of the 100 generated rules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-15}"
@@ -17,9 +18,14 @@ cargo build --release --quiet --bin hookflow --example baseline-server
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/rules"
+if [ -n "${RULES_FROM:-}" ]; then
+  # A given rules folder instead (e.g. RULES_FROM=rules, the shipped flows).
+  cp -r "$RULES_FROM"/. "$work/rules/"
+  [ -d templates ] && cp -r templates "$work/templates"
+fi
 # 100 rules over the seven Mailjet types; on `sent`, the ten for campaigns 0-9 match the
 # events whose campaign is 0-9 (one in ten), with a `log` action.
-for i in $(seq 0 99); do
+[ -n "${RULES_FROM:-}" ] || for i in $(seq 0 99); do
   types=(sent open click bounce blocked spam unsub)
   cat > "$work/rules/r$i.yaml" <<RULE
 on: ${types[$((i % 7))]}
