@@ -17,6 +17,7 @@ use super::{
 };
 use crate::config::Durability;
 use crate::rules::RuleSet;
+use crate::store::NewJob;
 
 mod stateful;
 use crate::duration::Duration;
@@ -160,6 +161,55 @@ fn endpoint_row(r: &SqliteRow) -> Result<EndpointRow, StoreError> {
     })
 }
 
+/// Inserts jobs (and their endpoints), many rows per statement. Each job is
+/// `(event id, created at in unix ms, job)`; a job whose key exists is left alone.
+async fn insert_jobs(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    jobs: &[(&str, i64, &NewJob)],
+) -> Result<(), StoreError> {
+    let endpoints: BTreeSet<&str> = jobs
+        .iter()
+        .filter_map(|(_, _, j)| j.endpoint.as_deref())
+        .collect();
+    let endpoints: Vec<&str> = endpoints.into_iter().collect();
+    for chunk in endpoints.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT OR IGNORE INTO endpoints (url, status) VALUES {}",
+            placeholders(1, chunk.len()).replace("(?)", "(?, 'active')")
+        );
+        let mut q = sqlx::query(&sql);
+        for url in chunk {
+            q = q.bind(*url);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for chunk in jobs.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT OR IGNORE INTO jobs (idempotency_key, event_id, rule_id, action_index, kind, action,
+                endpoint, status, next_attempt_at, last_error, created_at, updated_at) VALUES {}",
+            placeholders(12, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for (event_id, created, job) in chunk {
+            q = q
+                .bind(&job.key)
+                .bind(*event_id)
+                .bind(&job.rule_id)
+                .bind(i64::from(job.action_index))
+                .bind(&job.kind)
+                .bind(job.action.to_string())
+                .bind(&job.endpoint)
+                .bind(if job.error.is_some() { "failed" } else { "pending" })
+                .bind(millis(job.due_at))
+                .bind(&job.error)
+                .bind(*created)
+                .bind(*created);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 fn suppression_row(r: &SqliteRow) -> Result<SuppressionRow, StoreError> {
     Ok(SuppressionRow {
         email: r.try_get("email")?,
@@ -225,52 +275,12 @@ impl Store for SqliteStore {
                     .await?;
             }
         }
-        let endpoints: BTreeSet<&str> = fresh()
-            .flat_map(|i| &i.jobs)
-            .chain(decided.iter().map(|(_, j)| j))
-            .filter_map(|j| j.endpoint.as_deref())
-            .collect();
-        let endpoints: Vec<&str> = endpoints.into_iter().collect();
-        for chunk in endpoints.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT OR IGNORE INTO endpoints (url, status) VALUES {}",
-                placeholders(1, chunk.len()).replace("(?)", "(?, 'active')")
-            );
-            let mut q = sqlx::query(&sql);
-            for url in chunk {
-                q = q.bind(*url);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        let jobs: Vec<(&NewEvent, &crate::store::NewJob)> = fresh()
+        let jobs: Vec<(&str, i64, &NewJob)> = fresh()
             .flat_map(|i| i.jobs.iter().map(move |j| (i, j)))
             .chain(decided.iter().map(|(i, j)| (*i, j)))
+            .map(|(item, job)| (item.event.id.as_str(), millis(item.received_at), job))
             .collect();
-        for chunk in jobs.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT OR IGNORE INTO jobs (idempotency_key, event_id, rule_id, action_index, kind, action,
-                    endpoint, status, next_attempt_at, last_error, created_at, updated_at) VALUES {}",
-                placeholders(12, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for (item, job) in chunk {
-                let now = millis(item.received_at);
-                q = q
-                    .bind(&job.key)
-                    .bind(&item.event.id)
-                    .bind(&job.rule_id)
-                    .bind(i64::from(job.action_index))
-                    .bind(&job.kind)
-                    .bind(job.action.to_string())
-                    .bind(&job.endpoint)
-                    .bind(if job.error.is_some() { "failed" } else { "pending" })
-                    .bind(millis(job.due_at))
-                    .bind(&job.error)
-                    .bind(now)
-                    .bind(now);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        insert_jobs(&mut tx, &jobs).await?;
         if self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % PRUNE_EVERY == 0 {
             stateful::prune(&mut tx, rules).await?;
         }

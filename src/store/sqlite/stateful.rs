@@ -8,7 +8,7 @@ use sqlx::{Sqlite, Transaction};
 use crate::engine::jobs_for;
 use crate::event::Event;
 use crate::rules::path::FieldPath;
-use crate::rules::stateful::{History, Threshold, WindowCounts};
+use crate::rules::stateful::{Correlation, History, Threshold, WindowCounts};
 use crate::rules::value::key_text;
 use crate::rules::{Rule, RuleSet, Truth};
 use crate::store::{NewEvent, NewJob, StoreError, millis};
@@ -39,6 +39,27 @@ impl History for Answers {
     }
 }
 
+/// Whether an event of `c.event` with `key` in `c.same` happened between `from` and `to`
+/// (unix ms, inclusive): the question `after` asks, and the one that cancels `absent`.
+async fn fact_seen(
+    tx: &mut Transaction<'_, Sqlite>,
+    c: &Correlation,
+    key: &str,
+    from: i64,
+    to: i64,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM facts WHERE kind = ? AND field = ? AND key = ? AND time BETWEEN ? AND ?)",
+    )
+    .bind(&c.event)
+    .bind(c.same.as_str())
+    .bind(key)
+    .bind(from)
+    .bind(to)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
 /// Decides `item`'s stateful rules; their jobs go to `jobs`. Returns the rules that fired.
 pub(super) async fn decide<'a>(
     tx: &mut Transaction<'_, Sqlite>,
@@ -59,16 +80,7 @@ pub(super) async fn decide<'a>(
         for c in correlations {
             let Some(key) = c.key(ev) else { continue };
             let (from, to) = (millis(ev.time - c.within.to_chrono()), millis(ev.time));
-            let seen: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM facts WHERE kind = ? AND field = ? AND key = ? AND time BETWEEN ? AND ?)",
-            )
-            .bind(&c.event)
-            .bind(c.same.as_str())
-            .bind(&key)
-            .bind(from)
-            .bind(to)
-            .fetch_one(&mut **tx)
-            .await?;
+            let seen = fact_seen(tx, c, &key, from, to).await?;
             answers.push((c.event.clone(), c.same.as_str().to_owned(), key, from, to, seen));
         }
         if rule.when.eval(ev, &Answers(answers)) != Truth::True {
@@ -78,16 +90,7 @@ pub(super) async fn decide<'a>(
             // A timer, unless the cancelling event already arrived (events come out of order).
             let Some(key) = absent.key(ev) else { continue };
             let (start, due) = (millis(ev.time), millis(ev.time + absent.within.to_chrono()));
-            let cancelled: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM facts WHERE kind = ? AND field = ? AND key = ? AND time BETWEEN ? AND ?)",
-            )
-            .bind(&absent.event)
-            .bind(absent.same.as_str())
-            .bind(&key)
-            .bind(start)
-            .bind(due)
-            .fetch_one(&mut **tx)
-            .await?;
+            let cancelled = fact_seen(tx, absent, &key, start, due).await?;
             if !cancelled {
                 sqlx::query("INSERT OR IGNORE INTO timers (rule_id, event_id, key, start, due_at) VALUES (?, ?, ?, ?, ?)")
                     .bind(&rule.id)
@@ -326,16 +329,7 @@ pub(super) async fn fire_timers(
         let Some(absent) = &rule.absent else { continue };
         let (key, start, due_at): (String, i64, i64) =
             (row.try_get("key")?, row.try_get("start")?, row.try_get("due_at")?);
-        let cancelled: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM facts WHERE kind = ? AND field = ? AND key = ? AND time BETWEEN ? AND ?)",
-        )
-        .bind(&absent.event)
-        .bind(absent.same.as_str())
-        .bind(&key)
-        .bind(start)
-        .bind(due_at)
-        .fetch_one(&mut **tx)
-        .await?;
+        let cancelled = fact_seen(tx, absent, &key, start, due_at).await?;
         if cancelled {
             continue;
         }
@@ -348,33 +342,10 @@ pub(super) async fn fire_timers(
             time: crate::store::from_millis(row.try_get("time")?),
             data,
         };
-        for job in jobs_for(rules, rule, &ev, None, now) {
-            if let Some(endpoint) = &job.endpoint {
-                sqlx::query("INSERT OR IGNORE INTO endpoints (url, status) VALUES (?, 'active')")
-                    .bind(endpoint)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            sqlx::query(
-                "INSERT OR IGNORE INTO jobs (idempotency_key, event_id, rule_id, action_index, kind, action,
-                    endpoint, status, next_attempt_at, last_error, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&job.key)
-            .bind(&ev.id)
-            .bind(&job.rule_id)
-            .bind(i64::from(job.action_index))
-            .bind(&job.kind)
-            .bind(job.action.to_string())
-            .bind(&job.endpoint)
-            .bind(if job.error.is_some() { "failed" } else { "pending" })
-            .bind(millis(job.due_at))
-            .bind(&job.error)
-            .bind(millis(now))
-            .bind(millis(now))
-            .execute(&mut **tx)
-            .await?;
-        }
+        let planned = jobs_for(rules, rule, &ev, None, now);
+        let rows: Vec<(&str, i64, &NewJob)> =
+            planned.iter().map(|j| (ev.id.as_str(), millis(now), j)).collect();
+        super::insert_jobs(tx, &rows).await?;
         let mut matched: Vec<String> =
             serde_json::from_str(&row.try_get::<String, _>("matched")?).unwrap_or_default();
         matched.push(rule_id);
