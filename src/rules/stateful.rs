@@ -25,16 +25,18 @@ pub trait History {
     fn seen(&self, kind: &str, same: &FieldPath, key: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Truth;
 
     /// Counts of a threshold's events in group `group` with a time in `(from, to]`, not
-    /// counting the event being evaluated. `None` when unknown.
+    /// counting the event being evaluated. `None` (the default) when unknown.
     fn window(
         &self,
-        rule: &Rule,
-        threshold: &Threshold,
-        group: &str,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        group_of: &dyn Fn(&Event) -> Option<String>,
-    ) -> Option<WindowCounts>;
+        _rule: &Rule,
+        _threshold: &Threshold,
+        _group: &str,
+        _from: DateTime<Utc>,
+        _to: DateTime<Utc>,
+        _group_of: &dyn Fn(&Event) -> Option<String>,
+    ) -> Option<WindowCounts> {
+        None
+    }
 }
 
 /// No memory at all: every stateful question is unknown.
@@ -43,18 +45,6 @@ pub struct NoHistory;
 impl History for NoHistory {
     fn seen(&self, _: &str, _: &FieldPath, _: &str, _: DateTime<Utc>, _: DateTime<Utc>) -> Truth {
         Truth::Unknown
-    }
-
-    fn window(
-        &self,
-        _: &Rule,
-        _: &Threshold,
-        _: &str,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-        _: &dyn Fn(&Event) -> Option<String>,
-    ) -> Option<WindowCounts> {
-        None
     }
 }
 

@@ -25,18 +25,6 @@ impl History for Answers {
             .find(|(k, f, v, a, b, _)| k == kind && f == same.as_str() && v == key && *a == from && *b == to)
             .map_or(Truth::Unknown, |(.., seen)| Truth::from_bool(*seen))
     }
-
-    fn window(
-        &self,
-        _: &Rule,
-        _: &Threshold,
-        _: &str,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-        _: &dyn Fn(&Event) -> Option<String>,
-    ) -> Option<WindowCounts> {
-        None
-    }
 }
 
 /// Whether an event of `c.event` with `key` in `c.same` happened between `from` and `to`
