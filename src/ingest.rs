@@ -51,7 +51,8 @@ pub async fn writer<S: Store>(
         }
         let has_jobs = all.iter().any(|e| !e.jobs.is_empty());
         let has_jobs = has_jobs || all.iter().any(|e| !e.stateful.is_empty());
-        match store.commit(&all, &rules.load()).await {
+        let events = all.len();
+        match store.commit(all, rules.load_full()).await {
             Ok(inserted) => {
                 let mut rest = inserted.as_slice();
                 for (reply, n) in replies.into_iter().zip(sizes) {
@@ -64,7 +65,7 @@ pub async fn writer<S: Store>(
                 }
             }
             Err(e) => {
-                tracing::error!("commit of {} events failed: {e}", all.len());
+                tracing::error!("commit of {events} events failed: {e}");
                 for reply in replies {
                     let _ = reply.send(Err(e.to_string()));
                 }

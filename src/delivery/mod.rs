@@ -194,12 +194,9 @@ async fn finish<S: Store>(store: Arc<S>, mut finished: mpsc::UnboundedReceiver<F
                 Err(_) => break,
             }
         }
-        if let Err(e) = store.finish(&group, Utc::now()).await {
-            tracing::error!(
-                "cannot record {} attempt(s): {e}; their jobs will be retried",
-                group.len()
-            );
+        let n = group.len();
+        if let Err(e) = store.finish(std::mem::take(&mut group), Utc::now()).await {
+            tracing::error!("cannot record {n} attempt(s): {e}; their jobs will be retried");
         }
-        group.clear();
     }
 }

@@ -185,7 +185,7 @@ async fn fire_timers<S: Store>(
 ) {
     let second = std::time::Duration::from_secs(1);
     while !*stop.borrow() {
-        match store.fire_timers(chrono::Utc::now(), &rules.load()).await {
+        match store.fire_timers(chrono::Utc::now(), rules.load_full()).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!("{n} absent timer(s) fired");

@@ -10,6 +10,7 @@
 pub mod sqlite;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -23,7 +24,10 @@ use crate::rules::RuleSet;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(#[from] rusqlite::Error),
+    /// The store's writer thread is gone (it only stops when the store is dropped).
+    #[error("the store is closed")]
+    Closed,
     #[error("cannot create the store folder {path}: {source}")]
     Folder { path: String, source: std::io::Error },
     #[error("the store is at schema version {found}, newer than this hookflow ({known}); upgrade hookflow")]
@@ -220,8 +224,8 @@ pub trait Store: Send + Sync + 'static {
     /// the same transaction, with the state they read and write.
     fn commit(
         &self,
-        batch: &[NewEvent],
-        rules: &RuleSet,
+        batch: Vec<NewEvent>,
+        rules: Arc<RuleSet>,
     ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
 
     /// Takes up to `limit` due jobs of `kinds` whose endpoint is not suspended (and jobs
@@ -237,7 +241,7 @@ pub trait Store: Send + Sync + 'static {
     /// Records attempts and moves their jobs on, all in one transaction.
     fn finish(
         &self,
-        done: &[Finished],
+        done: Vec<Finished>,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -276,7 +280,7 @@ pub trait Store: Send + Sync + 'static {
     fn fire_timers(
         &self,
         now: DateTime<Utc>,
-        rules: &RuleSet,
+        rules: Arc<RuleSet>,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
     /// When the next timer is due.
     fn next_timer(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;

@@ -3,7 +3,7 @@
 //! transaction that stores the event. Nothing is decided twice or against stale state.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Sqlite, Transaction};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::jobs_for;
 use crate::event::Event;
@@ -29,28 +29,17 @@ impl History for Answers {
 
 /// Whether an event of `c.event` with `key` in `c.same` happened between `from` and `to`
 /// (unix ms, inclusive): the question `after` asks, and the one that cancels `absent`.
-async fn fact_seen(
-    tx: &mut Transaction<'_, Sqlite>,
-    c: &Correlation,
-    key: &str,
-    from: i64,
-    to: i64,
-) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM facts WHERE kind = ? AND field = ? AND key = ? AND time BETWEEN ? AND ?)",
-    )
-    .bind(&c.event)
-    .bind(c.same.as_str())
-    .bind(key)
-    .bind(from)
-    .bind(to)
-    .fetch_one(&mut **tx)
-    .await?)
+fn fact_seen(tx: &Connection, c: &Correlation, key: &str, from: i64, to: i64) -> Result<bool, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM facts WHERE kind = ? AND field = ? AND key = ? AND time BETWEEN ? AND ?)",
+        )?
+        .query_row(params![c.event, c.same.as_str(), key, from, to], |r| r.get(0))?)
 }
 
 /// Decides `item`'s stateful rules; their jobs go to `jobs`. Returns the rules that fired.
-pub(super) async fn decide<'a>(
-    tx: &mut Transaction<'_, Sqlite>,
+pub(super) fn decide<'a>(
+    tx: &Connection,
     rules: &RuleSet,
     item: &'a NewEvent,
     jobs: &mut Vec<(&'a NewEvent, NewJob)>,
@@ -68,7 +57,7 @@ pub(super) async fn decide<'a>(
         for c in correlations {
             let Some(key) = c.key(ev) else { continue };
             let (from, to) = (millis(ev.time - c.within.to_chrono()), millis(ev.time));
-            let seen = fact_seen(tx, c, &key, from, to).await?;
+            let seen = fact_seen(tx, c, &key, from, to)?;
             answers.push((c.event.clone(), c.same.as_str().to_owned(), key, from, to, seen));
         }
         if rule.when.eval(ev, &Answers(answers)) != Truth::True {
@@ -78,22 +67,18 @@ pub(super) async fn decide<'a>(
             // A timer, unless the cancelling event already arrived (events come out of order).
             let Some(key) = absent.key(ev) else { continue };
             let (start, due) = (millis(ev.time), millis(ev.time + absent.within.to_chrono()));
-            let cancelled = fact_seen(tx, absent, &key, start, due).await?;
+            let cancelled = fact_seen(tx, absent, &key, start, due)?;
             if !cancelled {
-                sqlx::query("INSERT OR IGNORE INTO timers (rule_id, event_id, key, start, due_at) VALUES (?, ?, ?, ?, ?)")
-                    .bind(&rule.id)
-                    .bind(&ev.id)
-                    .bind(&key)
-                    .bind(start)
-                    .bind(due)
-                    .execute(&mut **tx)
-                    .await?;
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO timers (rule_id, event_id, key, start, due_at) VALUES (?, ?, ?, ?, ?)",
+                )?
+                .execute(params![rule.id, ev.id, key, start, due])?;
             }
             continue;
         }
         let mut vars = None;
         if let Some(th) = &rule.threshold {
-            match window(tx, rules, rule, th, ev).await? {
+            match window(tx, rules, rule, th, ev)? {
                 Some(v) => vars = Some(v),
                 None => continue,
             }
@@ -106,24 +91,10 @@ pub(super) async fn decide<'a>(
                     continue;
                 }
             };
-            let until: Option<i64> =
-                sqlx::query_scalar("SELECT until FROM marks WHERE rule_id = ? AND key = ?")
-                    .bind(&rule.id)
-                    .bind(&key)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            if until.is_some_and(|u| u > millis(ev.time)) {
+            if mark_until(tx, &rule.id, &key)?.is_some_and(|u| u > millis(ev.time)) {
                 continue;
             }
-            sqlx::query(
-                "INSERT INTO marks (rule_id, key, until) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (rule_id, key) DO UPDATE SET until = ?3",
-            )
-            .bind(&rule.id)
-            .bind(&key)
-            .bind(millis(ev.time + once.period.to_chrono()))
-            .execute(&mut **tx)
-            .await?;
+            set_mark(tx, &rule.id, &key, millis(ev.time + once.period.to_chrono()))?;
         }
         fired.push(rule.id.clone());
         jobs.extend(
@@ -139,8 +110,8 @@ pub(super) async fn decide<'a>(
 /// when it fires, `None` when not crossed or cooling down. The window is 60 buckets wide
 /// (bucket = window / 60, at least 1 s), summed over the buckets that start after
 /// `time - window`. After firing, a group stays quiet for `cooldown` (default: the window).
-async fn window(
-    tx: &mut Transaction<'_, Sqlite>,
+fn window(
+    tx: &Connection,
     rules: &RuleSet,
     rule: &Rule,
     th: &Threshold,
@@ -159,27 +130,21 @@ async fn window(
     let window_ms = th.window.as_secs() as i64 * 1000;
     let size = (window_ms / 60).max(1000);
     let t = millis(ev.time);
-    sqlx::query(
+    tx.prepare_cached(
         "INSERT INTO window_counts (rule_id, grp, kind, bucket, n) VALUES (?, ?, ?, ?, 1)
          ON CONFLICT (rule_id, grp, kind, bucket) DO UPDATE SET n = n + 1",
-    )
-    .bind(&rule.id)
-    .bind(&group)
-    .bind(&ev.kind)
-    .bind(t - t.rem_euclid(size))
-    .execute(&mut **tx)
-    .await?;
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT kind, SUM(n) FROM window_counts WHERE rule_id = ? AND grp = ? AND bucket > ? AND bucket <= ? GROUP BY kind",
-    )
-    .bind(&rule.id)
-    .bind(&group)
-    .bind(t - window_ms)
-    .bind(t)
-    .fetch_all(&mut **tx)
-    .await?;
+    )?
+    .execute(params![rule.id, group, ev.kind, t - t.rem_euclid(size)])?;
+    let mut sums = tx.prepare_cached(
+        "SELECT kind, SUM(n) FROM window_counts
+         WHERE rule_id = ? AND grp = ? AND bucket > ? AND bucket <= ? GROUP BY kind",
+    )?;
+    let rows = sums.query_map(params![rule.id, group, t - window_ms, t], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
     let mut counts = WindowCounts::default();
-    for (kind, n) in rows {
+    for row in rows {
+        let (kind, n) = row?;
         // What one event of this type adds, times how many there were.
         let mut one = WindowCounts::default();
         one.add(th, &kind);
@@ -190,53 +155,31 @@ async fn window(
         return Ok(None);
     }
     let key = format!("threshold:{group}");
-    let until: Option<i64> = sqlx::query_scalar("SELECT until FROM marks WHERE rule_id = ? AND key = ?")
-        .bind(&rule.id)
-        .bind(&key)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if until.is_some_and(|u| u > t) {
+    if mark_until(tx, &rule.id, &key)?.is_some_and(|u| u > t) {
         return Ok(None);
     }
     let quiet = th.cooldown.unwrap_or(th.window);
-    sqlx::query(
-        "INSERT INTO marks (rule_id, key, until) VALUES (?1, ?2, ?3) ON CONFLICT (rule_id, key) DO UPDATE SET until = ?3",
-    )
-    .bind(&rule.id)
-    .bind(&key)
-    .bind(t + quiet.as_secs() as i64 * 1000)
-    .execute(&mut **tx)
-    .await?;
+    set_mark(tx, &rule.id, &key, t + quiet.as_secs() as i64 * 1000)?;
     Ok(Some(th.vars(&group, counts)))
 }
 
 /// Deletes the `absent` timers this event cancels: same key, within their period.
-pub(super) async fn cancel_timers(
-    tx: &mut Transaction<'_, Sqlite>,
-    rules: &RuleSet,
-    ev: &Event,
-) -> Result<(), StoreError> {
+pub(super) fn cancel_timers(tx: &Connection, rules: &RuleSet, ev: &Event) -> Result<(), StoreError> {
     for rule in rules.rules() {
         let Some(absent) = rule.absent.as_ref().filter(|a| a.event == ev.kind) else {
             continue;
         };
         let Some(key) = absent.key(ev) else { continue };
-        sqlx::query("DELETE FROM timers WHERE rule_id = ?1 AND key = ?2 AND start <= ?3 AND due_at >= ?3")
-            .bind(&rule.id)
-            .bind(&key)
-            .bind(millis(ev.time))
-            .execute(&mut **tx)
-            .await?;
+        tx.prepare_cached(
+            "DELETE FROM timers WHERE rule_id = ?1 AND key = ?2 AND start <= ?3 AND due_at >= ?3",
+        )?
+        .execute(params![rule.id, key, millis(ev.time)])?;
     }
     Ok(())
 }
 
 /// Records the facts `after` conditions may later ask about this event.
-pub(super) async fn record_facts(
-    tx: &mut Transaction<'_, Sqlite>,
-    rules: &RuleSet,
-    ev: &Event,
-) -> Result<(), StoreError> {
+pub(super) fn record_facts(tx: &Connection, rules: &RuleSet, ev: &Event) -> Result<(), StoreError> {
     for (kind, field) in rules.correlation_fields() {
         if kind != ev.kind {
             continue;
@@ -244,33 +187,23 @@ pub(super) async fn record_facts(
         let Some(key) = field.first(&ev.data).and_then(key_text) else {
             continue;
         };
-        sqlx::query("INSERT OR IGNORE INTO facts (kind, field, key, time) VALUES (?, ?, ?, ?)")
-            .bind(kind)
-            .bind(field.as_str())
-            .bind(key)
-            .bind(millis(ev.time))
-            .execute(&mut **tx)
-            .await?;
+        tx.prepare_cached("INSERT OR IGNORE INTO facts (kind, field, key, time) VALUES (?, ?, ?, ?)")?
+            .execute(params![kind, field.as_str(), key, millis(ev.time)])?;
     }
     Ok(())
 }
 
 /// Expiry, not growth: facts older than the longest `after` window (plus a day for late
 /// events) and once-marks past their period are deleted.
-pub(super) async fn prune(tx: &mut Transaction<'_, Sqlite>, rules: &RuleSet) -> Result<(), StoreError> {
-    let now = Utc::now();
+pub(super) fn prune(tx: &Connection, rules: &RuleSet, now: DateTime<Utc>) -> Result<(), StoreError> {
     let keep = rules
         .longest_correlation()
         .map_or(chrono::TimeDelta::zero(), |d| d.to_chrono())
         + chrono::TimeDelta::days(1);
-    sqlx::query("DELETE FROM facts WHERE time < ?")
-        .bind(millis(now - keep))
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("DELETE FROM marks WHERE until < ?")
-        .bind(millis(now))
-        .execute(&mut **tx)
-        .await?;
+    tx.prepare_cached("DELETE FROM facts WHERE time < ?")?
+        .execute([millis(now - keep)])?;
+    tx.prepare_cached("DELETE FROM marks WHERE until < ?")?
+        .execute([millis(now)])?;
     let longest_window = rules
         .rules()
         .iter()
@@ -278,70 +211,92 @@ pub(super) async fn prune(tx: &mut Transaction<'_, Sqlite>, rules: &RuleSet) -> 
         .max();
     let keep =
         longest_window.map_or(chrono::TimeDelta::zero(), |d| d.to_chrono()) + chrono::TimeDelta::days(1);
-    sqlx::query("DELETE FROM window_counts WHERE bucket < ?")
-        .bind(millis(now - keep))
-        .execute(&mut **tx)
-        .await?;
+    tx.prepare_cached("DELETE FROM window_counts WHERE bucket < ?")?
+        .execute([millis(now - keep)])?;
     Ok(())
+}
+
+/// The end of a rule's quiet period for `key` (a `once` key or a threshold group), if any.
+fn mark_until(tx: &Connection, rule_id: &str, key: &str) -> Result<Option<i64>, StoreError> {
+    Ok(tx
+        .prepare_cached("SELECT until FROM marks WHERE rule_id = ? AND key = ?")?
+        .query_row(params![rule_id, key], |r| r.get(0))
+        .optional()?)
+}
+
+fn set_mark(tx: &Connection, rule_id: &str, key: &str, until: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO marks (rule_id, key, until) VALUES (?1, ?2, ?3) ON CONFLICT (rule_id, key) DO UPDATE SET until = ?3",
+    )?
+    .execute(params![rule_id, key, until])?;
+    Ok(())
+}
+
+/// A timer that is due, with the event that started it.
+struct DueTimer {
+    rule_id: String,
+    key: String,
+    start: i64,
+    due_at: i64,
+    event: Event,
+    matched: String,
 }
 
 /// Fires due `absent` timers: plans the rule's jobs for the event that started each timer
 /// (job keys are the usual `event/rule/index`, so a timer fired again after a crash adds
 /// nothing) and deletes the timer.
-pub(super) async fn fire_timers(
-    tx: &mut Transaction<'_, Sqlite>,
-    rules: &RuleSet,
-    now: DateTime<Utc>,
-) -> Result<usize, StoreError> {
-    use sqlx::Row;
-    let due = sqlx::query(
-        "SELECT t.rule_id, t.event_id, t.key, t.start, t.due_at, e.source, e.type, e.time, e.payload, e.matched
-         FROM timers t JOIN events e ON e.id = t.event_id WHERE t.due_at <= ? ORDER BY t.due_at LIMIT 200",
-    )
-    .bind(millis(now))
-    .fetch_all(&mut **tx)
-    .await?;
+pub(super) fn fire_timers(tx: &Connection, rules: &RuleSet, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let due: Vec<DueTimer> = tx
+        .prepare_cached(
+            "SELECT t.rule_id, t.event_id, t.key, t.start, t.due_at, e.source, e.type, e.time, e.payload, e.matched
+             FROM timers t JOIN events e ON e.id = t.event_id WHERE t.due_at <= ? ORDER BY t.due_at LIMIT 200",
+        )?
+        .query_map([millis(now)], |r| {
+            Ok((
+                DueTimer {
+                    rule_id: r.get(0)?,
+                    key: r.get(2)?,
+                    start: r.get(3)?,
+                    due_at: r.get(4)?,
+                    event: Event {
+                        id: r.get(1)?,
+                        source: r.get(5)?,
+                        kind: r.get(6)?,
+                        time: crate::store::from_millis(r.get(7)?),
+                        data: serde_json::Value::Null,
+                    },
+                    matched: r.get(9)?,
+                },
+                r.get::<_, String>(8)?,
+            ))
+        })?
+        .map(|row| {
+            let (mut timer, payload) = row?;
+            timer.event.data = super::json(&payload)?;
+            Ok(timer)
+        })
+        .collect::<Result<_, StoreError>>()?;
     let mut fired = 0;
-    for row in &due {
-        let rule_id: String = row.try_get("rule_id")?;
-        let event_id: String = row.try_get("event_id")?;
-        sqlx::query("DELETE FROM timers WHERE rule_id = ? AND event_id = ?")
-            .bind(&rule_id)
-            .bind(&event_id)
-            .execute(&mut **tx)
-            .await?;
+    for timer in due {
+        let ev = &timer.event;
+        tx.prepare_cached("DELETE FROM timers WHERE rule_id = ? AND event_id = ?")?
+            .execute(params![timer.rule_id, ev.id])?;
         // The rule may have been edited away since the timer started.
-        let Some(rule) = rules.get(&rule_id).filter(|r| r.enabled) else {
+        let Some(rule) = rules.get(&timer.rule_id).filter(|r| r.enabled) else {
             continue;
         };
         let Some(absent) = &rule.absent else { continue };
-        let (key, start, due_at): (String, i64, i64) =
-            (row.try_get("key")?, row.try_get("start")?, row.try_get("due_at")?);
-        let cancelled = fact_seen(tx, absent, &key, start, due_at).await?;
-        if cancelled {
+        if fact_seen(tx, absent, &timer.key, timer.start, timer.due_at)? {
             continue;
         }
-        let data: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>("payload")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let ev = Event {
-            id: event_id.clone(),
-            source: row.try_get("source")?,
-            kind: row.try_get("type")?,
-            time: crate::store::from_millis(row.try_get("time")?),
-            data,
-        };
-        let planned = jobs_for(rules, rule, &ev, None, now);
+        let planned = jobs_for(rules, rule, ev, None, now);
         let rows: Vec<(&str, i64, &NewJob)> =
             planned.iter().map(|j| (ev.id.as_str(), millis(now), j)).collect();
-        super::insert_jobs(tx, &rows).await?;
-        let mut matched: Vec<String> =
-            serde_json::from_str(&row.try_get::<String, _>("matched")?).unwrap_or_default();
-        matched.push(rule_id);
-        sqlx::query("UPDATE events SET matched = ? WHERE id = ?")
-            .bind(serde_json::to_string(&matched).unwrap_or_else(|_| "[]".into()))
-            .bind(&ev.id)
-            .execute(&mut **tx)
-            .await?;
+        super::queue::insert_jobs(tx, &rows)?;
+        let mut matched: Vec<String> = serde_json::from_str(&timer.matched).unwrap_or_default();
+        matched.push(timer.rule_id.clone());
+        tx.prepare_cached("UPDATE events SET matched = ? WHERE id = ?")?
+            .execute(params![super::queue::matched_json(matched.iter()), ev.id])?;
         fired += 1;
     }
     Ok(fired)

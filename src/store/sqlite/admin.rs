@@ -1,0 +1,136 @@
+//! Reads for the admin API and the CLI: events, jobs with their attempts, endpoints,
+//! counts. They run on read-only connections.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::json;
+use crate::store::{
+    AttemptRow, EndpointRow, EventDetail, EventRow, JobDetail, JobRow, Stats, StoreError, rfc3339,
+};
+
+const JOB_COLUMNS: &str = "id, idempotency_key, event_id, rule_id, kind, status, attempts, next_attempt_at, endpoint, last_error, action";
+
+pub(super) const ENDPOINT_SELECT: &str = "SELECT id, url, status, suspended_at, reason FROM endpoints";
+
+/// A row mapper's error, for a JSON column that does not parse.
+fn corrupt(e: StoreError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get("id")?,
+        idempotency_key: r.get("idempotency_key")?,
+        event_id: r.get("event_id")?,
+        rule_id: r.get("rule_id")?,
+        kind: r.get("kind")?,
+        status: r.get("status")?,
+        attempts: r.get("attempts")?,
+        next_attempt_at: rfc3339(r.get("next_attempt_at")?),
+        endpoint: r.get("endpoint")?,
+        last_error: r.get("last_error")?,
+        action: json(&r.get::<_, String>("action")?).map_err(corrupt)?,
+    })
+}
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get("id")?,
+        source: r.get("source")?,
+        kind: r.get("type")?,
+        time: rfc3339(r.get("time")?),
+        received_at: rfc3339(r.get("received_at")?),
+        matched: json(&r.get::<_, String>("matched")?).map_err(corrupt)?,
+    })
+}
+
+pub(super) fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<EndpointRow> {
+    Ok(EndpointRow {
+        id: r.get("id")?,
+        url: r.get("url")?,
+        status: r.get("status")?,
+        suspended_at: r.get::<_, Option<i64>>("suspended_at")?.map(rfc3339),
+        reason: r.get("reason")?,
+    })
+}
+
+pub(super) fn events(conn: &Connection, kind: Option<&str>, limit: u32) -> Result<Vec<EventRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, source, type, time, received_at, matched FROM events
+         WHERE ?1 IS NULL OR type = ?1 ORDER BY seq DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![kind, limit], event_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn event(conn: &Connection, id: &str) -> Result<Option<EventDetail>, StoreError> {
+    let found = conn
+        .prepare_cached(
+            "SELECT id, source, type, time, received_at, matched, payload FROM events WHERE id = ?",
+        )?
+        .query_row([id], |r| Ok((event_row(r)?, r.get::<_, String>("payload")?)))
+        .optional()?;
+    let Some((event, payload)) = found else {
+        return Ok(None);
+    };
+    let payload = json(&payload)?;
+    let mut jobs_of = conn.prepare_cached(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE event_id = ? ORDER BY id"
+    ))?;
+    let mut attempts_of = conn.prepare_cached(
+        "SELECT number, started_at, duration_ms, status_code, error, response FROM attempts
+         WHERE job_id = ? ORDER BY number",
+    )?;
+    let mut jobs = Vec::new();
+    for job in jobs_of.query_map([id], job_row)? {
+        let job = job?;
+        let attempts_made = attempts_of
+            .query_map([job.id], |a| {
+                Ok(AttemptRow {
+                    number: a.get("number")?,
+                    started_at: rfc3339(a.get("started_at")?),
+                    duration_ms: a.get::<_, i64>("duration_ms")?.max(0) as u64,
+                    status_code: a.get("status_code")?,
+                    error: a.get("error")?,
+                    response: a.get("response")?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        jobs.push(JobDetail { job, attempts_made });
+    }
+    Ok(Some(EventDetail { event, payload, jobs }))
+}
+
+pub(super) fn jobs(conn: &Connection, status: Option<&str>, limit: u32) -> Result<Vec<JobRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![status, limit], job_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn endpoints(conn: &Connection) -> Result<Vec<EndpointRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("{ENDPOINT_SELECT} ORDER BY id"))?;
+    let rows = stmt.query_map([], endpoint_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn stats(conn: &Connection) -> Result<Stats, StoreError> {
+    let count = |sql: &str| -> Result<u64, StoreError> {
+        let n: i64 = conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    };
+    let mut jobs = BTreeMap::new();
+    let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (status, n) = row?;
+        jobs.insert(status, n.max(0) as u64);
+    }
+    Ok(Stats {
+        events: count("SELECT COUNT(*) FROM events")?,
+        jobs,
+        endpoints_suspended: count("SELECT COUNT(*) FROM endpoints WHERE status = 'suspended'")?,
+    })
+}

@@ -1,0 +1,281 @@
+//! The write path: events and their jobs in, leases and outcomes, endpoints. Every
+//! function here runs inside a transaction on the writer thread, with cached statements.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::{admin, json, stateful};
+use crate::duration::Duration;
+use crate::rules::RuleSet;
+use crate::store::{EndpointRow, Finished, Job, NewEvent, NewJob, Next, StoreError, from_millis, millis};
+
+/// How often (in commits) expired correlation facts, once-marks and window buckets are
+/// deleted: rarely enough to cost nothing per event, often enough to bound the tables.
+pub(super) const PRUNE_EVERY: u64 = 256;
+
+/// Stores `batch` (new events only: an id seen before is skipped) with their jobs, decides
+/// their stateful rules, and returns per event whether it was new.
+pub(super) fn commit(
+    tx: &Transaction<'_>,
+    batch: &[NewEvent],
+    rules: &RuleSet,
+    prune: bool,
+) -> Result<Vec<bool>, StoreError> {
+    let mut inserted = Vec::with_capacity(batch.len());
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO events (id, source, type, time, received_at, payload, matched)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )?;
+        for item in batch {
+            let ev = &item.event;
+            let n = insert.execute(params![
+                ev.id,
+                ev.source,
+                ev.kind,
+                millis(ev.time),
+                millis(item.received_at),
+                ev.data.to_string(),
+                matched_json(item.matched.iter()),
+            ])?;
+            // An id twice in one batch is new once: the second insert changes nothing.
+            inserted.push(n == 1);
+        }
+    }
+    let mut jobs: Vec<(&str, i64, &NewJob)> = Vec::new();
+    let mut decided: Vec<(&NewEvent, NewJob)> = Vec::new();
+    for (item, _) in batch.iter().zip(&inserted).filter(|(_, new)| **new) {
+        // Stateful rules, event by event in arrival order, so each sees the state the
+        // events before it (in this group too) left.
+        let fired = stateful::decide(tx, rules, item, &mut decided)?;
+        stateful::record_facts(tx, rules, &item.event)?;
+        stateful::cancel_timers(tx, rules, &item.event)?;
+        if !fired.is_empty() {
+            tx.prepare_cached("UPDATE events SET matched = ? WHERE id = ?")?
+                .execute(params![
+                    matched_json(item.matched.iter().chain(&fired)),
+                    item.event.id
+                ])?;
+        }
+        let created = millis(item.received_at);
+        jobs.extend(item.jobs.iter().map(|j| (item.event.id.as_str(), created, j)));
+    }
+    jobs.extend(
+        decided
+            .iter()
+            .map(|(item, job)| (item.event.id.as_str(), millis(item.received_at), job)),
+    );
+    insert_jobs(tx, &jobs)?;
+    if let Some(now) = batch.iter().map(|i| i.received_at).max().filter(|_| prune) {
+        stateful::prune(tx, rules, now)?;
+    }
+    Ok(inserted)
+}
+
+/// The `matched` column: a JSON array of rule ids.
+pub(super) fn matched_json<'a>(ids: impl Iterator<Item = &'a String>) -> String {
+    serde_json::to_string(&ids.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+}
+
+/// Inserts jobs (and their endpoints). Each job is `(event id, created at in unix ms,
+/// job)`; a job whose key exists is left alone, so replays add nothing.
+pub(super) fn insert_jobs(tx: &Connection, jobs: &[(&str, i64, &NewJob)]) -> Result<(), StoreError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let endpoints: BTreeSet<&str> = jobs
+        .iter()
+        .filter_map(|(_, _, j)| j.endpoint.as_deref())
+        .collect();
+    let mut endpoint =
+        tx.prepare_cached("INSERT OR IGNORE INTO endpoints (url, status) VALUES (?, 'active')")?;
+    for url in endpoints {
+        endpoint.execute([url])?;
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO jobs (idempotency_key, event_id, rule_id, action_index, kind, action,
+            endpoint, status, next_attempt_at, last_error, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    for (event_id, created, job) in jobs {
+        insert.execute(params![
+            job.key,
+            event_id,
+            job.rule_id,
+            job.action_index,
+            job.kind,
+            job.action.to_string(),
+            job.endpoint,
+            if job.error.is_some() { "failed" } else { "pending" },
+            millis(job.due_at),
+            job.error,
+            created,
+            created,
+        ])?;
+    }
+    Ok(())
+}
+
+/// Takes up to `limit` due jobs of the kinds in `kinds` (an SQL list) whose endpoint is
+/// not suspended, and jobs whose lease expired, oldest first.
+pub(super) fn lease(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+    lease: Duration,
+    kinds: &str,
+    limit: usize,
+) -> Result<Vec<Job>, StoreError> {
+    let now_ms = millis(now);
+    let sql = format!(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?1, updated_at = ?2
+         WHERE id IN (
+            SELECT j.id FROM jobs j
+            WHERE ((j.status = 'pending' AND j.next_attempt_at <= ?2)
+                   OR (j.status = 'running' AND j.lease_until < ?2))
+              AND j.kind IN ({kinds})
+              AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.url = j.endpoint AND e.status = 'suspended')
+            ORDER BY j.next_attempt_at, j.id
+            LIMIT ?3)
+         RETURNING id, idempotency_key, event_id, rule_id, action_index, kind, action, endpoint, attempts"
+    );
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        params![now_ms + lease.as_secs() as i64 * 1000, now_ms, limit as i64],
+        |r| {
+            Ok((
+                Job {
+                    id: r.get("id")?,
+                    key: r.get("idempotency_key")?,
+                    event_id: r.get("event_id")?,
+                    rule_id: r.get("rule_id")?,
+                    action_index: r.get("action_index")?,
+                    kind: r.get("kind")?,
+                    action: serde_json::Value::Null,
+                    endpoint: r.get("endpoint")?,
+                    attempts: r.get("attempts")?,
+                },
+                r.get::<_, String>("action")?,
+            ))
+        },
+    )?;
+    let mut jobs = Vec::new();
+    for row in rows {
+        let (mut job, action) = row?;
+        job.action = json(&action)?;
+        jobs.push(job);
+    }
+    Ok(jobs)
+}
+
+/// Records attempts and moves their jobs on.
+pub(super) fn finish(tx: &Transaction<'_>, done: &[Finished], now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut attempt_row = tx.prepare_cached(
+        "INSERT INTO attempts (job_id, number, started_at, duration_ms, status_code, error, response)
+         VALUES (?1, (SELECT COUNT(*) + 1 FROM attempts WHERE job_id = ?1), ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut job_row = tx.prepare_cached(
+        "UPDATE jobs SET status = ?, next_attempt_at = ?, lease_until = NULL, last_error = ?, updated_at = ?
+         WHERE id = ?",
+    )?;
+    for Finished { job, attempt, next } in done {
+        attempt_row.execute(params![
+            job.id,
+            millis(attempt.started_at),
+            attempt.duration_ms as i64,
+            attempt.status_code,
+            attempt.error,
+            attempt.response,
+        ])?;
+        let (status, next_at) = match next {
+            Next::Succeeded => ("succeeded", now),
+            Next::Skipped => ("skipped", now),
+            Next::Retry(at) => ("pending", *at),
+            Next::Dead { .. } => ("dead", now),
+        };
+        let error = match next {
+            Next::Succeeded => None,
+            _ => attempt.error.as_deref(),
+        };
+        job_row.execute(params![status, millis(next_at), error, millis(now), job.id])?;
+        if let Next::Dead { suspend: Some(url) } = next {
+            let reason = format!(
+                "job {} exhausted its retries: {}",
+                job.key,
+                attempt.error.as_deref().unwrap_or("failed")
+            );
+            tx.prepare_cached(
+                "INSERT INTO endpoints (url, status, suspended_at, reason) VALUES (?1, 'suspended', ?2, ?3)
+                 ON CONFLICT (url) DO UPDATE SET status = 'suspended', suspended_at = ?2, reason = ?3",
+            )?
+            .execute(params![url, millis(now), reason])?;
+        }
+    }
+    Ok(())
+}
+
+/// When the next job of the kinds in `kinds` (an SQL list) is due or its lease ends.
+pub(super) fn next_due(conn: &Connection, kinds: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let sql = format!(
+        "SELECT MIN(CASE WHEN status = 'running' THEN lease_until ELSE next_attempt_at END) FROM jobs j
+         WHERE status IN ('pending', 'running') AND kind IN ({kinds})
+           AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.url = j.endpoint AND e.status = 'suspended')"
+    );
+    let ms: Option<i64> = conn.prepare_cached(&sql)?.query_row([], |r| r.get(0))?;
+    Ok(ms.map(from_millis))
+}
+
+/// Puts a finished job back in line with a fresh schedule; whether there was one.
+pub(super) fn retry_job(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let n = tx.execute(
+        "UPDATE jobs SET status = 'pending', attempts = 0, next_attempt_at = ?1, lease_until = NULL, updated_at = ?1
+         WHERE id = ?2 AND status IN ('dead', 'failed', 'succeeded')",
+        params![millis(now), id],
+    )?;
+    Ok(n == 1)
+}
+
+/// Reactivates an endpoint and requeues the jobs that died on it while it was suspended.
+pub(super) fn resume_endpoint(
+    tx: &Transaction<'_>,
+    id_or_url: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(EndpointRow, u64)>, StoreError> {
+    let id: i64 = id_or_url.parse().unwrap_or(-1);
+    let url = crate::delivery::endpoint_of(id_or_url).unwrap_or_else(|| id_or_url.to_owned());
+    let Some(endpoint) = tx
+        .query_row(
+            &format!("{} WHERE id = ? OR url = ?", admin::ENDPOINT_SELECT),
+            params![id, url],
+            admin::endpoint_row,
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let since: Option<i64> = tx.query_row(
+        "SELECT suspended_at FROM endpoints WHERE id = ?",
+        [endpoint.id],
+        |r| r.get(0),
+    )?;
+    let requeued = match since {
+        Some(since) => tx.execute(
+            "UPDATE jobs SET status = 'pending', attempts = 0, next_attempt_at = ?1, updated_at = ?1
+             WHERE endpoint = ?2 AND status = 'dead' AND updated_at >= ?3",
+            params![millis(now), endpoint.url, since],
+        )?,
+        None => 0,
+    };
+    tx.execute(
+        "UPDATE endpoints SET status = 'active', suspended_at = NULL, reason = NULL WHERE id = ?",
+        [endpoint.id],
+    )?;
+    let resumed = EndpointRow {
+        status: "active".into(),
+        suspended_at: None,
+        reason: None,
+        ..endpoint
+    };
+    Ok(Some((resumed, requeued as u64)))
+}
