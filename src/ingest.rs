@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use arc_swap::ArcSwap;
 
+use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::store::{NewEvent, Store};
 
@@ -32,6 +33,7 @@ pub async fn writer<S: Store>(
     rules: Arc<ArcSwap<RuleSet>>,
     mut rx: mpsc::Receiver<Submit>,
     wake: Arc<watch::Sender<u64>>,
+    metrics: Arc<Metrics>,
 ) {
     let mut group: Vec<Submit> = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = rx.recv().await {
@@ -52,8 +54,10 @@ pub async fn writer<S: Store>(
         let has_jobs = all.iter().any(|e| !e.jobs.is_empty());
         let has_jobs = has_jobs || all.iter().any(|e| !e.stateful.is_empty());
         let events = all.len();
+        let started = std::time::Instant::now();
         match store.commit(all, rules.load_full()).await {
             Ok(inserted) => {
+                metrics.committed(events, started.elapsed().as_secs_f64());
                 let mut rest = inserted.as_slice();
                 for (reply, n) in replies.into_iter().zip(sizes) {
                     let (mine, tail) = rest.split_at(n.min(rest.len()));

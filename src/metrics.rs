@@ -43,6 +43,8 @@ pub struct Metrics {
     matches: Family<RuleLabels, Counter>,
     attempts: Family<AttemptLabels, Counter>,
     attempt_seconds: Histogram,
+    commit_events: Histogram,
+    commit_seconds: Histogram,
     jobs: Family<StatusLabels, Gauge>,
     queue_depth: Gauge,
     reloads: Family<OutcomeLabels, Counter>,
@@ -70,6 +72,8 @@ impl Metrics {
         let matches = Family::<RuleLabels, Counter>::default();
         let attempts = Family::<AttemptLabels, Counter>::default();
         let attempt_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let commit_events = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        let commit_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let jobs = Family::<StatusLabels, Gauge>::default();
         let queue_depth = Gauge::default();
         let reloads = Family::<OutcomeLabels, Counter>::default();
@@ -112,6 +116,16 @@ impl Metrics {
             "Duration of delivery attempts",
             attempt_seconds.clone(),
         );
+        registry.register(
+            "commit_events",
+            "Events per group commit (one transaction, one fsync)",
+            commit_events.clone(),
+        );
+        registry.register(
+            "commit_duration_seconds",
+            "Duration of group commits, stateful rules included",
+            commit_seconds.clone(),
+        );
         registry.register("jobs", "Jobs in the store by status", jobs.clone());
         registry.register(
             "queue_depth",
@@ -126,6 +140,8 @@ impl Metrics {
             matches,
             attempts,
             attempt_seconds,
+            commit_events,
+            commit_seconds,
             jobs,
             queue_depth,
             reloads,
@@ -151,6 +167,12 @@ impl Metrics {
             .inc();
         self.rules_loaded.set(rules as i64);
         self.files_in_error.set(files_in_error as i64);
+    }
+
+    /// One group commit of `events` events that took `seconds`.
+    pub fn committed(&self, events: usize, seconds: f64) {
+        self.commit_events.observe(events as f64);
+        self.commit_seconds.observe(seconds);
     }
 
     pub fn duplicate(&self) {

@@ -109,7 +109,13 @@ pub async fn run(
     let config = Arc::new(config);
     let wake = Arc::new(watch::channel(0u64).0);
     let (tx, rx) = mpsc::channel(config.ingest_queue);
-    let writer = tokio::spawn(ingest::writer(store.clone(), rules.clone(), rx, wake.clone()));
+    let writer = tokio::spawn(ingest::writer(
+        store.clone(),
+        rules.clone(),
+        rx,
+        wake.clone(),
+        metrics.clone(),
+    ));
 
     let mailer = delivery::mail::Mailer::new(
         config.smtp.as_ref(),

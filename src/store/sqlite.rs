@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_lists.sql"),
     include_str!("../../migrations/0003_state.sql"),
+    include_str!("../../migrations/0004_timers.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside the
@@ -67,6 +68,9 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
 }
 
+/// Checkpoint once the write-ahead log holds this many pages (SQLite's own default).
+const CHECKPOINT_PAGES: i64 = 1000;
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
@@ -77,17 +81,24 @@ impl SqliteStore {
             })?;
         }
         let owned = path.to_owned();
-        let conn = tokio::task::spawn_blocking(move || open_writer(&owned, durability))
+        let (grown, checkpoints) = mpsc::sync_channel::<()>(1);
+        let conn = tokio::task::spawn_blocking(move || open_writer(&owned, durability, grown))
             .await
             .map_err(|_| StoreError::Closed)??;
+        let checkpointer = open_checkpointer(path)?;
         let (writer, tasks) = mpsc::channel::<Task>();
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("hookflow-store".into())
             .spawn(move || run_writer(Writer { conn, commits: 0 }, tasks))
-            .map_err(|source| StoreError::Folder {
-                path: path.display().to_string(),
-                source,
-            })?;
+            .and_then(|_| {
+                std::thread::Builder::new()
+                    .name("hookflow-checkpoint".into())
+                    .spawn(move || run_checkpointer(checkpointer, checkpoints))
+            });
+        spawned.map_err(|source| StoreError::Folder {
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(Self {
             writer,
             readers: Arc::new(Readers {
@@ -161,7 +172,12 @@ fn run_writer(mut writer: Writer, tasks: mpsc::Receiver<Task>) {
     }
 }
 
-fn open_writer(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
+/// The writing connection. `grown` wakes the checkpoint thread.
+fn open_writer(
+    path: &Path,
+    durability: Durability,
+    grown: mpsc::SyncSender<()>,
+) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -173,8 +189,38 @@ fn open_writer(path: &Path, durability: Durability) -> Result<Connection, StoreE
     };
     conn.pragma_update(None, "synchronous", sync)?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Checkpoints (copying the log back into the database file, and its fsync) run on
+    // their own thread and connection, so the writer only appends to the log.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.wal_hook(Some(
+        move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+            if i64::from(pages) >= CHECKPOINT_PAGES {
+                // Full means a wake-up is already pending.
+                let _ = grown.try_send(());
+            }
+            Ok(())
+        },
+    ))?;
     migrate(&mut conn)?;
     Ok(conn)
+}
+
+fn open_checkpointer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(conn)
+}
+
+/// Checkpoints whenever the writer says the log has grown past `CHECKPOINT_PAGES`.
+/// PASSIVE: it never blocks the writer or readers, and does what it can; the writer
+/// restarts the log from its beginning once a checkpoint has copied all of it.
+fn run_checkpointer(conn: Connection, grown: mpsc::Receiver<()>) {
+    while grown.recv().is_ok() {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!("checkpoint failed (retried when the log grows again): {e}");
+        }
+    }
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {

@@ -70,7 +70,7 @@ pub(super) fn decide<'a>(
             let cancelled = fact_seen(tx, absent, &key, start, due)?;
             if !cancelled {
                 tx.prepare_cached(
-                    "INSERT OR IGNORE INTO timers (rule_id, event_id, key, start, due_at) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO timers (rule_id, event_id, key, start, due_at) VALUES (?, ?, ?, ?, ?)",
                 )?
                 .execute(params![rule.id, ev.id, key, start, due])?;
             }
@@ -234,6 +234,7 @@ fn set_mark(tx: &Connection, rule_id: &str, key: &str, until: i64) -> Result<(),
 
 /// A timer that is due, with the event that started it.
 struct DueTimer {
+    id: i64,
     rule_id: String,
     key: String,
     start: i64,
@@ -248,12 +249,13 @@ struct DueTimer {
 pub(super) fn fire_timers(tx: &Connection, rules: &RuleSet, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let due: Vec<DueTimer> = tx
         .prepare_cached(
-            "SELECT t.rule_id, t.event_id, t.key, t.start, t.due_at, e.source, e.type, e.time, e.payload, e.matched
+            "SELECT t.rule_id, t.event_id, t.key, t.start, t.due_at, e.source, e.type, e.time, e.payload, e.matched, t.id
              FROM timers t JOIN events e ON e.id = t.event_id WHERE t.due_at <= ? ORDER BY t.due_at LIMIT 200",
         )?
         .query_map([millis(now)], |r| {
             Ok((
                 DueTimer {
+                    id: r.get(10)?,
                     rule_id: r.get(0)?,
                     key: r.get(2)?,
                     start: r.get(3)?,
@@ -279,8 +281,8 @@ pub(super) fn fire_timers(tx: &Connection, rules: &RuleSet, now: DateTime<Utc>) 
     let mut fired = 0;
     for timer in due {
         let ev = &timer.event;
-        tx.prepare_cached("DELETE FROM timers WHERE rule_id = ? AND event_id = ?")?
-            .execute(params![timer.rule_id, ev.id])?;
+        tx.prepare_cached("DELETE FROM timers WHERE id = ?")?
+            .execute([timer.id])?;
         // The rule may have been edited away since the timer started.
         let Some(rule) = rules.get(&timer.rule_id).filter(|r| r.enabled) else {
             continue;
