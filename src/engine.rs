@@ -1,13 +1,15 @@
 //! Ingest planning: which rules fire for an event, and the jobs their actions become.
 //! Runs on the request path, so it only matches and renders: nothing slow, no I/O.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::delivery::endpoint_of;
 use crate::event::Event;
 use crate::rules::{NoHistory, Rule, RuleSet, Truth};
-use crate::store::{NewEvent, NewJob};
+use crate::store::{NewEvent, NewJob, Pending};
 use crate::template::context;
 
 /// Plans `ev`: matched rule ids and one job per action of each rule that fires. An action
@@ -17,13 +19,15 @@ use crate::template::context;
 /// Rules that need history (`after`), memory (`once`), a timer (`absent`) or a window
 /// (`threshold`) are only listed in `NewEvent::stateful`: the store decides them inside
 /// the commit transaction, where the state they read and write is exact.
-pub fn plan(rules: &RuleSet, ev: Event, received_at: DateTime<Utc>) -> NewEvent {
+pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewEvent {
     let mut matched = Vec::new();
     let mut jobs = Vec::new();
     let mut stateful = Vec::new();
+    // One template context for every key of this event; only `rule.id` differs per rule.
+    let mut ctx = None;
     for rule in rules.matching(&ev, &NoHistory) {
         if rule.once.is_some() || rule.absent.is_some() || rule.threshold.is_some() {
-            stateful.push(rule.id.clone());
+            stateful.push(pending(rules, rule, &ev, &mut ctx));
             continue;
         }
         matched.push(rule.id.clone());
@@ -32,7 +36,7 @@ pub fn plan(rules: &RuleSet, ev: Event, received_at: DateTime<Utc>) -> NewEvent 
     for rule in rules.candidates(&ev) {
         let decidable = rule.enabled && rule.when.is_stateful();
         if decidable && rule.when.eval(&ev, &NoHistory) == Truth::Unknown {
-            stateful.push(rule.id.clone());
+            stateful.push(pending(rules, rule, &ev, &mut ctx));
         }
     }
     NewEvent {
@@ -41,6 +45,26 @@ pub fn plan(rules: &RuleSet, ev: Event, received_at: DateTime<Utc>) -> NewEvent 
         matched,
         jobs,
         stateful,
+        rules: rules.clone(),
+    }
+}
+
+/// A stateful rule with its `threshold.group_by` and `once.per` keys rendered for `ev`.
+fn pending(rules: &RuleSet, rule: &Rule, ev: &Event, ctx: &mut Option<Value>) -> Pending {
+    let mut render = |tpl: &crate::template::Tpl| {
+        let ctx = ctx.get_or_insert_with(|| context(ev, &rule.id, None));
+        if let Value::Object(map) = ctx {
+            map.insert("rule".into(), serde_json::json!({ "id": rule.id }));
+        }
+        rules.templates().render(tpl, ctx).map_err(|e| e.to_string())
+    };
+    Pending {
+        rule_id: rule.id.clone(),
+        group: rule.threshold.as_ref().map(|th| match &th.group_by {
+            Some(tpl) => render(tpl),
+            None => Ok(String::new()),
+        }),
+        once: rule.once.as_ref().map(|once| render(&once.per)),
     }
 }
 

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
-use crate::store::{NewEvent, Store};
+use crate::store::{Committed, NewEvent, Store};
 
 /// One request's events and the way to answer it.
 pub struct Submit {
@@ -51,12 +51,10 @@ pub async fn writer<S: Store>(
             all.extend(submit.batch);
             replies.push(submit.reply);
         }
-        let has_jobs = all.iter().any(|e| !e.jobs.is_empty());
-        let has_jobs = has_jobs || all.iter().any(|e| !e.stateful.is_empty());
         let events = all.len();
         let started = std::time::Instant::now();
         match store.commit(all, rules.load_full()).await {
-            Ok(inserted) => {
+            Ok(Committed { new: inserted, jobs }) => {
                 metrics.committed(events, started.elapsed().as_secs_f64());
                 let mut rest = inserted.as_slice();
                 for (reply, n) in replies.into_iter().zip(sizes) {
@@ -64,7 +62,7 @@ pub async fn writer<S: Store>(
                     rest = tail;
                     let _ = reply.send(Ok(mine.to_vec()));
                 }
-                if has_jobs {
+                if jobs > 0 {
                     wake.send_modify(|generation| *generation += 1);
                 }
             }

@@ -106,7 +106,7 @@ async fn handle<S: Store>(
         Ok(events) => events,
         Err(e) => return refuse(&st, StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let rules = st.rules.load();
+    let rules = st.rules.load_full();
     let batch: Vec<_> = events
         .into_iter()
         .map(|ev| engine::plan(&rules, ev, now))

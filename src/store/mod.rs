@@ -37,14 +37,29 @@ pub enum StoreError {
 }
 
 /// An accepted event with what the rules planned for it, written in one transaction.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewEvent {
     pub event: Event,
     pub received_at: DateTime<Utc>,
     pub matched: Vec<String>,
     pub jobs: Vec<NewJob>,
-    /// Rules the store decides in the commit transaction (`after`, `once`).
-    pub stateful: Vec<String>,
+    /// Rules the store decides in the commit transaction (`after`, `once`, `absent`,
+    /// `threshold`), from the same rule set as `matched` and `jobs`.
+    pub stateful: Vec<Pending>,
+    /// The rule set this event was planned with.
+    pub rules: Arc<RuleSet>,
+}
+
+/// A stateful rule of an event, with what its templates say for this event. The keys are
+/// rendered when the event is planned, on the request's thread, so the store's single
+/// writer spends its time on the state alone.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub rule_id: String,
+    /// `threshold.group_by`, rendered (empty without `group_by`); the error if it failed.
+    pub group: Option<Result<String, String>>,
+    /// `once.per`, rendered; the error if it failed.
+    pub once: Option<Result<String, String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +74,16 @@ pub struct NewJob {
     pub due_at: DateTime<Utc>,
     /// Set when the action could not be rendered: the job is recorded as failed.
     pub error: Option<String>,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// Per event of the batch: whether it was new (`false`: a duplicate, skipped).
+    pub new: Vec<bool>,
+    /// Jobs added, planned at ingest or by stateful rules: the delivery workers are woken
+    /// only when there is something for them.
+    pub jobs: usize,
 }
 
 /// A leased job, ready to run.
@@ -219,14 +244,14 @@ pub struct Stats {
 /// on any runtime thread.
 pub trait Store: Send + Sync + 'static {
     /// Writes many events and their jobs in one transaction; per event, whether it was
-    /// new (`false`: a duplicate, not processed again).
+    /// new (`false`: a duplicate, not processed again), and how many jobs were added.
     /// Stateful rules of each event (`NewEvent::stateful`) are decided against `rules` in
     /// the same transaction, with the state they read and write.
     fn commit(
         &self,
         batch: Vec<NewEvent>,
         rules: Arc<RuleSet>,
-    ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
 
     /// Takes up to `limit` due jobs of `kinds` whose endpoint is not suspended (and jobs
     /// whose lease expired), oldest first, and holds them for `lease`. One transaction.

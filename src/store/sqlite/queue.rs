@@ -9,20 +9,22 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::{admin, json, stateful};
 use crate::duration::Duration;
 use crate::rules::RuleSet;
-use crate::store::{EndpointRow, Finished, Job, NewEvent, NewJob, Next, StoreError, from_millis, millis};
+use crate::store::{
+    Committed, EndpointRow, Finished, Job, NewEvent, NewJob, Next, StoreError, from_millis, millis,
+};
 
 /// How often (in commits) expired correlation facts, once-marks and window buckets are
 /// deleted: rarely enough to cost nothing per event, often enough to bound the tables.
 pub(super) const PRUNE_EVERY: u64 = 256;
 
 /// Stores `batch` (new events only: an id seen before is skipped) with their jobs, decides
-/// their stateful rules, and returns per event whether it was new.
+/// their stateful rules.
 pub(super) fn commit(
     tx: &Transaction<'_>,
     batch: &[NewEvent],
     rules: &RuleSet,
     prune: bool,
-) -> Result<Vec<bool>, StoreError> {
+) -> Result<Committed, StoreError> {
     let mut inserted = Vec::with_capacity(batch.len());
     {
         let mut insert = tx.prepare_cached(
@@ -49,7 +51,7 @@ pub(super) fn commit(
     for (item, _) in batch.iter().zip(&inserted).filter(|(_, new)| **new) {
         // Stateful rules, event by event in arrival order, so each sees the state the
         // events before it (in this group too) left.
-        let fired = stateful::decide(tx, rules, item, &mut decided)?;
+        let fired = stateful::decide(tx, item, &mut decided)?;
         stateful::record_facts(tx, rules, &item.event)?;
         stateful::cancel_timers(tx, rules, &item.event)?;
         if !fired.is_empty() {
@@ -71,7 +73,10 @@ pub(super) fn commit(
     if let Some(now) = batch.iter().map(|i| i.received_at).max().filter(|_| prune) {
         stateful::prune(tx, rules, now)?;
     }
-    Ok(inserted)
+    Ok(Committed {
+        new: inserted,
+        jobs: jobs.len(),
+    })
 }
 
 /// The `matched` column: a JSON array of rule ids.

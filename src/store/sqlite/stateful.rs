@@ -12,7 +12,6 @@ use crate::rules::stateful::{Correlation, History, Threshold, WindowCounts};
 use crate::rules::value::key_text;
 use crate::rules::{Rule, RuleSet, Truth};
 use crate::store::{NewEvent, NewJob, StoreError, millis};
-use crate::template::context;
 
 /// The answers to a rule's `after` questions, looked up before evaluating it.
 struct Answers(Vec<(String, String, String, i64, i64, bool)>);
@@ -37,18 +36,17 @@ fn fact_seen(tx: &Connection, c: &Correlation, key: &str, from: i64, to: i64) ->
         .query_row(params![c.event, c.same.as_str(), key, from, to], |r| r.get(0))?)
 }
 
-/// Decides `item`'s stateful rules; their jobs go to `jobs`. Returns the rules that fired.
+/// Decides `item`'s stateful rules, with the rule set it was planned with; their jobs go
+/// to `jobs`. Returns the rules that fired.
 pub(super) fn decide<'a>(
     tx: &Connection,
-    rules: &RuleSet,
     item: &'a NewEvent,
     jobs: &mut Vec<(&'a NewEvent, NewJob)>,
 ) -> Result<Vec<String>, StoreError> {
-    let ev = &item.event;
+    let (ev, rules) = (&item.event, &*item.rules);
     let mut fired = Vec::new();
-    for rule_id in &item.stateful {
-        // The rule may have changed or gone since the request was planned.
-        let Some(rule) = rules.get(rule_id).filter(|r| r.enabled) else {
+    for pending in &item.stateful {
+        let Some(rule) = rules.get(&pending.rule_id).filter(|r| r.enabled) else {
             continue;
         };
         let mut correlations = Vec::new();
@@ -78,23 +76,32 @@ pub(super) fn decide<'a>(
         }
         let mut vars = None;
         if let Some(th) = &rule.threshold {
-            match window(tx, rules, rule, th, ev)? {
+            let group = match &pending.group {
+                Some(Ok(group)) => group.as_str(),
+                Some(Err(e)) => {
+                    tracing::warn!(rule = %rule.id, event = %ev.id, "threshold group_by cannot be rendered: {e}");
+                    continue;
+                }
+                None => "",
+            };
+            match window(tx, rule, th, group, ev)? {
                 Some(v) => vars = Some(v),
                 None => continue,
             }
         }
         if let Some(once) = &rule.once {
-            let key = match rules.templates().render(&once.per, &context(ev, &rule.id, None)) {
-                Ok(k) => k,
-                Err(e) => {
+            let key = match &pending.once {
+                Some(Ok(k)) => k,
+                Some(Err(e)) => {
                     tracing::warn!(rule = %rule.id, event = %ev.id, "once.per cannot be rendered: {e}");
                     continue;
                 }
+                None => continue,
             };
-            if mark_until(tx, &rule.id, &key)?.is_some_and(|u| u > millis(ev.time)) {
+            if mark_until(tx, &rule.id, key)?.is_some_and(|u| u > millis(ev.time)) {
                 continue;
             }
-            set_mark(tx, &rule.id, &key, millis(ev.time + once.period.to_chrono()))?;
+            set_mark(tx, &rule.id, key, millis(ev.time + once.period.to_chrono()))?;
         }
         fired.push(rule.id.clone());
         jobs.extend(
@@ -112,21 +119,11 @@ pub(super) fn decide<'a>(
 /// `time - window`. After firing, a group stays quiet for `cooldown` (default: the window).
 fn window(
     tx: &Connection,
-    rules: &RuleSet,
     rule: &Rule,
     th: &Threshold,
+    group: &str,
     ev: &Event,
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
-    let group = match &th.group_by {
-        Some(tpl) => match rules.templates().render(tpl, &context(ev, &rule.id, None)) {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::warn!(rule = %rule.id, event = %ev.id, "threshold group_by cannot be rendered: {e}");
-                return Ok(None);
-            }
-        },
-        None => String::new(),
-    };
     let window_ms = th.window.as_secs() as i64 * 1000;
     let size = (window_ms / 60).max(1000);
     let t = millis(ev.time);
@@ -160,7 +157,7 @@ fn window(
     }
     let quiet = th.cooldown.unwrap_or(th.window);
     set_mark(tx, &rule.id, &key, t + quiet.as_secs() as i64 * 1000)?;
-    Ok(Some(th.vars(&group, counts)))
+    Ok(Some(th.vars(group, counts)))
 }
 
 /// Deletes the `absent` timers this event cancels: same key, within their period.
