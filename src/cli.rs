@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
 use hookflow::check::{CheckReport, check};
+use hookflow::clock::Clock;
 use hookflow::config::{Config, StoreUrl};
 use hookflow::dryrun::{DryRun, dry_run};
 use hookflow::event::Event;
@@ -73,6 +74,10 @@ enum Command {
         /// Do not watch the rules folder; reload only on SIGHUP (or POST /api/rules/reload).
         #[arg(long)]
         no_watch: bool,
+        /// For tests and rehearsals: time stands still at START (RFC 3339, or `now`) and
+        /// moves only through `POST /api/clock`. Timers, delays and retries follow it.
+        #[arg(long, value_name = "START", num_args = 0..=1, default_missing_value = "now")]
+        manual_clock: Option<String>,
     },
     /// Outbound endpoints: list them, or resume a suspended one.
     Endpoints {
@@ -202,7 +207,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { config, no_watch } => runtime()?.block_on(serve(config.as_deref(), no_watch)),
+        Command::Serve {
+            config,
+            no_watch,
+            manual_clock,
+        } => {
+            let clock = match manual_clock.as_deref() {
+                None => Clock::system(),
+                Some("now") => Clock::manual(Utc::now()),
+                Some(start) => Clock::manual(
+                    chrono::DateTime::parse_from_rfc3339(start)
+                        .with_context(|| format!("--manual-clock {start}: expected `now` or an RFC 3339 time such as 2026-11-27T10:00:00Z"))?
+                        .with_timezone(&Utc),
+                ),
+            };
+            runtime()?.block_on(serve(config.as_deref(), no_watch, clock))
+        }
         Command::Endpoints { command } => runtime()?.block_on(endpoints(command)),
         Command::Contacts { command } => runtime()?.block_on(contacts(command)),
         Command::Suppressions { command } => runtime()?.block_on(suppressions(command)),
@@ -223,7 +243,7 @@ fn config(path: Option<&Path>) -> Result<Config> {
     })
 }
 
-async fn serve(path: Option<&Path>, no_watch: bool) -> Result<ExitCode> {
+async fn serve(path: Option<&Path>, no_watch: bool, clock: Clock) -> Result<ExitCode> {
     let mut config = config(path)?;
     if no_watch {
         config.reload = hookflow::reload::Mode::Off;
@@ -241,7 +261,13 @@ async fn serve(path: Option<&Path>, no_watch: bool) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    hookflow::server::run(config, listener, shutdown_signal(), || {
+    if clock.is_manual() {
+        tracing::warn!(
+            "manual clock at {}: time moves only through POST /api/clock",
+            clock.now()
+        );
+    }
+    hookflow::server::run(config, clock, listener, shutdown_signal(), || {
         println!("hookflow listening on http://{addr}");
     })
     .await?;

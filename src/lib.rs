@@ -22,6 +22,7 @@
 
 pub mod actions;
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod dryrun;

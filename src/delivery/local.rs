@@ -43,7 +43,7 @@ impl<S: Store> Deliverer<S> {
 
     async fn apply(&self, job: &Job, action: RenderedKind) -> Result<(String, Outcome), (String, Outcome)> {
         let retry = |e: crate::store::StoreError| (e.to_string(), Outcome::Retryable { retry_after: None });
-        let now = Utc::now();
+        let now = self.clock.now();
         match action {
             RenderedKind::Email(email) => self.email(job, &email).await,
             RenderedKind::Contacts(c) => {

@@ -16,12 +16,12 @@ pub mod policy;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use chrono::Utc;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::actions::ActionKind;
 use crate::actions::http::Signing;
+use crate::clock::Clock;
 use crate::duration::Duration;
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
@@ -55,6 +55,8 @@ pub struct Deliverer<S> {
     pub mailer: mail::Mailer,
     /// Sender for emails that name none.
     pub default_from: String,
+    /// When jobs are due and retries scheduled (attempt durations stay on real time).
+    pub clock: Clock,
 }
 
 /// An HTTP client that never follows redirects: a 3xx is a failed delivery.
@@ -88,14 +90,14 @@ impl<S: Store> Deliverer<S> {
         let lease = Duration::from_secs(self.timeout.as_secs() + 30);
         let permits = Arc::new(Semaphore::new(workers));
         let (done, finished) = mpsc::unbounded_channel();
-        let finisher = tokio::spawn(finish(self.store.clone(), finished));
+        let finisher = tokio::spawn(finish(self.store.clone(), self.clock.clone(), finished));
         let mut running = JoinSet::new();
         let mut wake = self.wake.subscribe();
         while !*shutdown.borrow() {
             wake.borrow_and_update();
             let free = permits.available_permits();
             if free > 0 {
-                match self.store.lease(Utc::now(), lease, KINDS, free).await {
+                match self.store.lease(self.clock.now(), lease, KINDS, free).await {
                     Ok(jobs) if !jobs.is_empty() => {
                         for job in jobs {
                             let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -114,13 +116,29 @@ impl<S: Store> Deliverer<S> {
                     Err(e) => tracing::error!("cannot lease jobs: {e}"),
                 }
             }
-            let wait = match self.store.next_due(KINDS).await {
-                Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default(),
-                _ => std::time::Duration::from_secs(5),
+            // The next due job (a retry, a `delay`), unless no worker is free to take it.
+            let next = match self.store.next_due(KINDS).await {
+                Ok(next) => next.filter(|_| permits.available_permits() > 0),
+                Err(e) => {
+                    tracing::error!("cannot read the next due job: {e}");
+                    None
+                }
+            };
+            let due = async {
+                match next {
+                    Some(at) => {
+                        self.clock.sleep_until(at).await;
+                        // At most 100 leases a second, even if a due job cannot be leased.
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                    None => std::future::pending().await,
+                }
             };
             tokio::select! {
                 _ = wake.changed() => {}
-                _ = tokio::time::sleep(wait.clamp(std::time::Duration::from_millis(10), std::time::Duration::from_secs(5))) => {}
+                _ = due => {}
+                // Jobs written by another process (`hookflow` CLI) are seen within 5 s.
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
                 _ = shutdown.changed() => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
             }
@@ -143,7 +161,7 @@ impl<S: Store> Deliverer<S> {
             "http" | "log" => exec::execute(&job, &ctx).await,
             _ => self.local(&job).await,
         };
-        let next = self.policy.next(&job, &outcome, Utc::now());
+        let next = self.policy.next(&job, &outcome, self.clock.now());
         self.metrics
             .attempt(&job.kind, outcome == Outcome::Success, attempt.duration_ms);
         match &next {
@@ -184,7 +202,7 @@ impl<S: Store> Deliverer<S> {
 
 /// Records outcomes as they come, many per transaction. If recording fails, the jobs'
 /// leases expire and they are attempted again: at least once, never lost.
-async fn finish<S: Store>(store: Arc<S>, mut finished: mpsc::UnboundedReceiver<Finished>) {
+async fn finish<S: Store>(store: Arc<S>, clock: Clock, mut finished: mpsc::UnboundedReceiver<Finished>) {
     let mut group = Vec::with_capacity(MAX_FINISH_GROUP);
     while let Some(first) = finished.recv().await {
         group.push(first);
@@ -195,7 +213,7 @@ async fn finish<S: Store>(store: Arc<S>, mut finished: mpsc::UnboundedReceiver<F
             }
         }
         let n = group.len();
-        if let Err(e) = store.finish(std::mem::take(&mut group), Utc::now()).await {
+        if let Err(e) = store.finish(std::mem::take(&mut group), clock.now()).await {
             tracing::error!("cannot record {n} attempt(s): {e}; their jobs will be retried");
         }
     }

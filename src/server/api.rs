@@ -7,7 +7,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -24,6 +23,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router<AppState<S>> {
         .route("/endpoints", get(endpoints::<S>))
         .route("/endpoints/{id}/resume", post(resume::<S>))
         .route("/stats", get(stats::<S>))
+        .route("/clock", get(clock::<S>).post(set_clock::<S>))
         .route("/rules", get(rules::<S>))
         .route("/rules/reload", post(reload::<S>))
         .route("/lists", get(lists::<S>))
@@ -35,6 +35,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router<AppState<S>> {
 /// Client mistakes get their own status and a helpful body; store failures a generic
 /// body and a log line with the cause.
 enum ApiError {
+    BadRequest(String),
     NotFound(String),
     Conflict(String),
     Store(StoreError),
@@ -49,6 +50,7 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::Store(e) => {
@@ -117,7 +119,7 @@ async fn jobs<S: Store>(
 }
 
 async fn retry<S: Store>(State(st): State<AppState<S>>, Path(id): Path<i64>) -> Result<Response, ApiError> {
-    if st.store.retry_job(id, Utc::now()).await? {
+    if st.store.retry_job(id, st.clock.now()).await? {
         st.wake.send_modify(|g| *g += 1);
         Ok(Json(json!({ "job": id, "status": "pending" })).into_response())
     } else {
@@ -135,7 +137,7 @@ async fn resume<S: Store>(
     State(st): State<AppState<S>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match st.store.resume_endpoint(&id, Utc::now()).await? {
+    match st.store.resume_endpoint(&id, st.clock.now()).await? {
         Some((endpoint, requeued)) => {
             st.wake.send_modify(|g| *g += 1);
             Ok(Json(json!({ "endpoint": endpoint, "requeued": requeued })).into_response())
@@ -157,6 +159,48 @@ async fn contacts<S: Store>(
 
 async fn suppressions<S: Store>(State(st): State<AppState<S>>) -> Result<Response, ApiError> {
     Ok(Json(st.store.suppressions().await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveClock {
+    /// An RFC 3339 time to move to.
+    to: Option<String>,
+    /// How far to move, such as `90s` or `48h`.
+    advance: Option<String>,
+}
+
+async fn clock<S: Store>(State(st): State<AppState<S>>) -> Response {
+    Json(json!({ "now": st.clock.now().to_rfc3339(), "manual": st.clock.is_manual() })).into_response()
+}
+
+/// Moves the manual clock, then fires the timers that became due, and says how many.
+async fn set_clock<S: Store>(
+    State(st): State<AppState<S>>,
+    body: Result<Json<MoveClock>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let _held = st.firing.lock().await;
+    let to = match (body.to, body.advance) {
+        (Some(to), None) => chrono::DateTime::parse_from_rfc3339(&to)
+            .map_err(|e| {
+                ApiError::BadRequest(format!("`to`: {e}; expected a time such as 2026-11-27T10:00:00Z"))
+            })?
+            .with_timezone(&chrono::Utc),
+        (None, Some(by)) => {
+            let by = crate::duration::Duration::parse(&by)
+                .map_err(|e| ApiError::BadRequest(format!("`advance`: {e}")))?;
+            st.clock.now() + by.to_chrono()
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give either `to` (a time) or `advance` (such as 90s)".into(),
+            ));
+        }
+    };
+    let now = st.clock.set(to).map_err(|e| ApiError::Conflict(e.to_string()))?;
+    let fired = super::fire_due_timers(&*st.store, &st.rules, &st.wake, now).await?;
+    Ok(Json(json!({ "now": now.to_rfc3339(), "timers_fired": fired })).into_response())
 }
 
 async fn stats<S: Store>(State(st): State<AppState<S>>) -> Result<Response, ApiError> {

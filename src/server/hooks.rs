@@ -5,7 +5,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde_json::json;
 use tokio::sync::{mpsc::error::TrySendError, oneshot};
 
@@ -101,7 +100,7 @@ async fn handle<S: Store>(
             );
         }
     };
-    let now = Utc::now();
+    let now = st.clock.now();
     let events = match spec.decode(&source, parsed, kind.as_deref(), now) {
         Ok(events) => events,
         Err(e) => return refuse(&st, StatusCode::BAD_REQUEST, e.to_string()),

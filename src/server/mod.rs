@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::clock::Clock;
 use crate::config::{Config, StoreUrl};
 use crate::delivery::{self, Deliverer, policy::Policy};
 use crate::ingest::{self, Submit};
@@ -46,6 +47,10 @@ pub struct AppState<S> {
     pub metrics: Arc<Metrics>,
     pub sources: Arc<BTreeMap<String, SourceSpec>>,
     pub reloader: Arc<Reloader>,
+    pub clock: Clock,
+    /// Held while firing timers, so a move of the manual clock (`POST /api/clock`) fires
+    /// what it made due itself and can say how many.
+    pub firing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -59,6 +64,8 @@ impl<S> Clone for AppState<S> {
             metrics: self.metrics.clone(),
             sources: self.sources.clone(),
             reloader: self.reloader.clone(),
+            clock: self.clock.clone(),
+            firing: self.firing.clone(),
         }
     }
 }
@@ -90,8 +97,10 @@ async fn metrics<S: Store>(State(st): State<AppState<S>>) -> axum::response::Res
 /// Runs hookflow on `listener` until `shutdown` completes: stops accepting, answers the
 /// requests in flight (their events committed), lets attempts in flight end, returns.
 /// `ready` is called once the store is open and the rules are loaded, just before serving.
+/// `clock` is where "now" comes from: `Clock::system()` but in tests.
 pub async fn run(
     config: Config,
+    clock: Clock,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(),
@@ -143,12 +152,16 @@ pub async fn run(
         metrics: metrics.clone(),
         mailer,
         default_from,
+        clock: clock.clone(),
     });
     let delivery = delivery::spawn(deliverer, config.delivery.workers, stopped.clone());
+    let firing = Arc::new(tokio::sync::Mutex::new(()));
     let timers = tokio::spawn(fire_timers(
         store.clone(),
         rules.clone(),
         wake.clone(),
+        clock.clone(),
+        firing.clone(),
         stopped.clone(),
     ));
     let watcher = reload::spawn(reloader.clone(), config.reload, stopped);
@@ -167,6 +180,8 @@ pub async fn run(
         metrics,
         sources: Arc::new(sources),
         reloader,
+        clock,
+        firing,
     };
     ready();
     let served = axum::serve(listener, router(state))
@@ -182,30 +197,57 @@ pub async fn run(
     Ok(served?)
 }
 
-/// Fires `absent` timers when due (within a second), until shutdown.
+/// Fires the `absent` timers due by `now`; how many fired. The jobs they planned wake the
+/// delivery workers.
+pub async fn fire_due_timers<S: Store>(
+    store: &S,
+    rules: &ArcSwap<RuleSet>,
+    wake: &watch::Sender<u64>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, StoreError> {
+    let mut fired = 0;
+    loop {
+        // A round fires at most a few hundred: repeat until none is left.
+        let n = store.fire_timers(now, rules.load_full()).await?;
+        if n == 0 {
+            break;
+        }
+        fired += n;
+        wake.send_modify(|g| *g += 1);
+    }
+    if fired > 0 {
+        tracing::info!("{fired} absent timer(s) fired");
+    }
+    Ok(fired)
+}
+
+/// Fires `absent` timers when due, until shutdown: when the clock reaches the next one,
+/// and at least every second for timers that commits added since (already due ones
+/// included, such as a timer for an event that arrived late).
 async fn fire_timers<S: Store>(
     store: Arc<S>,
     rules: Arc<ArcSwap<RuleSet>>,
     wake: Arc<watch::Sender<u64>>,
+    clock: Clock,
+    firing: Arc<tokio::sync::Mutex<()>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let second = std::time::Duration::from_secs(1);
     while !*stop.borrow() {
-        match store.fire_timers(chrono::Utc::now(), rules.load_full()).await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!("{n} absent timer(s) fired");
-                wake.send_modify(|g| *g += 1);
-                continue;
-            }
-            Err(e) => tracing::error!("cannot fire timers: {e}"),
+        let held = firing.lock().await;
+        if let Err(e) = fire_due_timers(&*store, &rules, &wake, clock.now()).await {
+            tracing::error!("cannot fire timers: {e}");
         }
-        let wait = match store.next_timer().await {
-            Ok(Some(at)) => (at - chrono::Utc::now()).to_std().unwrap_or_default().min(second),
-            _ => second,
+        drop(held);
+        let next = store.next_timer().await.ok().flatten();
+        let due = async {
+            match next {
+                Some(at) => clock.sleep_until(at).await,
+                None => std::future::pending().await,
+            }
         };
         tokio::select! {
-            _ = tokio::time::sleep(wait.max(std::time::Duration::from_millis(20))) => {}
+            _ = due => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             _ = stop.changed() => {}
         }
     }

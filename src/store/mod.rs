@@ -238,6 +238,8 @@ pub struct Stats {
     pub events: u64,
     pub jobs: std::collections::BTreeMap<String, u64>,
     pub endpoints_suspended: u64,
+    /// `absent` timers waiting to fire.
+    pub timers_pending: u64,
 }
 
 /// The store's operations. Futures are `Send` so workers and handlers can await them

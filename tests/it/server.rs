@@ -26,6 +26,11 @@ pub fn project(dir: &Path, config: &str, rules: &[(&str, &str)]) {
 impl Server {
     /// Starts `hookflow serve --config DIR/hookflow.yaml` and waits for its address.
     pub fn start(dir: &Path) -> Server {
+        Self::start_with(dir, &[])
+    }
+
+    /// `start`, with more arguments for `hookflow serve`.
+    pub fn start_with(dir: &Path, args: &[&str]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -33,6 +38,7 @@ impl Server {
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_hookflow"))
             .args(["serve", "--config", "hookflow.yaml"])
+            .args(args)
             .current_dir(dir)
             .env("HOOKFLOW_LOG", "info")
             .stdout(Stdio::piped())

@@ -233,3 +233,98 @@ async fn threshold_fires_when_crossed_then_cools_down_across_a_restart() {
         none
     );
 }
+
+const SLOW: &str = r#"on: sent
+absent: { event: open, same: MessageID, within: 48h }
+actions: [ { log: { message: "48h reminder for {{email}}" } } ]
+"#;
+
+const LATER: &str = r#"on: click
+actions: [ { log: { message: "follow-up for {{email}}" }, delay: 30m } ]
+"#;
+
+/// Moves the manual clock by `by`; how many timers that fired.
+async fn advance(server: &Server, by: &str) -> u64 {
+    let r = server
+        .post("/api/clock", &json!({ "advance": by }).to_string())
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    body["timers_fired"].as_u64().unwrap()
+}
+
+/// Real durations on a clock the test moves: a 48-hour timer fires at 48 hours, not a
+/// second before, and exactly once, with a restart while it is pending; a 30-minute
+/// `delay` waits for the clock too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_manual_clock_timers_and_delays_fire_exactly_when_due() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), CONFIG, &[("slow.yaml", SLOW), ("later.yaml", LATER)]);
+    let t0 = 1_800_000_000; // 2027-01-15T08:00:00Z
+    let start = "2027-01-15T08:00:00Z";
+    let server = Server::start_with(dir.path(), &["--manual-clock", start]);
+    assert_eq!(server.get("/api/clock").await["manual"], true);
+
+    post(&server, ev("sent", 500, "a@example.org", t0)).await;
+    post(&server, ev("sent", 501, "b@example.org", t0)).await;
+    post(&server, ev("open", 501, "b@example.org", t0 + 3600)).await; // cancels b's timer
+    post(&server, ev("sent", 502, "c@example.org", t0 + 3600)).await; // due an hour later
+    assert_eq!(server.get("/api/stats").await["timers_pending"], 2);
+
+    assert_eq!(advance(&server, "47h59m59s").await, 0, "a second early");
+    assert_eq!(advance(&server, "1s").await, 1, "a's timer, at 48h exactly");
+    let jobs = server
+        .wait_for("/api/jobs?status=succeeded", 10, |j| {
+            j.as_array().unwrap().len() == 1
+        })
+        .await;
+    assert_eq!(reminders(&jobs), ["48h reminder for a@example.org"]);
+
+    // Stopped with c's timer pending; started again where the clock was.
+    assert_eq!(server.terminate(), 0);
+    let server = Server::start_with(dir.path(), &["--manual-clock", "2027-01-17T08:00:00Z"]);
+    assert_eq!(server.get("/api/stats").await["timers_pending"], 1);
+    assert_eq!(advance(&server, "59m59s").await, 0);
+    assert_eq!(advance(&server, "1s").await, 1, "c's timer, once");
+    assert_eq!(advance(&server, "72h").await, 0, "nothing fires twice");
+    assert_eq!(server.get("/api/stats").await["timers_pending"], 0);
+
+    // A delayed action is due 30 minutes after its event arrived, by this clock.
+    post(
+        &server,
+        json!({"event": "click", "time": t0, "email": "d@example.org"}),
+    )
+    .await;
+    let pending = server.get("/api/jobs?status=pending").await;
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    advance(&server, "29m").await;
+    assert_eq!(
+        server
+            .get("/api/jobs?status=pending")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    advance(&server, "1m").await;
+    let done = server
+        .wait_for("/api/jobs?status=succeeded", 10, |j| {
+            j.as_array().unwrap().len() == 3
+        })
+        .await;
+    assert!(reminders(&done).contains(&"follow-up for d@example.org".to_owned()));
+
+    // The clock never runs backwards, and a server on the system clock cannot be moved.
+    let back = server
+        .post("/api/clock", &json!({ "to": start }).to_string())
+        .await;
+    assert_eq!(back.status(), 409);
+    assert_eq!(server.terminate(), 0);
+    let server = Server::start(dir.path());
+    let r = server
+        .post("/api/clock", &json!({ "advance": "1h" }).to_string())
+        .await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("--manual-clock"));
+}

@@ -132,5 +132,6 @@ pub(super) fn stats(conn: &Connection) -> Result<Stats, StoreError> {
         events: count("SELECT COUNT(*) FROM events")?,
         jobs,
         endpoints_suspended: count("SELECT COUNT(*) FROM endpoints WHERE status = 'suspended'")?,
+        timers_pending: count("SELECT COUNT(*) FROM timers")?,
     })
 }
