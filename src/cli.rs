@@ -455,9 +455,34 @@ fn test_text(r: &DryRun) -> String {
             let reason = e.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default();
             let _ = writeln!(s, "  explain {}: {verdict}{reason}", e.rule);
             explain_text(&mut s, &e.conditions, 2);
+            if let Some(state) = &e.state {
+                state_text(&mut s, state);
+            }
         }
     }
     s
+}
+
+/// The timer, window and once-key behind a stateful decision.
+fn state_text(s: &mut String, state: &hookflow::rules::StateUsed) {
+    if let Some(due) = &state.absent_due_at {
+        let _ = writeln!(s, "      timer: fires at {due} unless cancelled");
+    }
+    if let Some(w) = &state.window {
+        let group = if w.group.is_empty() {
+            String::new()
+        } else {
+            format!(" for {}", w.group)
+        };
+        let _ = writeln!(
+            s,
+            "      window{group}: {} of {} in ({}, {}], value {:.3} (fires {}, from {} events)",
+            w.count, w.total, w.from, w.to, w.value, w.limit, w.min_events
+        );
+    }
+    if let Some(key) = &state.once_key {
+        let _ = writeln!(s, "      once key: {key}");
+    }
 }
 
 fn explain_text(s: &mut String, e: &Explain, depth: usize) {

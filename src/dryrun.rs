@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::actions::Rendered;
 use crate::event::Event;
-use crate::rules::{Explain, History, MemoryHistory, NoHistory, RuleSet, Truth};
+use crate::rules::{Explain, History, MemoryHistory, NoHistory, RuleSet, StateUsed, Truth};
 
 #[derive(Debug, Serialize)]
 pub struct DryRun {
@@ -49,6 +49,9 @@ pub struct RuleExplain {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub conditions: Explain,
+    /// For stateful rules: the timer, window or once-key the decision used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateUsed>,
 }
 
 /// Runs `events` through `set`. `history` entries (with `ago:`/`later:`) are placed around
@@ -101,6 +104,7 @@ pub fn dry_run(
                     fires: decision.fires,
                     reason: decision.reason.clone(),
                     conditions: decision.rule.when.explain(ev, hist),
+                    state: decision.state(),
                 });
             }
         }

@@ -2,11 +2,12 @@
 //! `threshold` and `once`, then the rendered actions.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::Rule;
 use super::condition::Truth;
-use super::stateful::History;
+use super::stateful::{History, Limit};
 use crate::actions::Rendered;
 use crate::event::Event;
 use crate::template::{Templates, context};
@@ -25,6 +26,39 @@ pub struct Decision<'r> {
     pub once_key: Option<String>,
     /// For `absent`: when the rule fires if nothing cancels it.
     pub due_at: Option<DateTime<Utc>>,
+    /// For `threshold`: the window the decision summed.
+    pub window: Option<WindowState>,
+}
+
+/// The state a stateful decision used, as `--explain` shows it.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct StateUsed {
+    /// `absent`: when the rule fires unless a matching event arrives first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub absent_due_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowState>,
+    /// `once`: the key whose earlier firings hold this one back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub once_key: Option<String>,
+}
+
+/// A threshold's window, summed for one event (the event included).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WindowState {
+    pub group: String,
+    /// Events with a time in `(from, to]` count.
+    pub from: String,
+    pub to: String,
+    /// Events of the counted types.
+    pub count: u64,
+    /// Events of the denominator types (a ratio), or all the rule's events (a count).
+    pub total: u64,
+    /// `count / total` for a ratio, `count` for a count.
+    pub value: f64,
+    /// What the value is compared with, as written: `above 0.6`.
+    pub limit: String,
+    pub min_events: u64,
 }
 
 impl Rule {
@@ -37,6 +71,7 @@ impl Rule {
             vars: None,
             once_key: None,
             due_at: None,
+            window: None,
         };
         if !self.enabled {
             d.reason = Some("the rule is disabled (`enabled: false`)".into());
@@ -94,6 +129,19 @@ impl Rule {
                 return d;
             };
             counts.add(th, &ev.kind);
+            d.window = Some(WindowState {
+                group: group.clone(),
+                from: from.to_rfc3339(),
+                to: ev.time.to_rfc3339(),
+                count: counts.count,
+                total: counts.total,
+                value: th.value(counts),
+                limit: match th.limit {
+                    Limit::Above(x) => format!("above {x}"),
+                    Limit::Below(x) => format!("below {x}"),
+                },
+                min_events: th.min_events,
+            });
             if !th.crossed(counts) {
                 d.reason = Some(format!(
                     "threshold not crossed: {} of {} in the window (value {})",
@@ -121,6 +169,16 @@ impl Rule {
 }
 
 impl Decision<'_> {
+    /// What state the decision used; `None` for a stateless rule.
+    pub fn state(&self) -> Option<StateUsed> {
+        let state = StateUsed {
+            absent_due_at: self.due_at.map(|t| t.to_rfc3339()),
+            window: self.window.clone(),
+            once_key: self.once_key.clone(),
+        };
+        (state != StateUsed::default()).then_some(state)
+    }
+
     /// Renders every action of a firing rule; the first failure names the action.
     pub fn render_actions(&self, ev: &Event, t: &Templates) -> Result<Vec<Rendered>, String> {
         let ctx = context(ev, &self.rule.id, self.vars.as_ref());

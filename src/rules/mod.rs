@@ -24,7 +24,7 @@ use crate::event::Event;
 use crate::template::Templates;
 
 pub use condition::{Cond, Explain, Truth};
-pub use decide::Decision;
+pub use decide::{Decision, StateUsed, WindowState};
 pub use diag::Diagnostic;
 pub use file::Expect;
 pub use load::{FileStatus, Memory};

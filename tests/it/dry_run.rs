@@ -233,3 +233,78 @@ fn bad_event_files_are_clear_errors() {
         assert!(run.stderr.contains(expected), "{content}: {}", run.stderr);
     }
 }
+
+/// `--explain` shows the state behind stateful decisions: the window's counts, the
+/// timer's due time, the once-key.
+#[test]
+fn explain_shows_the_state_a_decision_used() {
+    let p = Project::new(&[]);
+    let history = p.path("history.json");
+    std::fs::write(
+        &history,
+        r#"[{"event": "sent", "email": "a@gmail.com", "ago": "10m", "times": 8},
+            {"event": "blocked", "email": "b@gmail.com", "ago": "5m", "times": 12}]"#,
+    )
+    .unwrap();
+    let event = p.path("event.json");
+    std::fs::write(
+        &event,
+        r#"{"event": "blocked", "time": 1433333949, "email": "z@gmail.com", "MessageID": 7}"#,
+    )
+    .unwrap();
+    let out = json(&[
+        "test",
+        "--rules",
+        "rules",
+        "--event",
+        &event,
+        "--history",
+        &history,
+        "--format",
+        "json",
+        "--explain",
+    ]);
+    let explain = out["events"][0]["explain"].as_array().unwrap();
+    let spike = explain
+        .iter()
+        .find(|e| e["rule"] == "alerts/blocked-spike")
+        .unwrap();
+    let window = &spike["state"]["window"];
+    assert_eq!(
+        (
+            &window["group"],
+            &window["count"],
+            &window["total"],
+            &window["limit"]
+        ),
+        (&json!("gmail.com"), &json!(13), &json!(21), &json!("above 0.6")),
+        "{spike}"
+    );
+    assert_eq!(window["from"], "2015-06-03T12:04:09+00:00");
+
+    let sent = p.path("sent.json");
+    std::fs::write(
+        &sent,
+        r#"{"event": "sent", "time": 1433333949, "email": "z@gmail.com", "MessageID": 7, "mj_campaign_id": 5}"#,
+    )
+    .unwrap();
+    let out = json(&[
+        "test",
+        "--rules",
+        "rules",
+        "--event",
+        &sent,
+        "--format",
+        "json",
+        "--explain",
+    ]);
+    let explain = out["events"][0]["explain"].as_array().unwrap();
+    let reminder = explain
+        .iter()
+        .find(|e| e["rule"] == "marketing/not-opened-reminder")
+        .unwrap();
+    assert_eq!(
+        reminder["state"]["absent_due_at"], "2015-06-05T12:19:09+00:00",
+        "{reminder}"
+    );
+}
