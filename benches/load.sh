@@ -16,7 +16,8 @@ command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk
 cargo build --release --quiet --bin hookflow --example baseline-server
 
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+# Servers start inside $(...), so they are not this shell's jobs: their pids go to files.
+trap 'kill $(cat "$work"/*.pid 2>/dev/null) $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/rules"
 if [ -n "${RULES_FROM:-}" ]; then
   # A given rules folder instead (e.g. RULES_FROM=rules, the shipped flows).
@@ -42,10 +43,12 @@ store: sqlite://data/hookflow.db
 durability: ${DURABILITY:-full}
 CFG
 
-# Starts "$@" and prints the address from its "listening on http://ADDR" line.
+# Starts "$@" and prints the address from its "listening on http://ADDR" line; the pid
+# goes to "$log.pid".
 start() {
   local log="$1"; shift
   "$@" > "$log" 2>/dev/null &
+  echo $! > "$log.pid"
   for _ in $(seq 100); do
     addr=$(sed -n 's/.*listening on http:\/\/\(.*\)/\1/p' "$log" | head -1)
     [ -n "$addr" ] && { echo "$addr"; return; }
@@ -66,14 +69,15 @@ run_wrk() {
 
 base_addr=$(start "$work/baseline.out" target/release/examples/baseline-server 127.0.0.1:0)
 read -r base_rps base_p50 base_p99 base_err < <(run_wrk "$base_addr" "$work/baseline.wrk")
-kill %1 2>/dev/null || true
+kill "$(cat "$work/baseline.out.pid")" 2>/dev/null || true
 
 hf_addr=$(cd "$work" && start "$work/hookflow.out" "$OLDPWD/target/release/hookflow" serve --config hookflow.yaml)
-hf_pid=$(pgrep -f "target/release/hookflow serve --config hookflow.yaml" | head -1)
+hf_pid=$(cat "$work/hookflow.out.pid")
 if [ -n "${PERF:-}" ]; then perf record -F 999 -g -p "$hf_pid" -o "${PERF}" -- sleep "$DURATION" >/dev/null 2>&1 & fi
 read -r hf_rps hf_p50 hf_p99 hf_err < <(run_wrk "$hf_addr" "$work/hookflow.wrk")
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$hf_pid/status")
 stored=$(curl -s "http://$hf_addr/api/stats")
+per_commit=$(curl -s "http://$hf_addr/metrics" | awk '/^hookflow_commit_events_sum/ {s=$2} /^hookflow_commit_events_count/ {c=$2} END {if (c) printf "%.1f", s/c}')
 
 ratio=$(awk -v a="$hf_rps" -v b="$base_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
@@ -81,4 +85,4 @@ printf "%-28s %12s %10s %10s %8s\n" "server" "req/s" "p50" "p99" "non-2xx"
 printf "%-28s %12s %10s %10s %8s\n" "baseline (parse, no store)" "$base_rps" "$base_p50" "$base_p99" "$base_err"
 printf "%-28s %12s %10s %10s %8s\n" "hookflow (100 rules, SQLite)" "$hf_rps" "$hf_p50" "$hf_p99" "$hf_err"
 echo "hookflow / baseline: $ratio of the baseline's req/s; peak RSS $((rss_kb / 1024)) MB"
-echo "store after the run: $stored"
+echo "store after the run: $stored; events per group commit: $per_commit"

@@ -94,6 +94,9 @@ impl<S: Store> Deliverer<S> {
         let mut running = JoinSet::new();
         let mut wake = self.wake.subscribe();
         while !*shutdown.borrow() {
+            // A finished task keeps its memory until it is joined: reap them all, or a
+            // dispatcher that never has to wait would hold every attempt ever made.
+            while running.try_join_next().is_some() {}
             wake.borrow_and_update();
             let free = permits.available_permits();
             if free > 0 {
