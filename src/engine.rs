@@ -40,6 +40,7 @@ pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewE
         }
     }
     NewEvent {
+        payload: ev.data.to_string(),
         event: ev,
         received_at,
         matched,

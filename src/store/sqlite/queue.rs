@@ -39,7 +39,7 @@ pub(super) fn commit(
                 ev.kind,
                 millis(ev.time),
                 millis(item.received_at),
-                ev.data.to_string(),
+                item.payload,
                 matched_json(item.matched.iter()),
             ])?;
             // An id twice in one batch is new once: the second insert changes nothing.
