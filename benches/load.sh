@@ -5,7 +5,8 @@
 # peak RSS. Usage: benches/load.sh [DURATION_SECONDS]   (default 15)
 # Environment: DURABILITY=normal (default full); CAMPAIGN_OFFSET=1000 makes no rule match
 # (ingest alone, no jobs); PERF=FILE records a perf profile of hookflow during its run;
-# RULES_FROM=DIR loads that rules folder instead of the 100 generated rules.
+# RULES_FROM=DIR loads that rules folder instead of the 100 generated rules;
+# NO_BASELINE=1 skips the baseline server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-15}"
@@ -67,9 +68,13 @@ run_wrk() {
   echo "$rps $p50 $p99 ${errors:-0}"
 }
 
-base_addr=$(start "$work/baseline.out" target/release/examples/baseline-server 127.0.0.1:0)
-read -r base_rps base_p50 base_p99 base_err < <(run_wrk "$base_addr" "$work/baseline.wrk")
-kill "$(cat "$work/baseline.out.pid")" 2>/dev/null || true
+if [ -z "${NO_BASELINE:-}" ]; then
+  base_addr=$(start "$work/baseline.out" target/release/examples/baseline-server 127.0.0.1:0)
+  read -r base_rps base_p50 base_p99 base_err < <(run_wrk "$base_addr" "$work/baseline.wrk")
+  kill "$(cat "$work/baseline.out.pid")" 2>/dev/null || true
+else
+  base_rps=0 base_p50=- base_p99=- base_err=-
+fi
 
 hf_addr=$(cd "$work" && start "$work/hookflow.out" "$OLDPWD/target/release/hookflow" serve --config hookflow.yaml)
 hf_pid=$(cat "$work/hookflow.out.pid")
@@ -79,10 +84,10 @@ rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$hf_pid/status")
 stored=$(curl -s "http://$hf_addr/api/stats")
 per_commit=$(curl -s "http://$hf_addr/metrics" | awk '/^hookflow_commit_events_sum/ {s=$2} /^hookflow_commit_events_count/ {c=$2} END {if (c) printf "%.1f", s/c}')
 
-ratio=$(awk -v a="$hf_rps" -v b="$base_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')
+ratio=$(awk -v a="$hf_rps" -v b="$base_rps" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }')
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
 printf "%-28s %12s %10s %10s %8s\n" "server" "req/s" "p50" "p99" "non-2xx"
 printf "%-28s %12s %10s %10s %8s\n" "baseline (parse, no store)" "$base_rps" "$base_p50" "$base_p99" "$base_err"
-printf "%-28s %12s %10s %10s %8s\n" "hookflow (100 rules, SQLite)" "$hf_rps" "$hf_p50" "$hf_p99" "$hf_err"
+printf "%-28s %12s %10s %10s %8s\n" "hookflow (${RULES_FROM:+rules folder}${RULES_FROM:-100 rules}, SQLite)" "$hf_rps" "$hf_p50" "$hf_p99" "$hf_err"
 echo "hookflow / baseline: $ratio of the baseline's req/s; peak RSS $((rss_kb / 1024)) MB"
 echo "store after the run: $stored; events per group commit: $per_commit"

@@ -51,15 +51,18 @@ pub(super) fn decide<'a>(
         };
         let mut correlations = Vec::new();
         rule.when.correlations(&mut correlations);
-        let mut answers = Vec::with_capacity(correlations.len());
-        for c in correlations {
-            let Some(key) = c.key(ev) else { continue };
-            let (from, to) = (millis(ev.time - c.within.to_chrono()), millis(ev.time));
-            let seen = fact_seen(tx, c, &key, from, to)?;
-            answers.push((c.event.clone(), c.same.as_str().to_owned(), key, from, to, seen));
-        }
-        if rule.when.eval(ev, &Answers(answers)) != Truth::True {
-            continue;
+        // Without `after`, planning (same rule set, same event) found `when` true already.
+        if !correlations.is_empty() {
+            let mut answers = Vec::with_capacity(correlations.len());
+            for c in correlations {
+                let Some(key) = c.key(ev) else { continue };
+                let (from, to) = (millis(ev.time - c.within.to_chrono()), millis(ev.time));
+                let seen = fact_seen(tx, c, &key, from, to)?;
+                answers.push((c.event.clone(), c.same.as_str().to_owned(), key, from, to, seen));
+            }
+            if rule.when.eval(ev, &Answers(answers)) != Truth::True {
+                continue;
+            }
         }
         if let Some(absent) = &rule.absent {
             // A timer, unless the cancelling event already arrived (events come out of order).
