@@ -1,21 +1,21 @@
--- hookflow store, version 4: timers in insertion order.
+-- hookflow store, version 4: timers ordered by due time.
 --
--- Version 3 keyed timers by (rule_id, event_id). Event ids are content hashes, so each
--- new timer landed on a random page of that key, and with many pending timers every
--- group commit rewrote about one page per event: a third of the store's writes under
--- load. A rowid table appends instead; the two lookups (due, and by correlation key)
--- keep their indexes, and both keys grow with time.
+-- Version 3 keyed timers by (rule_id, event_id) with an index on due_at. Event ids are
+-- content hashes, so each new timer landed on a random page of that key, and with many
+-- pending timers every group commit rewrote about one page per event: a third of the
+-- store's writes under load. Now the key is (due_at, event_seq, rule_id): new timers land
+-- at the end (due times grow with time), firing reads from the front, and one index
+-- fewer is written per timer. `event_seq` is the event's row in `events`.
 CREATE TABLE timers_v4 (
-    id       INTEGER PRIMARY KEY,
-    rule_id  TEXT    NOT NULL,
-    event_id TEXT    NOT NULL,
-    key      TEXT    NOT NULL,
-    start    INTEGER NOT NULL,
-    due_at   INTEGER NOT NULL
-);
-INSERT INTO timers_v4 (rule_id, event_id, key, start, due_at)
-    SELECT rule_id, event_id, key, start, due_at FROM timers ORDER BY due_at;
+    due_at    INTEGER NOT NULL,
+    event_seq INTEGER NOT NULL,
+    rule_id   TEXT    NOT NULL,
+    key       TEXT    NOT NULL,
+    start     INTEGER NOT NULL,
+    PRIMARY KEY (due_at, event_seq, rule_id)
+) WITHOUT ROWID;
+INSERT INTO timers_v4 (due_at, event_seq, rule_id, key, start)
+    SELECT t.due_at, e.seq, t.rule_id, t.key, t.start FROM timers t JOIN events e ON e.id = t.event_id;
 DROP TABLE timers;
 ALTER TABLE timers_v4 RENAME TO timers;
-CREATE INDEX timers_due ON timers (due_at);
 CREATE INDEX timers_by_key ON timers (rule_id, key);

@@ -446,9 +446,11 @@ mod tests {
                 conn.execute_batch(sql).unwrap();
             }
             conn.pragma_update(None, "user_version", 3).unwrap();
-            conn.execute(
-                "INSERT INTO timers (rule_id, event_id, key, start, due_at) VALUES ('r', 'e1', 'k1', 1000, 5000), ('r', 'e2', 'k2', 1000, 3000)",
-                [],
+            conn.execute_batch(
+                "INSERT INTO events (id, source, type, time, received_at, payload, matched)
+                     VALUES ('e1', 'mailjet', 'sent', 1000, 1000, '{}', '[]'), ('e2', 'mailjet', 'sent', 1000, 1000, '{}', '[]');
+                 INSERT INTO timers (rule_id, event_id, key, start, due_at)
+                     VALUES ('r', 'e1', 'k1', 1000, 5000), ('r', 'e2', 'k2', 1000, 3000);",
             )
             .unwrap();
         }
@@ -457,7 +459,9 @@ mod tests {
         let (version, rows): (i64, Vec<(String, i64)>) = store
             .read(|conn| {
                 let v = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-                let mut stmt = conn.prepare("SELECT event_id, due_at FROM timers ORDER BY id")?;
+                let mut stmt = conn.prepare(
+                    "SELECT e.id, t.due_at FROM timers t JOIN events e ON e.seq = t.event_seq ORDER BY t.due_at",
+                )?;
                 let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 Ok((v, rows.collect::<Result<_, _>>()?))
             })

@@ -26,6 +26,8 @@ pub(super) fn commit(
     prune: bool,
 ) -> Result<Committed, StoreError> {
     let mut inserted = Vec::with_capacity(batch.len());
+    // The row (`seq`) of each new event, for the timers it starts.
+    let mut seqs = Vec::with_capacity(batch.len());
     {
         let mut insert = tx.prepare_cached(
             "INSERT OR IGNORE INTO events (id, source, type, time, received_at, payload, matched)
@@ -44,14 +46,15 @@ pub(super) fn commit(
             ])?;
             // An id twice in one batch is new once: the second insert changes nothing.
             inserted.push(n == 1);
+            seqs.push(tx.last_insert_rowid());
         }
     }
     let mut jobs: Vec<(&str, i64, &NewJob)> = Vec::new();
     let mut decided: Vec<(&NewEvent, NewJob)> = Vec::new();
-    for (item, _) in batch.iter().zip(&inserted).filter(|(_, new)| **new) {
+    for ((item, _), seq) in batch.iter().zip(&inserted).zip(&seqs).filter(|((_, new), _)| **new) {
         // Stateful rules, event by event in arrival order, so each sees the state the
         // events before it (in this group too) left.
-        let fired = stateful::decide(tx, item, &mut decided)?;
+        let fired = stateful::decide(tx, item, *seq, &mut decided)?;
         stateful::record_facts(tx, rules, &item.event)?;
         stateful::cancel_timers(tx, rules, &item.event)?;
         if !fired.is_empty() {

@@ -41,6 +41,7 @@ fn fact_seen(tx: &Connection, c: &Correlation, key: &str, from: i64, to: i64) ->
 pub(super) fn decide<'a>(
     tx: &Connection,
     item: &'a NewEvent,
+    seq: i64,
     jobs: &mut Vec<(&'a NewEvent, NewJob)>,
 ) -> Result<Vec<String>, StoreError> {
     let (ev, rules) = (&item.event, &*item.rules);
@@ -68,13 +69,13 @@ pub(super) fn decide<'a>(
             // A timer, unless the cancelling event already arrived (events come out of order).
             let Some(key) = absent.key(ev) else { continue };
             let (start, due) = (millis(ev.time), millis(ev.time + absent.within.to_chrono()));
-            let cancelled = fact_seen(tx, absent, &key, start, due)?;
-            if !cancelled {
-                tx.prepare_cached(
-                    "INSERT INTO timers (rule_id, event_id, key, start, due_at) VALUES (?, ?, ?, ?, ?)",
-                )?
-                .execute(params![rule.id, ev.id, key, start, due])?;
-            }
+            // One statement: the check that `fact_seen` makes, and the insert.
+            tx.prepare_cached(
+                "INSERT INTO timers (due_at, event_seq, rule_id, key, start)
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (
+                    SELECT 1 FROM facts WHERE kind = ?6 AND field = ?7 AND key = ?4 AND time BETWEEN ?5 AND ?1)",
+            )?
+            .execute(params![due, seq, rule.id, key, start, absent.event, absent.same.as_str()])?;
             continue;
         }
         let mut vars = None;
@@ -234,7 +235,7 @@ fn set_mark(tx: &Connection, rule_id: &str, key: &str, until: i64) -> Result<(),
 
 /// A timer that is due, with the event that started it.
 struct DueTimer {
-    id: i64,
+    seq: i64,
     rule_id: String,
     key: String,
     start: i64,
@@ -249,13 +250,13 @@ struct DueTimer {
 pub(super) fn fire_timers(tx: &Connection, rules: &RuleSet, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let due: Vec<DueTimer> = tx
         .prepare_cached(
-            "SELECT t.rule_id, t.event_id, t.key, t.start, t.due_at, e.source, e.type, e.time, e.payload, e.matched, t.id
-             FROM timers t JOIN events e ON e.id = t.event_id WHERE t.due_at <= ? ORDER BY t.due_at LIMIT 200",
+            "SELECT t.rule_id, e.id, t.key, t.start, t.due_at, e.source, e.type, e.time, e.payload, e.matched, t.event_seq
+             FROM timers t JOIN events e ON e.seq = t.event_seq WHERE t.due_at <= ? ORDER BY t.due_at LIMIT 200",
         )?
         .query_map([millis(now)], |r| {
             Ok((
                 DueTimer {
-                    id: r.get(10)?,
+                    seq: r.get(10)?,
                     rule_id: r.get(0)?,
                     key: r.get(2)?,
                     start: r.get(3)?,
@@ -281,8 +282,8 @@ pub(super) fn fire_timers(tx: &Connection, rules: &RuleSet, now: DateTime<Utc>) 
     let mut fired = 0;
     for timer in due {
         let ev = &timer.event;
-        tx.prepare_cached("DELETE FROM timers WHERE id = ?")?
-            .execute([timer.id])?;
+        tx.prepare_cached("DELETE FROM timers WHERE due_at = ? AND event_seq = ? AND rule_id = ?")?
+            .execute(params![timer.due_at, timer.seq, timer.rule_id])?;
         // The rule may have been edited away since the timer started.
         let Some(rule) = rules.get(&timer.rule_id).filter(|r| r.enabled) else {
             continue;
