@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use crate::delivery::endpoint_of;
 use crate::event::Event;
 use crate::rules::{NoHistory, Rule, RuleSet, Truth};
+use crate::rules::value::key_text;
 use crate::store::{NewEvent, NewJob, Pending};
 use crate::template::context;
 
@@ -39,7 +40,14 @@ pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewE
             stateful.push(pending(rules, rule, &ev, &mut ctx));
         }
     }
+    let facts = rules
+        .correlation_fields()
+        .iter()
+        .filter(|(kind, _)| *kind == ev.kind)
+        .filter_map(|(_, field)| Some((field.as_str().to_owned(), key_text(field.first(&ev.data)?)?)))
+        .collect();
     NewEvent {
+        facts,
         payload: ev.data.to_string(),
         event: ev,
         received_at,

@@ -98,6 +98,8 @@ pub struct RuleSet {
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     files: Vec<FileStatus>,
+    /// See [`RuleSet::correlation_fields`]; computed once, read for every event.
+    correlation_fields: Vec<(String, path::FieldPath)>,
 }
 
 impl RuleSet {
@@ -119,9 +121,13 @@ impl RuleSet {
 
     /// The (event type, field) pairs that `after` conditions look up: the facts the store
     /// records for events of those types.
-    pub fn correlation_fields(&self) -> Vec<(&str, &path::FieldPath)> {
-        let mut out: Vec<(&str, &path::FieldPath)> = Vec::new();
-        for rule in &self.rules {
+    pub fn correlation_fields(&self) -> &[(String, path::FieldPath)] {
+        &self.correlation_fields
+    }
+
+    fn find_correlation_fields(rules: &[Rule]) -> Vec<(String, path::FieldPath)> {
+        let mut out: Vec<(String, path::FieldPath)> = Vec::new();
+        for rule in rules {
             let mut found = Vec::new();
             rule.when.correlations(&mut found);
             found.extend(rule.absent.as_ref());
@@ -130,7 +136,7 @@ impl RuleSet {
                     .iter()
                     .any(|(k, p)| *k == c.event && p.as_str() == c.same.as_str())
                 {
-                    out.push((c.event.as_str(), &c.same));
+                    out.push((c.event.clone(), c.same.clone()));
                 }
             }
         }
@@ -168,7 +174,9 @@ impl RuleSet {
             rule.when.intern(&mut fields);
         }
         let index = index::Index::build(&rules);
+        let correlation_fields = Self::find_correlation_fields(&rules);
         Self {
+            correlation_fields,
             rules,
             fields,
             templates,

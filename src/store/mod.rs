@@ -51,6 +51,9 @@ pub struct NewEvent {
     pub stateful: Vec<Pending>,
     /// The rule set this event was planned with.
     pub rules: Arc<RuleSet>,
+    /// What `after` and `absent` may later ask about this event: `(field, value)` for
+    /// each correlation field of its type (see `RuleSet::correlation_fields`).
+    pub facts: Vec<(String, String)>,
 }
 
 /// A stateful rule of an event, with what its templates say for this event. The keys are

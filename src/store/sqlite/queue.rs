@@ -51,11 +51,12 @@ pub(super) fn commit(
     }
     let mut jobs: Vec<(&str, i64, &NewJob)> = Vec::new();
     let mut decided: Vec<(&NewEvent, NewJob)> = Vec::new();
+    let mut hot = stateful::Hot::prepare(tx)?;
     for ((item, _), seq) in batch.iter().zip(&inserted).zip(&seqs).filter(|((_, new), _)| **new) {
         // Stateful rules, event by event in arrival order, so each sees the state the
         // events before it (in this group too) left.
-        let fired = stateful::decide(tx, item, *seq, &mut decided)?;
-        stateful::record_facts(tx, rules, &item.event)?;
+        let fired = stateful::decide(tx, &mut hot, item, *seq, &mut decided)?;
+        stateful::record_facts(&mut hot, item)?;
         stateful::cancel_timers(tx, rules, &item.event)?;
         if !fired.is_empty() {
             tx.prepare_cached("UPDATE events SET matched = ? WHERE id = ?")?

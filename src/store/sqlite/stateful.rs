@@ -3,13 +3,12 @@
 //! transaction that stores the event. Nothing is decided twice or against stale state.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
 use crate::engine::jobs_for;
 use crate::event::Event;
 use crate::rules::path::FieldPath;
 use crate::rules::stateful::{Correlation, History, Threshold, WindowCounts};
-use crate::rules::value::key_text;
 use crate::rules::{Rule, RuleSet, Truth};
 use crate::store::{NewEvent, NewJob, StoreError, millis};
 
@@ -40,6 +39,7 @@ fn fact_seen(tx: &Connection, c: &Correlation, key: &str, from: i64, to: i64) ->
 /// to `jobs`. Returns the rules that fired.
 pub(super) fn decide<'a>(
     tx: &Connection,
+    hot: &mut Hot<'_>,
     item: &'a NewEvent,
     seq: i64,
     jobs: &mut Vec<(&'a NewEvent, NewJob)>,
@@ -69,13 +69,8 @@ pub(super) fn decide<'a>(
             // A timer, unless the cancelling event already arrived (events come out of order).
             let Some(key) = absent.key(ev) else { continue };
             let (start, due) = (millis(ev.time), millis(ev.time + absent.within.to_chrono()));
-            // One statement: the check that `fact_seen` makes, and the insert.
-            tx.prepare_cached(
-                "INSERT INTO timers (due_at, event_seq, rule_id, key, start)
-                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (
-                    SELECT 1 FROM facts WHERE kind = ?6 AND field = ?7 AND key = ?4 AND time BETWEEN ?5 AND ?1)",
-            )?
-            .execute(params![due, seq, rule.id, key, start, absent.event, absent.same.as_str()])?;
+            hot.insert_timer
+                .execute(params![due, seq, rule.id, key, start, absent.event, absent.same.as_str()])?;
             continue;
         }
         let mut vars = None;
@@ -88,7 +83,7 @@ pub(super) fn decide<'a>(
                 }
                 None => "",
             };
-            match window(tx, rule, th, group, ev)? {
+            match window(tx, hot, rule, th, group, ev)? {
                 Some(v) => vars = Some(v),
                 None => continue,
             }
@@ -123,6 +118,7 @@ pub(super) fn decide<'a>(
 /// `time - window`. After firing, a group stays quiet for `cooldown` (default: the window).
 fn window(
     tx: &Connection,
+    hot: &mut Hot<'_>,
     rule: &Rule,
     th: &Threshold,
     group: &str,
@@ -131,16 +127,9 @@ fn window(
     let window_ms = th.window.as_secs() as i64 * 1000;
     let size = (window_ms / 60).max(1000);
     let t = millis(ev.time);
-    tx.prepare_cached(
-        "INSERT INTO window_counts (rule_id, grp, kind, bucket, n) VALUES (?, ?, ?, ?, 1)
-         ON CONFLICT (rule_id, grp, kind, bucket) DO UPDATE SET n = n + 1",
-    )?
-    .execute(params![rule.id, group, ev.kind, t - t.rem_euclid(size)])?;
-    let mut sums = tx.prepare_cached(
-        "SELECT kind, SUM(n) FROM window_counts
-         WHERE rule_id = ? AND grp = ? AND bucket > ? AND bucket <= ? GROUP BY kind",
-    )?;
-    let rows = sums.query_map(params![rule.id, group, t - window_ms, t], |r| {
+    hot.count
+        .execute(params![rule.id, group, ev.kind, t - t.rem_euclid(size)])?;
+    let rows = hot.sum.query_map(params![rule.id, group, t - window_ms, t], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
     })?;
     let mut counts = WindowCounts::default();
@@ -179,19 +168,48 @@ pub(super) fn cancel_timers(tx: &Connection, rules: &RuleSet, ev: &Event) -> Res
     Ok(())
 }
 
-/// Records the facts `after` conditions may later ask about this event.
-pub(super) fn record_facts(tx: &Connection, rules: &RuleSet, ev: &Event) -> Result<(), StoreError> {
-    for (kind, field) in rules.correlation_fields() {
-        if kind != ev.kind {
-            continue;
-        }
-        let Some(key) = field.first(&ev.data).and_then(key_text) else {
-            continue;
-        };
-        tx.prepare_cached("INSERT OR IGNORE INTO facts (kind, field, key, time) VALUES (?, ?, ?, ?)")?
-            .execute(params![kind, field.as_str(), key, millis(ev.time)])?;
+/// Records the facts `after` and `absent` may later ask about this event (found when it
+/// was planned).
+pub(super) fn record_facts(hot: &mut Hot<'_>, item: &NewEvent) -> Result<(), StoreError> {
+    let ev = &item.event;
+    for (field, key) in &item.facts {
+        hot.insert_fact
+            .execute(params![ev.kind, field, key, millis(ev.time)])?;
     }
     Ok(())
+}
+
+/// The statements run for nearly every event, prepared once per commit instead of looked
+/// up in the connection's statement cache each time (hashing their SQL).
+pub(super) struct Hot<'c> {
+    insert_fact: CachedStatement<'c>,
+    insert_timer: CachedStatement<'c>,
+    count: CachedStatement<'c>,
+    sum: CachedStatement<'c>,
+}
+
+impl<'c> Hot<'c> {
+    pub(super) fn prepare(tx: &'c Connection) -> Result<Self, StoreError> {
+        Ok(Self {
+            insert_fact: tx
+                .prepare_cached("INSERT OR IGNORE INTO facts (kind, field, key, time) VALUES (?, ?, ?, ?)")?,
+            // The check that `fact_seen` makes (did the cancelling event come first?) and
+            // the insert, in one statement.
+            insert_timer: tx.prepare_cached(
+                "INSERT INTO timers (due_at, event_seq, rule_id, key, start)
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (
+                    SELECT 1 FROM facts WHERE kind = ?6 AND field = ?7 AND key = ?4 AND time BETWEEN ?5 AND ?1)",
+            )?,
+            count: tx.prepare_cached(
+                "INSERT INTO window_counts (rule_id, grp, kind, bucket, n) VALUES (?, ?, ?, ?, 1)
+                 ON CONFLICT (rule_id, grp, kind, bucket) DO UPDATE SET n = n + 1",
+            )?,
+            sum: tx.prepare_cached(
+                "SELECT kind, SUM(n) FROM window_counts
+                 WHERE rule_id = ? AND grp = ? AND bucket > ? AND bucket <= ? GROUP BY kind",
+            )?,
+        })
+    }
 }
 
 /// Expiry, not growth: facts older than the longest `after` window (plus a day for late
