@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::delivery::endpoint_of;
 use crate::event::Event;
-use crate::rules::{NoHistory, Rule, RuleSet, Truth};
 use crate::rules::value::key_text;
+use crate::rules::{NoHistory, Rule, RuleSet, Truth};
 use crate::store::{NewEvent, NewJob, Pending};
 use crate::template::context;
 

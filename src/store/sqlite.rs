@@ -13,6 +13,7 @@ mod admin;
 mod lists;
 mod queue;
 mod stateful;
+mod windows;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -54,6 +55,8 @@ pub(super) struct Writer {
     conn: Connection,
     /// Commits so far, to prune expired state every `PRUNE_EVERY` of them.
     commits: u64,
+    /// Threshold windows, as committed.
+    windows: windows::Windows,
 }
 
 /// Read-only connections, opened on demand and kept for reuse.
@@ -99,7 +102,16 @@ impl SqliteStore {
         let (writer, tasks) = mpsc::channel::<Task>();
         let spawned = std::thread::Builder::new()
             .name("hookflow-store".into())
-            .spawn(move || run_writer(Writer { conn, commits: 0 }, tasks))
+            .spawn(move || {
+                run_writer(
+                    Writer {
+                        conn,
+                        commits: 0,
+                        windows: Default::default(),
+                    },
+                    tasks,
+                )
+            })
             .and_then(|_| {
                 std::thread::Builder::new()
                     .name("hookflow-checkpoint".into())
@@ -300,11 +312,18 @@ impl Store for SqliteStore {
             .write(move |w| {
                 w.commits += 1;
                 let prune = w.commits % queue::PRUNE_EVERY == 1;
-                let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let committed = queue::commit(&tx, &batch, &rules, prune)?;
-                tx.commit()?;
+                let done = (|| {
+                    let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let committed = queue::commit(&tx, &batch, &rules, prune, &mut w.windows)?;
+                    tx.commit()?;
+                    Ok::<_, StoreError>(committed)
+                })();
+                if done.is_err() {
+                    // The windows' copy may hold counts that were rolled back.
+                    w.windows.clear();
+                }
                 // Freed by the caller: the writer's time is the store's throughput.
-                Ok((committed, batch))
+                Ok((done?, batch))
             })
             .await?;
         drop(batch);

@@ -24,6 +24,7 @@ pub(super) fn commit(
     batch: &[NewEvent],
     rules: &RuleSet,
     prune: bool,
+    windows: &mut super::windows::Windows,
 ) -> Result<Committed, StoreError> {
     let mut inserted = Vec::with_capacity(batch.len());
     // The row (`seq`) of each new event, for the timers it starts.
@@ -52,10 +53,15 @@ pub(super) fn commit(
     let mut jobs: Vec<(&str, i64, &NewJob)> = Vec::new();
     let mut decided: Vec<(&NewEvent, NewJob)> = Vec::new();
     let mut hot = stateful::Hot::prepare(tx)?;
-    for ((item, _), seq) in batch.iter().zip(&inserted).zip(&seqs).filter(|((_, new), _)| **new) {
+    for ((item, _), seq) in batch
+        .iter()
+        .zip(&inserted)
+        .zip(&seqs)
+        .filter(|((_, new), _)| **new)
+    {
         // Stateful rules, event by event in arrival order, so each sees the state the
         // events before it (in this group too) left.
-        let fired = stateful::decide(tx, &mut hot, item, *seq, &mut decided)?;
+        let fired = stateful::decide(tx, &mut hot, windows, item, *seq, &mut decided)?;
         stateful::record_facts(&mut hot, item)?;
         stateful::cancel_timers(tx, rules, &item.event)?;
         if !fired.is_empty() {

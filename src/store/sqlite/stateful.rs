@@ -40,6 +40,7 @@ fn fact_seen(tx: &Connection, c: &Correlation, key: &str, from: i64, to: i64) ->
 pub(super) fn decide<'a>(
     tx: &Connection,
     hot: &mut Hot<'_>,
+    windows: &mut super::windows::Windows,
     item: &'a NewEvent,
     seq: i64,
     jobs: &mut Vec<(&'a NewEvent, NewJob)>,
@@ -69,8 +70,15 @@ pub(super) fn decide<'a>(
             // A timer, unless the cancelling event already arrived (events come out of order).
             let Some(key) = absent.key(ev) else { continue };
             let (start, due) = (millis(ev.time), millis(ev.time + absent.within.to_chrono()));
-            hot.insert_timer
-                .execute(params![due, seq, rule.id, key, start, absent.event, absent.same.as_str()])?;
+            hot.insert_timer.execute(params![
+                due,
+                seq,
+                rule.id,
+                key,
+                start,
+                absent.event,
+                absent.same.as_str()
+            ])?;
             continue;
         }
         let mut vars = None;
@@ -83,7 +91,7 @@ pub(super) fn decide<'a>(
                 }
                 None => "",
             };
-            match window(tx, hot, rule, th, group, ev)? {
+            match window(tx, hot, windows, rule, th, group, ev)? {
                 Some(v) => vars = Some(v),
                 None => continue,
             }
@@ -119,6 +127,7 @@ pub(super) fn decide<'a>(
 fn window(
     tx: &Connection,
     hot: &mut Hot<'_>,
+    windows: &mut super::windows::Windows,
     rule: &Rule,
     th: &Threshold,
     group: &str,
@@ -127,14 +136,18 @@ fn window(
     let window_ms = th.window.as_secs() as i64 * 1000;
     let size = (window_ms / 60).max(1000);
     let t = millis(ev.time);
-    hot.count
-        .execute(params![rule.id, group, ev.kind, t - t.rem_euclid(size)])?;
-    let rows = hot.sum.query_map(params![rule.id, group, t - window_ms, t], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-    })?;
+    let bucket = t - t.rem_euclid(size);
+    hot.count.execute(params![rule.id, group, ev.kind, bucket])?;
+    let sums = windows.add_and_sum(
+        tx,
+        (&rule.id, group),
+        &ev.kind,
+        bucket,
+        (t - window_ms, t),
+        2 * window_ms,
+    )?;
     let mut counts = WindowCounts::default();
-    for row in rows {
-        let (kind, n) = row?;
+    for (kind, n) in sums {
         // What one event of this type adds, times how many there were.
         let mut one = WindowCounts::default();
         one.add(th, &kind);
@@ -185,7 +198,6 @@ pub(super) struct Hot<'c> {
     insert_fact: CachedStatement<'c>,
     insert_timer: CachedStatement<'c>,
     count: CachedStatement<'c>,
-    sum: CachedStatement<'c>,
 }
 
 impl<'c> Hot<'c> {
@@ -203,10 +215,6 @@ impl<'c> Hot<'c> {
             count: tx.prepare_cached(
                 "INSERT INTO window_counts (rule_id, grp, kind, bucket, n) VALUES (?, ?, ?, ?, 1)
                  ON CONFLICT (rule_id, grp, kind, bucket) DO UPDATE SET n = n + 1",
-            )?,
-            sum: tx.prepare_cached(
-                "SELECT kind, SUM(n) FROM window_counts
-                 WHERE rule_id = ? AND grp = ? AND bucket > ? AND bucket <= ? GROUP BY kind",
             )?,
         })
     }
