@@ -1,6 +1,7 @@
 //! Stateful rules decided inside the commit transaction: `after` reads correlation facts,
-//! `once` reads and writes its marks, and the event's own facts are recorded, all in the
-//! transaction that stores the event. Nothing is decided twice or against stale state.
+//! `absent` starts a timer, `threshold` counts into its window, `once` reads and writes
+//! its marks, and the event's own facts are recorded, all in the transaction that stores
+//! the event. Nothing is decided twice or against stale state. Due timers fire here too.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
