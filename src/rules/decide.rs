@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::Rule;
 use super::condition::Truth;
-use super::stateful::{History, Limit};
+use super::stateful::{History, Limit, Quiet};
 use crate::actions::Rendered;
 use crate::event::Event;
 use crate::template::{Templates, context};
@@ -28,6 +28,9 @@ pub struct Decision<'r> {
     pub due_at: Option<DateTime<Utc>>,
     /// For `threshold`: the window the decision summed.
     pub window: Option<WindowState>,
+    /// The threshold was crossed outside a cooldown: a cooldown starts (as in the server,
+    /// even when `once` then holds the rule back).
+    pub cooldown_starts: bool,
 }
 
 /// The state a stateful decision used, as `--explain` shows it.
@@ -64,6 +67,31 @@ pub struct WindowState {
 impl Rule {
     /// Decides this rule for `ev` (the rule must see `ev`: see [`Rule::sees`]).
     pub fn decide<'r>(&'r self, ev: &Event, history: &dyn History, t: &Templates) -> Decision<'r> {
+        let quiet = history.quiet(self, t, ev.time).unwrap_or_default();
+        self.decide_with(ev, history, t, &quiet, false)
+    }
+
+    /// Decides this rule for `e`, an event of the history itself (a replay), with the
+    /// quiet periods the events before it started.
+    pub(super) fn decide_replayed<'r>(
+        &'r self,
+        e: &Event,
+        history: &dyn History,
+        t: &Templates,
+        quiet: &Quiet,
+    ) -> Decision<'r> {
+        self.decide_with(e, history, t, quiet, true)
+    }
+
+    /// `in_history`: `ev` is one of the history's events, so its window already counts it.
+    fn decide_with<'r>(
+        &'r self,
+        ev: &Event,
+        history: &dyn History,
+        t: &Templates,
+        quiet: &Quiet,
+        in_history: bool,
+    ) -> Decision<'r> {
         let mut d = Decision {
             rule: self,
             fires: Truth::False,
@@ -72,6 +100,7 @@ impl Rule {
             once_key: None,
             due_at: None,
             window: None,
+            cooldown_starts: false,
         };
         if !self.enabled {
             d.reason = Some("the rule is disabled (`enabled: false`)".into());
@@ -128,7 +157,9 @@ impl Rule {
                 d.reason = Some(format!("needs history: counts events over {}", th.window));
                 return d;
             };
-            counts.add(th, &ev.kind);
+            if !in_history {
+                counts.add(th, &ev.kind);
+            }
             d.window = Some(WindowState {
                 group: group.clone(),
                 from: from.to_rfc3339(),
@@ -152,15 +183,32 @@ impl Rule {
                 return d;
             }
             d.vars = Some(th.vars(&group, counts));
+            if let Some(until) = quiet.get(&format!("threshold:{group}")).filter(|u| **u > ev.time) {
+                d.reason = Some(format!(
+                    "threshold crossed, but {group} is cooling down until {}",
+                    until.to_rfc3339()
+                ));
+                return d;
+            }
+            d.cooldown_starts = true;
         }
         if let Some(once) = &self.once {
-            let ctx = context(ev, &self.id, d.vars.as_ref());
+            // The event's own fields only, as the server renders it when planning.
+            let ctx = context(ev, &self.id, None);
             match t.render(&once.per, &ctx) {
                 Ok(key) => d.once_key = Some(key),
                 Err(e) => {
                     d.reason = Some(format!("once.per: {e}"));
                     return d;
                 }
+            }
+            let key = d.once_key.as_deref().unwrap_or_default();
+            if let Some(until) = quiet.get(&format!("once:{key}")).filter(|u| **u > ev.time) {
+                d.reason = Some(format!(
+                    "once: already fired for {key}, quiet until {}",
+                    until.to_rfc3339()
+                ));
+                return d;
             }
         }
         d.fires = Truth::True;

@@ -37,7 +37,18 @@ pub trait History {
     ) -> Option<WindowCounts> {
         None
     }
+
+    /// The quiet periods `rule` is in at `before`: `once` keys and threshold groups that
+    /// fired earlier, with when they may fire again (the same keys the server stores:
+    /// `once:KEY`, `threshold:GROUP`). `None` (the default) when unknown: then nothing
+    /// holds the rule back.
+    fn quiet(&self, _rule: &Rule, _t: &Templates, _before: DateTime<Utc>) -> Option<Quiet> {
+        None
+    }
 }
+
+/// Keys (`once:KEY`, `threshold:GROUP`) and the time until which each holds its rule back.
+pub type Quiet = std::collections::HashMap<String, DateTime<Utc>>;
 
 /// No memory at all: every stateful question is unknown.
 pub struct NoHistory;
@@ -148,6 +159,32 @@ impl History for MemoryHistory {
             }
         }
         Some(counts)
+    }
+
+    /// Replays the earlier events through `rule` in time order, as the server would have
+    /// seen them, and keeps the quiet periods each firing started.
+    fn quiet(&self, rule: &Rule, t: &Templates, before: DateTime<Utc>) -> Option<Quiet> {
+        let mut quiet = Quiet::new();
+        if rule.once.is_none() && rule.threshold.is_none() {
+            return Some(quiet);
+        }
+        let mut earlier: Vec<&Event> = self
+            .events
+            .iter()
+            .filter(|e| e.time < before && rule.sees(e))
+            .collect();
+        earlier.sort_by_key(|e| e.time);
+        for e in earlier {
+            let d = rule.decide_replayed(e, self, t, &quiet);
+            if let (true, Some(th), Some(w)) = (d.cooldown_starts, &rule.threshold, &d.window) {
+                let cooldown = th.cooldown.unwrap_or(th.window);
+                quiet.insert(format!("threshold:{}", w.group), e.time + cooldown.to_chrono());
+            }
+            if let (Truth::True, Some(once), Some(key)) = (d.fires, &rule.once, &d.once_key) {
+                quiet.insert(format!("once:{key}"), e.time + once.period.to_chrono());
+            }
+        }
+        Some(quiet)
     }
 }
 

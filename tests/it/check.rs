@@ -8,7 +8,7 @@ fn shipped_rules_load_and_their_tests_pass() {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout
-            .ends_with("7 rules loaded, 0 errors; tests: 14 passed, 0 failed\n"),
+            .ends_with("7 rules loaded, 0 errors; tests: 17 passed, 0 failed\n"),
         "{}",
         run.stdout
     );
