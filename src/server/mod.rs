@@ -107,6 +107,11 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let StoreUrl::Sqlite(path) = &config.store;
     let store = Arc::new(SqliteStore::open(path, config.durability).await?);
+    // Attempts a killed server left in flight run again now, not when their lease ends.
+    match store.release_leases(clock.now()).await? {
+        0 => {}
+        n => tracing::warn!("{n} job(s) were in flight when hookflow last stopped; running them again"),
+    }
     let metrics = Arc::new(Metrics::new());
     let reloader = Arc::new(Reloader::new(
         config.rules_dir.clone(),

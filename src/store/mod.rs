@@ -271,6 +271,11 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
 
+    /// Puts back in line, due now, the jobs a previous server left `running` (it was
+    /// killed mid-attempt): a server owns its store, so no one else holds those leases.
+    /// Returns how many. Called once, when the server starts.
+    fn release_leases(&self, now: DateTime<Utc>) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Records attempts and moves their jobs on, all in one transaction.
     fn finish(
         &self,

@@ -342,6 +342,18 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn release_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.transaction(move |tx| {
+            let n = tx.execute(
+                "UPDATE jobs SET status = 'pending', lease_until = NULL, next_attempt_at = ?1, updated_at = ?1
+                 WHERE status = 'running'",
+                [super::millis(now)],
+            )?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn finish(&self, done: Vec<Finished>, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.transaction(move |tx| queue::finish(tx, &done, now)).await
     }

@@ -505,3 +505,34 @@ async fn a_delayed_action_runs_later_even_across_a_restart() {
         .wait_for("/api/stats", 10, |s| s["jobs"]["succeeded"] == 1)
         .await;
 }
+
+/// A server killed in the middle of an attempt: on restart the job runs again at once,
+/// not when its lease (attempt timeout + 30 s = 60 s here) would have run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_cut_short_by_kill_9_runs_again_on_restart() {
+    let mut sink = Sink::start().await;
+    sink.hang(true);
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &config(""), &[("all.yaml", &forward(&sink, "sent"))]);
+    let server = Server::start(dir.path());
+    let event = json!({"event": "sent", "time": 1433333949, "MessageID": 77, "email": "a@example.org"});
+    assert_eq!(
+        server.post("/hooks/mailjet", &event.to_string()).await.status(),
+        200
+    );
+    let first = sink.next(10).await;
+    server.kill9();
+
+    sink.hang(false);
+    let started = std::time::Instant::now();
+    let server = Server::start(dir.path());
+    let again = sink.next(20).await;
+    assert_eq!(again.json()["message"], first.json()["message"]);
+    assert!(started.elapsed().as_secs() < 20, "waited for the lease");
+    server
+        .wait_for("/api/jobs?status=succeeded", 10, |j| {
+            j.as_array().unwrap().len() == 1
+        })
+        .await;
+    assert!(server.log().contains("in flight when hookflow last stopped"));
+}

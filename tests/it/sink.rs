@@ -37,6 +37,8 @@ struct Plan {
     /// Answers for the next requests, in order; then `default`.
     queue: Arc<Mutex<VecDeque<Answer>>>,
     default: Arc<Mutex<u16>>,
+    /// Record requests but never answer them (an attempt stays in flight).
+    hang: Arc<std::sync::atomic::AtomicBool>,
     tx: mpsc::UnboundedSender<Received>,
 }
 
@@ -52,6 +54,7 @@ impl Sink {
         let plan = Plan {
             queue: Arc::default(),
             default: Arc::new(Mutex::new(200)),
+            hang: Arc::default(),
             tx,
         };
         let app = Router::new().fallback(receive).with_state(plan.clone());
@@ -64,6 +67,11 @@ impl Sink {
     /// Every later request gets `status`.
     pub fn respond(&self, status: u16) {
         *self.plan.default.lock().unwrap() = status;
+    }
+
+    /// While `on`, requests are recorded and never answered.
+    pub fn hang(&self, on: bool) {
+        self.plan.hang.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The next request gets `status` (and a `Retry-After` header if given).
@@ -105,6 +113,9 @@ async fn receive(State(plan): State<Plan>, headers: HeaderMap, body: Bytes) -> R
         body: String::from_utf8_lossy(&body).into_owned(),
         at: std::time::Instant::now(),
     });
+    if plan.hang.load(std::sync::atomic::Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
     let mut response = (
         StatusCode::from_u16(status).unwrap(),
         format!("sink says {status}"),
