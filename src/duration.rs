@@ -91,7 +91,7 @@ impl fmt::Display for Duration {
             &[("d", 86_400), ("h", 3600), ("m", 60)]
         };
         for &(unit, size) in units {
-            if s != 0 && s % size == 0 {
+            if s != 0 && s.is_multiple_of(size) {
                 return write!(f, "{}{unit}", s / size);
             }
         }

@@ -310,10 +310,10 @@ impl Watching {
         let mut watcher = watcher;
         if let Some(w) = watcher.as_mut() {
             for root in &roots {
-                if let Err(e) = w.watch(root, RecursiveMode::Recursive) {
-                    if root.exists() {
-                        tracing::warn!("cannot watch {}: {e}; reload with SIGHUP", root.display());
-                    }
+                if let Err(e) = w.watch(root, RecursiveMode::Recursive)
+                    && root.exists()
+                {
+                    tracing::warn!("cannot watch {}: {e}; reload with SIGHUP", root.display());
                 }
             }
             if mode == Mode::Events {

@@ -281,15 +281,16 @@ fn check_helpers(elements: &[TemplateElement]) -> Result<(), String> {
             _ => continue,
         };
         let is_call = ht.block || !ht.params.is_empty() || !ht.hash.is_empty();
-        if let (true, Parameter::Name(name)) = (is_call, &ht.name) {
-            if !HELPERS.contains(&name.as_str()) && !BUILTIN_HELPERS.contains(&name.as_str()) {
-                let mut msg = format!("unknown helper `{name}`");
-                if let Some(best) = did_you_mean(name, HELPERS.iter().chain(BUILTIN_HELPERS).copied()) {
-                    let _ = write!(msg, " — did you mean `{best}`?");
-                }
-                let _ = write!(msg, " (helpers: {})", HELPERS.join(", "));
-                return Err(msg);
+        if let (true, Parameter::Name(name)) = (is_call, &ht.name)
+            && !HELPERS.contains(&name.as_str())
+            && !BUILTIN_HELPERS.contains(&name.as_str())
+        {
+            let mut msg = format!("unknown helper `{name}`");
+            if let Some(best) = did_you_mean(name, HELPERS.iter().chain(BUILTIN_HELPERS).copied()) {
+                let _ = write!(msg, " — did you mean `{best}`?");
             }
+            let _ = write!(msg, " (helpers: {})", HELPERS.join(", "));
+            return Err(msg);
         }
         for p in ht.params.iter().chain(ht.hash.values()) {
             if let Parameter::Subexpression(sub) = p {

@@ -272,13 +272,13 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
             _ => crate::reload::Mode::Events,
         };
     }
-    if let Some(target) = raw.on_reload_error {
-        if let Some(url) = cx.env("on_reload_error.url", &target.url) {
-            if url.starts_with("http://") || url.starts_with("https://") {
-                c.on_reload_error = Some(url);
-            } else {
-                cx.at_value("on_reload_error.url", "must be an http:// or https:// URL");
-            }
+    if let Some(target) = raw.on_reload_error
+        && let Some(url) = cx.env("on_reload_error.url", &target.url)
+    {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            c.on_reload_error = Some(url);
+        } else {
+            cx.at_value("on_reload_error.url", "must be an http:// or https:// URL");
         }
     }
     if let Some(http) = raw.http {
@@ -303,10 +303,10 @@ fn source(cx: &mut Cx, path: &str, name: &str, raw: RawSource) -> Option<Source>
         return None;
     }
     let mut check_path = |key: &str, value: &Option<String>| {
-        if let Some(v) = value {
-            if let Err(e) = crate::rules::path::FieldPath::parse(v) {
-                cx.at_value(&join_key(path, key), e);
-            }
+        if let Some(v) = value
+            && let Err(e) = crate::rules::path::FieldPath::parse(v)
+        {
+            cx.at_value(&join_key(path, key), e);
         }
     };
     check_path("type_path", &raw.type_path);

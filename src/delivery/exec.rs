@@ -114,10 +114,10 @@ async fn http(job: &Job, action: &RenderedHttp, ctx: &Ctx<'_>) -> (Attempt, Outc
             Err(e) => return failed(e),
         }
     }
-    if action.host_from_event {
-        if let Err(refused) = guard(&action.url, ctx.allow_private).await {
-            return failed(refused);
-        }
+    if action.host_from_event
+        && let Err(refused) = guard(&action.url, ctx.allow_private).await
+    {
+        return failed(refused);
     }
     let timeout = action.timeout.unwrap_or(ctx.timeout).to_std();
     let mut request = ctx

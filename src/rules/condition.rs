@@ -398,10 +398,10 @@ pub(crate) fn compile_when(
                 None => cx.at_value(&here, "`not` takes a map of conditions, e.g. `not: { geo: US }`"),
             },
             "after" => {
-                if let Some(raw) = correlation(cx, &here, value) {
-                    if let Some(c) = Correlation::compile(cx, &here, &raw) {
-                        out.push(Cond::After(c));
-                    }
+                if let Some(raw) = correlation(cx, &here, value)
+                    && let Some(c) = Correlation::compile(cx, &here, &raw)
+                {
+                    out.push(Cond::After(c));
                 }
             }
             "absent" => match absent.as_deref_mut() {

@@ -74,21 +74,21 @@ async fn handle<S: Store>(
             format!("expected Content-Type: application/json, got `{content_type}`"),
         );
     }
-    if let Some(auth) = &spec.auth {
-        if let Err(e) = auth::verify(
+    if let Some(auth) = &spec.auth
+        && let Err(e) = auth::verify(
             auth,
             |name| headers.get(name).and_then(|v| v.to_str().ok()),
             &body,
-        ) {
-            let mut response = refuse(&st, StatusCode::UNAUTHORIZED, e.to_string());
-            if matches!(auth, crate::config::Auth::Basic { .. }) {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    "Basic realm=\"hookflow\"".parse().expect("valid header"),
-                );
-            }
-            return response;
+        )
+    {
+        let mut response = refuse(&st, StatusCode::UNAUTHORIZED, e.to_string());
+        if matches!(auth, crate::config::Auth::Basic { .. }) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                "Basic realm=\"hookflow\"".parse().expect("valid header"),
+            );
         }
+        return response;
     }
     let parsed: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,

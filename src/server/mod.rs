@@ -35,6 +35,32 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Mail(String),
+    #[error(
+        "another hookflow server is using the store {0}; stop it first (two servers on one store would both deliver the same jobs)"
+    )]
+    StoreInUse(String),
+}
+
+/// Holds `<store>.lock` for the server's lifetime: a server owns its store (it takes back
+/// the leases of jobs left in flight when it starts), so a second one must not start on
+/// it. The operating system drops the lock when the process ends, `kill -9` included.
+/// CLI commands beside a running server do not take it.
+fn lock_store(path: &std::path::Path) -> Result<std::fs::File, ServeError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServeError::StoreInUse(path.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
 }
 
 /// What every handler shares.
@@ -106,6 +132,7 @@ pub async fn run(
     ready: impl FnOnce(),
 ) -> Result<(), ServeError> {
     let StoreUrl::Sqlite(path) = &config.store;
+    let _lock = lock_store(path)?;
     let store = Arc::new(SqliteStore::open(path, config.durability).await?);
     // Attempts a killed server left in flight run again now, not when their lease ends.
     match store.release_leases(clock.now()).await? {

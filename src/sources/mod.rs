@@ -69,14 +69,14 @@ impl SourceSpec {
             Decoder::Mailjet => mailjet::decode(name, body, now)?,
             Decoder::Json(f) => f.decode(name, body, now)?,
         };
-        if let Some(t) = url_type {
-            if let Some((index, ev)) = events.iter().enumerate().find(|(_, e)| e.kind != t) {
-                return Err(DecodeError::WrongType {
-                    index,
-                    found: ev.kind.clone(),
-                    expected: t.to_owned(),
-                });
-            }
+        if let Some(t) = url_type
+            && let Some((index, ev)) = events.iter().enumerate().find(|(_, e)| e.kind != t)
+        {
+            return Err(DecodeError::WrongType {
+                index,
+                found: ev.kind.clone(),
+                expected: t.to_owned(),
+            });
         }
         Ok(events)
     }

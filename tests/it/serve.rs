@@ -536,3 +536,25 @@ async fn an_attempt_cut_short_by_kill_9_runs_again_on_restart() {
         .await;
     assert!(server.log().contains("in flight when hookflow last stopped"));
 }
+
+/// A server owns its store: a second one on the same store refuses to start, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_store_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &config(""), &[]);
+    let server = Server::start(dir.path());
+    let second = crate::util::hookflow_in(dir.path(), &["serve", "--config", "hookflow.yaml"], &[]);
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("another hookflow server is using the store"),
+        "{}",
+        second.stderr
+    );
+    // The first one is unharmed; once it is gone, the store can be served again.
+    assert_eq!(server.get("/api/stats").await["events"], 0);
+    assert_eq!(server.terminate(), 0);
+    let again = Server::start(dir.path());
+    assert_eq!(again.terminate(), 0);
+}
