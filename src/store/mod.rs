@@ -25,6 +25,8 @@ use crate::rules::RuleSet;
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error("cannot start the store's threads: {0}")]
+    Thread(std::io::Error),
     /// The store's writer thread is gone (it only stops when the store is dropped).
     #[error("the store is closed")]
     Closed,

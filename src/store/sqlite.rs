@@ -117,10 +117,7 @@ impl SqliteStore {
                     .name("hookflow-checkpoint".into())
                     .spawn(move || run_checkpointer(checkpointer, checkpoints))
             });
-        spawned.map_err(|source| StoreError::Folder {
-            path: path.display().to_string(),
-            source,
-        })?;
+        spawned.map_err(StoreError::Thread)?;
         Ok(Self {
             writer,
             readers: Arc::new(Readers {
@@ -189,6 +186,8 @@ fn run_writer(mut writer: Writer, tasks: mpsc::Receiver<Task>) {
     while let Ok(task) = tasks.recv() {
         let run = std::panic::AssertUnwindSafe(|| task(&mut writer));
         if std::panic::catch_unwind(run).is_err() {
+            // The windows' copy may hold counts of the transaction that rolled back.
+            writer.windows.clear();
             tracing::error!("a store task panicked; its transaction was rolled back");
         }
     }
