@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_lists.sql"),
     include_str!("../../migrations/0003_state.sql"),
     include_str!("../../migrations/0004_timers.sql"),
+    include_str!("../../migrations/0005_job_indexes.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside the
@@ -499,6 +500,62 @@ mod tests {
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
         assert_eq!(rows, vec![("e2".to_owned(), 3000), ("e1".to_owned(), 5000)]);
+    }
+
+    fn new_event(id: &str, rules: &Arc<RuleSet>) -> NewEvent {
+        let now = chrono::Utc::now();
+        NewEvent {
+            event: crate::event::Event {
+                id: id.into(),
+                source: "json".into(),
+                kind: "sent".into(),
+                time: now,
+                data: serde_json::json!({}),
+            },
+            payload: "{}".into(),
+            received_at: now,
+            matched: vec!["r".into()],
+            jobs: vec![crate::store::NewJob {
+                key: format!("{id}/r/0"),
+                rule_id: "r".into(),
+                action_index: 0,
+                kind: "log".into(),
+                action: serde_json::json!({ "message": id }),
+                endpoint: None,
+                due_at: now,
+                error: None,
+            }],
+            stateful: Vec::new(),
+            rules: rules.clone(),
+            facts: Vec::new(),
+        }
+    }
+
+    /// An event's jobs are found by their key prefix: an event whose id extends another's
+    /// (`a` and `a/b`, possible with provider ids) does not show the other's jobs.
+    #[tokio::test]
+    async fn an_events_jobs_are_its_own_even_when_ids_share_a_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("h.db"), Durability::Full)
+            .await
+            .unwrap();
+        let rules = Arc::new(RuleSet::load(dir.path(), None));
+        let batch = vec![
+            new_event("a", &rules),
+            new_event("a/b", &rules),
+            new_event("a0", &rules),
+        ];
+        let committed = store.commit(batch, rules).await.unwrap();
+        assert_eq!(committed.new, [true, true, true]);
+        for id in ["a", "a/b", "a0"] {
+            let detail = store.event(id).await.unwrap().unwrap();
+            let keys: Vec<_> = detail
+                .jobs
+                .iter()
+                .map(|j| j.job.idempotency_key.as_str())
+                .collect();
+            assert_eq!(keys, [format!("{id}/r/0")], "{id}");
+        }
     }
 
     /// A store written by a newer hookflow is refused, not damaged.

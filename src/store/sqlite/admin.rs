@@ -76,8 +76,10 @@ pub(super) fn event(conn: &Connection, id: &str) -> Result<Option<EventDetail>, 
         return Ok(None);
     };
     let payload = json(&payload)?;
+    // An event's jobs are keyed `event-id/…`: a range of the unique key ('0' follows '/').
     let mut jobs_of = conn.prepare_cached(&format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE event_id = ? ORDER BY id"
+        "SELECT {JOB_COLUMNS} FROM jobs
+         WHERE idempotency_key >= ?1 || '/' AND idempotency_key < ?1 || '0' AND event_id = ?1 ORDER BY id"
     ))?;
     let mut attempts_of = conn.prepare_cached(
         "SELECT number, started_at, duration_ms, status_code, error, response FROM attempts
