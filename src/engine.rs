@@ -46,7 +46,15 @@ pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewE
         .filter(|(kind, _)| *kind == ev.kind)
         .filter_map(|(_, field)| Some((field.as_str().to_owned(), key_text(field.first(&ev.data)?)?)))
         .collect();
+    let cancels = rules
+        .with_absent()
+        .filter_map(|rule| {
+            let absent = rule.absent.as_ref().filter(|a| a.event == ev.kind)?;
+            Some((rule.id.clone(), absent.key(&ev)?))
+        })
+        .collect();
     NewEvent {
+        cancels,
         facts,
         payload: ev.data.to_string(),
         event: ev,

@@ -100,6 +100,9 @@ pub struct RuleSet {
     files: Vec<FileStatus>,
     /// See [`RuleSet::correlation_fields`]; computed once, read for every event.
     correlation_fields: Vec<(String, path::FieldPath)>,
+    /// Positions in `rules` of the rules with `absent`: every event asks which of their
+    /// timers it cancels, and scanning all rules for that would cost O(rules) per event.
+    absent: Vec<usize>,
 }
 
 impl RuleSet {
@@ -123,6 +126,11 @@ impl RuleSet {
     /// records for events of those types.
     pub fn correlation_fields(&self) -> &[(String, path::FieldPath)] {
         &self.correlation_fields
+    }
+
+    /// The rules with an `absent` part.
+    pub fn with_absent(&self) -> impl Iterator<Item = &Rule> {
+        self.absent.iter().filter_map(|&i| self.rules.get(i))
     }
 
     fn find_correlation_fields(rules: &[Rule]) -> Vec<(String, path::FieldPath)> {
@@ -175,7 +183,9 @@ impl RuleSet {
         }
         let index = index::Index::build(&rules);
         let correlation_fields = Self::find_correlation_fields(&rules);
+        let absent = (0..rules.len()).filter(|&i| rules[i].absent.is_some()).collect();
         Self {
+            absent,
             correlation_fields,
             rules,
             fields,

@@ -56,6 +56,8 @@ pub struct NewEvent {
     /// What `after` and `absent` may later ask about this event: `(field, value)` for
     /// each correlation field of its type (see `RuleSet::correlation_fields`).
     pub facts: Vec<(String, String)>,
+    /// `(rule id, key)` of the `absent` timers this event cancels if they cover its time.
+    pub cancels: Vec<(String, String)>,
 }
 
 /// A stateful rule of an event, with what its templates say for this event. The keys are

@@ -528,6 +528,7 @@ mod tests {
             stateful: Vec::new(),
             rules: rules.clone(),
             facts: Vec::new(),
+            cancels: Vec::new(),
         }
     }
 

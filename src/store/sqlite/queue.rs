@@ -63,7 +63,7 @@ pub(super) fn commit(
         // events before it (in this group too) left.
         let fired = stateful::decide(tx, &mut hot, windows, item, *seq, &mut decided)?;
         stateful::record_facts(&mut hot, item)?;
-        stateful::cancel_timers(tx, rules, &item.event)?;
+        stateful::cancel_timers(tx, item)?;
         if !fired.is_empty() {
             tx.prepare_cached("UPDATE events SET matched = ? WHERE id = ?")?
                 .execute(params![

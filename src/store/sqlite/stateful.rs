@@ -167,17 +167,14 @@ fn window(
     Ok(Some(th.vars(group, counts)))
 }
 
-/// Deletes the `absent` timers this event cancels: same key, within their period.
-pub(super) fn cancel_timers(tx: &Connection, rules: &RuleSet, ev: &Event) -> Result<(), StoreError> {
-    for rule in rules.rules() {
-        let Some(absent) = rule.absent.as_ref().filter(|a| a.event == ev.kind) else {
-            continue;
-        };
-        let Some(key) = absent.key(ev) else { continue };
+/// Deletes the `absent` timers this event cancels (listed when it was planned): same
+/// key, and the event's time within their period.
+pub(super) fn cancel_timers(tx: &Connection, item: &NewEvent) -> Result<(), StoreError> {
+    for (rule_id, key) in &item.cancels {
         tx.prepare_cached(
             "DELETE FROM timers WHERE rule_id = ?1 AND key = ?2 AND start <= ?3 AND due_at >= ?3",
         )?
-        .execute(params![rule.id, key, millis(ev.time)])?;
+        .execute(params![rule_id, key, millis(item.event.time)])?;
     }
     Ok(())
 }
