@@ -215,9 +215,11 @@ fn notify_errors(url: String, generation: u64, errors: Vec<Diagnostic>) {
 pub fn spawn(reloader: Arc<Reloader>, mode: Mode, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watching = Watching::start(&reloader, mode, tx.clone());
+    // Registered now, not when the task first runs: a SIGHUP that arrives before would
+    // end the process (its default action).
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     tokio::spawn(async move {
-        #[cfg(unix)]
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         loop {
             #[cfg(unix)]
             let hangup = async {
