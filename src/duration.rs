@@ -8,6 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A non-negative span of time with second precision.
+/// The longest duration accepted: 5,200 weeks (100 years).
+const MAX_SECS: u64 = 5200 * 604_800;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Duration {
     secs: u64,
@@ -23,14 +26,18 @@ impl Duration {
     }
 
     pub fn to_chrono(self) -> chrono::TimeDelta {
-        chrono::TimeDelta::seconds(i64::try_from(self.secs).unwrap_or(i64::MAX / 1000))
+        i64::try_from(self.secs)
+            .ok()
+            .and_then(chrono::TimeDelta::try_seconds)
+            .unwrap_or(chrono::TimeDelta::MAX)
     }
 
     pub fn to_std(self) -> std::time::Duration {
         std::time::Duration::from_secs(self.secs)
     }
 
-    /// Parses `30s`, `15m`, `24h`, `7d`, `2w` and sums of them (`1h30m`).
+    /// Parses `30s`, `15m`, `24h`, `7d`, `2w` and sums of them (`1h30m`), up to 100 years:
+    /// event times plus any duration then stay well inside the calendar's range.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if text.is_empty() {
@@ -75,6 +82,11 @@ impl Duration {
                 .checked_mul(scale)
                 .and_then(|s| total.checked_add(s))
                 .ok_or_else(|| format!("duration `{text}` is too large"))?;
+        }
+        if total > MAX_SECS {
+            return Err(format!(
+                "duration `{text}` is too long; at most 100 years (`5200w`)"
+            ));
         }
         Ok(Self { secs: total })
     }
@@ -164,6 +176,20 @@ mod tests {
         assert!(Duration::parse("h").unwrap_err().contains("invalid duration"));
         assert!(Duration::parse("").is_err());
         assert!(Duration::parse("99999999999999999999d").is_err());
+        assert!(
+            Duration::parse("5201w")
+                .unwrap_err()
+                .contains("at most 100 years")
+        );
+        assert_eq!(Duration::parse("5200w").unwrap().as_secs(), MAX_SECS);
+    }
+
+    /// No duration, however built, panics on its way into date arithmetic.
+    #[test]
+    fn any_duration_converts_without_panicking() {
+        for secs in [0, 1, MAX_SECS, u64::MAX / 1000, i64::MAX as u64, u64::MAX] {
+            let _ = Duration::from_secs(secs).to_chrono();
+        }
     }
 
     #[test]

@@ -74,7 +74,7 @@ fn hash_canonical(hasher: &mut Sha256, value: &Value) {
 /// Reads a timestamp the way providers send them: unix seconds (number or numeric string,
 /// fractions allowed) or RFC 3339 text.
 pub fn parse_time(value: &Value) -> Option<DateTime<Utc>> {
-    match value {
+    let time = match value {
         Value::Number(n) => {
             if let Some(secs) = n.as_i64() {
                 Utc.timestamp_opt(secs, 0).single()
@@ -85,21 +85,28 @@ pub fn parse_time(value: &Value) -> Option<DateTime<Utc>> {
         }
         Value::String(s) => parse_time_str(s),
         _ => None,
-    }
+    };
+    time.filter(in_range)
+}
+
+/// Years 1 to 9999: what RFC 3339 can write. Beyond, adding a rule's `within` to the time
+/// could leave the range of dates the clock library handles.
+fn in_range(t: &DateTime<Utc>) -> bool {
+    (1..=9999).contains(&chrono::Datelike::year(t))
 }
 
 /// The text form of [`parse_time`].
 pub fn parse_time_str(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    if let Ok(secs) = s.parse::<i64>() {
-        return Utc.timestamp_opt(secs, 0).single();
-    }
-    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return from_fractional_secs(s.parse().ok()?);
-    }
-    None
+    let time = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        Some(t.with_timezone(&Utc))
+    } else if let Ok(secs) = s.parse::<i64>() {
+        Utc.timestamp_opt(secs, 0).single()
+    } else if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        from_fractional_secs(s.parse().ok()?)
+    } else {
+        None
+    };
+    time.filter(in_range)
 }
 
 fn from_fractional_secs(f: f64) -> Option<DateTime<Utc>> {
@@ -115,6 +122,17 @@ fn from_fractional_secs(f: f64) -> Option<DateTime<Utc>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Times a calendar cannot carry far (beyond year 9999) count as no time at all, so
+    /// `time + within` can never overflow.
+    #[test]
+    fn times_outside_years_1_to_9999_are_not_times() {
+        assert!(parse_time(&json!(253_402_300_799_i64)).is_some()); // 9999-12-31T23:59:59Z
+        assert!(parse_time(&json!(253_402_300_800_i64)).is_none());
+        assert!(parse_time(&json!(8_000_000_000_000_i64)).is_none());
+        assert!(parse_time(&json!("8000000000000")).is_none());
+        assert!(parse_time(&json!(-62_135_596_801_i64)).is_none()); // before year 1
+    }
 
     #[test]
     fn content_id_ignores_key_order() {

@@ -190,7 +190,10 @@ async fn set_clock<S: Store>(
         (None, Some(by)) => {
             let by = crate::duration::Duration::parse(&by)
                 .map_err(|e| ApiError::BadRequest(format!("`advance`: {e}")))?;
-            st.clock.now() + by.to_chrono()
+            st.clock
+                .now()
+                .checked_add_signed(by.to_chrono())
+                .ok_or_else(|| ApiError::BadRequest("the clock cannot move that far".into()))?
         }
         _ => {
             return Err(ApiError::BadRequest(

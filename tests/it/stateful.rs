@@ -328,3 +328,33 @@ async fn on_a_manual_clock_timers_and_delays_fire_exactly_when_due() {
     assert_eq!(r.status(), 409);
     assert!(r.text().await.unwrap().contains("--manual-clock"));
 }
+
+/// Extreme event times neither panic nor fail the group commit they share with others:
+/// a time past year 9999 counts as none (the arrival time stands in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_time_past_year_9999_is_not_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), CONFIG, &[("reminder.yaml", REMINDER)]);
+    let server = Server::start(dir.path());
+    // The first is the last second chrono can represent: plus 2 s it would overflow.
+    for time in [
+        json!(8_210_266_876_799_i64),
+        json!("99999-01-01T00:00:00Z"),
+        json!(-1e15),
+    ] {
+        let body = json!({"event": "sent", "time": time, "MessageID": 9, "email": "a@example.org"});
+        assert_eq!(
+            server.post("/hooks/mailjet", &body.to_string()).await.status(),
+            200
+        );
+    }
+    let events = server.get("/api/events").await;
+    let years: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["time"].as_str().unwrap()[..2])
+        .collect();
+    assert_eq!(years, ["20", "20", "20"], "{events}");
+    assert_eq!(server.get("/api/stats").await["timers_pending"], 3);
+}
