@@ -11,7 +11,10 @@
 //! - [`server`]: axum routes — `/hooks` ingest, `/api` admin, `/healthz`, `/metrics` — and the lifecycle.
 //! - [`engine`]: plans an event: the rules that fire and their rendered jobs.
 //! - [`ingest`]: group commit — one writer commits many requests' events in one transaction.
-//! - [`store`]: the `Store` trait and its SQLite implementation (events, jobs, attempts, endpoints).
+//! - [`store`]: the `Store` trait and its SQLite implementation (events, jobs, attempts,
+//!   endpoints, and the state of stateful rules), written by one thread that owns the
+//!   only writing connection.
+//! - [`clock`]: where the server's "now" comes from: the system clock, or a manual one.
 //! - [`delivery`]: workers that lease due jobs, execute them and follow the retry schedule.
 //! - [`metrics`]: Prometheus counters and gauges.
 //! - [`reload`]: hot reload — watch the folders, rebuild off to the side, swap atomically.
