@@ -1,16 +1,7 @@
 #!/usr/bin/env bash
 # A two-minute tour: run hookflow on its defaults in a scratch folder with the example
 # flows, post Mailjet's sample events, and show what happened. Needs curl.
-set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin hookflow
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cp -r "$root/rules" "$root/templates" "$work/"
-printf 'listen: 127.0.0.1:0\n' > "$work/hookflow.yaml"
-(cd "$work" && "$root/target/release/hookflow" serve > "$work/out" 2> "$work/log") &
-for _ in $(seq 50); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
-base=$(sed -n 's/hookflow listening on //p' "$work/out")
+source "$(dirname "$0")/start-hookflow.sh"
 echo "hookflow is at $base (log: $work/log)"
 
 echo; echo "== posting examples/events/batch-v2.json (7 Mailjet events in one request)"

@@ -3,18 +3,9 @@
 # hookflow runs the example flows on a manual clock, takes two `sent` events, sees one of
 # them opened, and is moved 48 hours forward. Only the unopened message gets a reminder,
 # written to the outbox folder. Needs curl.
-set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin hookflow
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cp -r "$root/rules" "$root/templates" "$work/"
-printf 'listen: 127.0.0.1:0\n' > "$work/hookflow.yaml"
 start=2027-01-15T08:00:00Z
 t0=1800000000   # the same instant, as Mailjet writes it
-(cd "$work" && "$root/target/release/hookflow" serve --manual-clock "$start" > "$work/out" 2> "$work/log") &
-for _ in $(seq 50); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
-base=$(sed -n 's/hookflow listening on //p' "$work/out")
+source "$(dirname "$0")/start-hookflow.sh" --manual-clock "$start"
 post() { curl -s -H 'Content-Type: application/json' --data "$1" "$base/hooks/mailjet"; echo; }
 move() { echo "== the clock moves $1"; curl -s -H 'Content-Type: application/json' --data "{\"advance\": \"$1\"}" "$base/api/clock"; echo; }
 

@@ -291,9 +291,20 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// JSON stored by hookflow, read back.
-fn json(text: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// A JSON column stored by hookflow, read back inside a row mapper. Text that does not
+/// parse is a conversion failure carrying `StoreError::Corrupt`.
+fn json_column<I: rusqlite::RowIndex>(
+    r: &rusqlite::Row<'_>,
+    column: I,
+) -> rusqlite::Result<serde_json::Value> {
+    let text: String = r.get(column)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(StoreError::Corrupt(e.to_string())),
+        )
+    })
 }
 
 /// `'a','b'` for an SQL `IN (…)`; only lower-case ASCII names (job kinds) pass.

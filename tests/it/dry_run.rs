@@ -238,37 +238,38 @@ fn bad_event_files_are_clear_errors() {
 /// timer's due time, the once-key.
 #[test]
 fn explain_shows_the_state_a_decision_used() {
-    let p = Project::new(&[]);
-    let history = p.path("history.json");
-    std::fs::write(
-        &history,
-        r#"[{"event": "sent", "email": "a@gmail.com", "ago": "10m", "times": 8},
-            {"event": "blocked", "email": "b@gmail.com", "ago": "5m", "times": 12}]"#,
-    )
-    .unwrap();
-    let event = p.path("event.json");
-    std::fs::write(
-        &event,
-        r#"{"event": "blocked", "time": 1433333949, "email": "z@gmail.com", "MessageID": 7}"#,
-    )
-    .unwrap();
-    let out = json(&[
-        "test",
-        "--rules",
-        "rules",
-        "--event",
-        &event,
-        "--history",
-        &history,
-        "--format",
-        "json",
-        "--explain",
+    let p = Project::new(&[
+        (
+            "rules/alerts/blocked-spike.yaml",
+            include_str!("../../rules/alerts/blocked-spike.yaml"),
+        ),
+        (
+            "rules/marketing/not-opened-reminder.yaml",
+            include_str!("../../rules/marketing/not-opened-reminder.yaml"),
+        ),
+        (
+            "templates/reminder.txt.hbs",
+            include_str!("../../templates/reminder.txt.hbs"),
+        ),
+        (
+            "history.json",
+            r#"[{"event": "sent", "email": "a@gmail.com", "ago": "10m", "times": 8},
+                {"event": "blocked", "email": "b@gmail.com", "ago": "5m", "times": 12}]"#,
+        ),
     ]);
-    let explain = out["events"][0]["explain"].as_array().unwrap();
-    let spike = explain
-        .iter()
-        .find(|e| e["rule"] == "alerts/blocked-spike")
-        .unwrap();
+    let explained = |event: Value, extra: &[&str], rule: &str| -> Value {
+        let mut args = vec!["--explain"];
+        args.extend_from_slice(extra);
+        let out = p.dry_run(&event, &args);
+        let all = out["events"][0]["explain"].as_array().unwrap().clone();
+        all.into_iter().find(|e| e["rule"] == rule).unwrap()
+    };
+    let history = p.path("history.json");
+    let spike = explained(
+        json!({"event": "blocked", "time": 1433333949, "email": "z@gmail.com", "MessageID": 7}),
+        &["--history", &history],
+        "alerts/blocked-spike",
+    );
     let window = &spike["state"]["window"];
     assert_eq!(
         (
@@ -282,27 +283,11 @@ fn explain_shows_the_state_a_decision_used() {
     );
     assert_eq!(window["from"], "2015-06-03T12:04:09+00:00");
 
-    let sent = p.path("sent.json");
-    std::fs::write(
-        &sent,
-        r#"{"event": "sent", "time": 1433333949, "email": "z@gmail.com", "MessageID": 7, "mj_campaign_id": 5}"#,
-    )
-    .unwrap();
-    let out = json(&[
-        "test",
-        "--rules",
-        "rules",
-        "--event",
-        &sent,
-        "--format",
-        "json",
-        "--explain",
-    ]);
-    let explain = out["events"][0]["explain"].as_array().unwrap();
-    let reminder = explain
-        .iter()
-        .find(|e| e["rule"] == "marketing/not-opened-reminder")
-        .unwrap();
+    let reminder = explained(
+        json!({"event": "sent", "time": 1433333949, "email": "z@gmail.com", "MessageID": 7, "mj_campaign_id": 5}),
+        &[],
+        "marketing/not-opened-reminder",
+    );
     assert_eq!(
         reminder["state"]["absent_due_at"], "2015-06-05T12:19:09+00:00",
         "{reminder}"

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::json;
+use super::json_column;
 use crate::store::{
     AttemptRow, EndpointRow, EventDetail, EventRow, JobDetail, JobRow, Stats, StoreError, rfc3339,
 };
@@ -13,11 +13,6 @@ use crate::store::{
 const JOB_COLUMNS: &str = "id, idempotency_key, event_id, rule_id, kind, status, attempts, next_attempt_at, endpoint, last_error, action";
 
 pub(super) const ENDPOINT_SELECT: &str = "SELECT id, url, status, suspended_at, reason FROM endpoints";
-
-/// A row mapper's error, for a JSON column that does not parse.
-fn corrupt(e: StoreError) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-}
 
 fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
@@ -31,7 +26,7 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         next_attempt_at: rfc3339(r.get("next_attempt_at")?),
         endpoint: r.get("endpoint")?,
         last_error: r.get("last_error")?,
-        action: json(&r.get::<_, String>("action")?).map_err(corrupt)?,
+        action: json_column(r, "action")?,
     })
 }
 
@@ -42,7 +37,7 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         kind: r.get("type")?,
         time: rfc3339(r.get("time")?),
         received_at: rfc3339(r.get("received_at")?),
-        matched: json(&r.get::<_, String>("matched")?).map_err(corrupt)?,
+        matched: json_column(r, "matched")?,
     })
 }
 
@@ -70,12 +65,11 @@ pub(super) fn event(conn: &Connection, id: &str) -> Result<Option<EventDetail>, 
         .prepare_cached(
             "SELECT id, source, type, time, received_at, matched, payload FROM events WHERE id = ?",
         )?
-        .query_row([id], |r| Ok((event_row(r)?, r.get::<_, String>("payload")?)))
+        .query_row([id], |r| Ok((event_row(r)?, json_column(r, "payload")?)))
         .optional()?;
     let Some((event, payload)) = found else {
         return Ok(None);
     };
-    let payload = json(&payload)?;
     // An event's jobs are keyed `event-id/…`: a range of the unique key ('0' follows '/').
     let mut jobs_of = conn.prepare_cached(&format!(
         "SELECT {JOB_COLUMNS} FROM jobs

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
 
-use super::json;
+use super::json_column;
 use crate::store::{
     ContactChange, ContactRow, ListRow, StoreError, SuppressionRow, address_key, millis, rfc3339,
 };
@@ -73,24 +73,14 @@ pub(super) fn contacts(conn: &Connection, list: &str) -> Result<Vec<ContactRow>,
         "SELECT email, properties, created_at, updated_at FROM contacts WHERE list = ? ORDER BY email",
     )?;
     let rows = stmt.query_map([list], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-        ))
+        Ok(ContactRow {
+            email: r.get(0)?,
+            properties: json_column(r, 1)?,
+            created_at: rfc3339(r.get(2)?),
+            updated_at: rfc3339(r.get(3)?),
+        })
     })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (email, properties, created, updated) = row?;
-        out.push(ContactRow {
-            email,
-            properties: json(&properties)?,
-            created_at: rfc3339(created),
-            updated_at: rfc3339(updated),
-        });
-    }
-    Ok(out)
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Adds an address (the first reason stays); whether it was new.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{admin, json, stateful};
+use super::{admin, json_column, stateful};
 use crate::duration::Duration;
 use crate::rules::RuleSet;
 use crate::store::{
@@ -159,29 +159,20 @@ pub(super) fn lease(
     let rows = stmt.query_map(
         params![now_ms + lease.as_secs() as i64 * 1000, now_ms, limit as i64],
         |r| {
-            Ok((
-                Job {
-                    id: r.get("id")?,
-                    key: r.get("idempotency_key")?,
-                    event_id: r.get("event_id")?,
-                    rule_id: r.get("rule_id")?,
-                    action_index: r.get("action_index")?,
-                    kind: r.get("kind")?,
-                    action: serde_json::Value::Null,
-                    endpoint: r.get("endpoint")?,
-                    attempts: r.get("attempts")?,
-                },
-                r.get::<_, String>("action")?,
-            ))
+            Ok(Job {
+                id: r.get("id")?,
+                key: r.get("idempotency_key")?,
+                event_id: r.get("event_id")?,
+                rule_id: r.get("rule_id")?,
+                action_index: r.get("action_index")?,
+                kind: r.get("kind")?,
+                action: json_column(r, "action")?,
+                endpoint: r.get("endpoint")?,
+                attempts: r.get("attempts")?,
+            })
         },
     )?;
-    let mut jobs = Vec::new();
-    for row in rows {
-        let (mut job, action) = row?;
-        job.action = json(&action)?;
-        jobs.push(job);
-    }
-    Ok(jobs)
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Records attempts and moves their jobs on.

@@ -278,31 +278,23 @@ pub(super) fn fire_timers(tx: &Connection, rules: &RuleSet, now: DateTime<Utc>) 
              FROM timers t JOIN events e ON e.seq = t.event_seq WHERE t.due_at <= ? ORDER BY t.due_at LIMIT 200",
         )?
         .query_map([millis(now)], |r| {
-            Ok((
-                DueTimer {
-                    seq: r.get(10)?,
-                    rule_id: r.get(0)?,
-                    key: r.get(2)?,
-                    start: r.get(3)?,
-                    due_at: r.get(4)?,
-                    event: Event {
-                        id: r.get(1)?,
-                        source: r.get(5)?,
-                        kind: r.get(6)?,
-                        time: crate::store::from_millis(r.get(7)?),
-                        data: serde_json::Value::Null,
-                    },
-                    matched: r.get(9)?,
+            Ok(DueTimer {
+                seq: r.get(10)?,
+                rule_id: r.get(0)?,
+                key: r.get(2)?,
+                start: r.get(3)?,
+                due_at: r.get(4)?,
+                event: Event {
+                    id: r.get(1)?,
+                    source: r.get(5)?,
+                    kind: r.get(6)?,
+                    time: crate::store::from_millis(r.get(7)?),
+                    data: super::json_column(r, 8)?,
                 },
-                r.get::<_, String>(8)?,
-            ))
+                matched: r.get(9)?,
+            })
         })?
-        .map(|row| {
-            let (mut timer, payload) = row?;
-            timer.event.data = super::json(&payload)?;
-            Ok(timer)
-        })
-        .collect::<Result<_, StoreError>>()?;
+        .collect::<Result<_, _>>()?;
     let mut fired = 0;
     for timer in due {
         let ev = &timer.event;
