@@ -487,9 +487,7 @@ async fn outbound_http_signed_with_basic_auth_and_the_ssrf_guard() {
         sink.url
     );
     let ssrf = "on: click\nactions: [ { http: { url: \"http://{{target}}/x\", json: { a: 1 } } } ]\n";
-    let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), BASE, &[("signed.yaml", &signed), ("ssrf.yaml", ssrf)]);
-    let server = Server::start(dir.path());
+    let (_dir, server) = Server::in_project(BASE, &[("signed.yaml", &signed), ("ssrf.yaml", ssrf)]);
 
     let loaded = server.get("/api/rules").await;
     assert!(loaded["errors"].as_array().unwrap().is_empty(), "{loaded}");
@@ -541,13 +539,10 @@ async fn outbound_http_signed_with_basic_auth_and_the_ssrf_guard() {
     drop(server);
 
     // Unless the host is allowed.
-    let dir = tempfile::tempdir().unwrap();
-    project(
-        dir.path(),
+    let (_dir, server) = Server::in_project(
         &format!("{BASE}http: {{ allow_private_targets: [\"127.0.0.1\"] }}\n"),
         &[("ssrf.yaml", ssrf)],
     );
-    let server = Server::start(dir.path());
     server.post("/hooks/mailjet", &click.to_string()).await;
     let jobs = server
         .wait_for("/api/jobs", 10, |j| {

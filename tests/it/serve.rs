@@ -26,9 +26,7 @@ fn forward(sink: &Sink, on: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mailjet_events_single_and_batched_reach_the_sink() {
     let mut sink = Sink::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), &config(""), &[("all.yaml", &forward(&sink, "\"*\""))]);
-    let server = Server::start(dir.path());
+    let (_dir, server) = Server::in_project(&config(""), &[("all.yaml", &forward(&sink, "\"*\""))]);
 
     let r = server.post("/hooks/mailjet", &fixture("open.json")).await;
     assert_eq!(r.status(), 200);
@@ -171,9 +169,7 @@ async fn every_error_status_and_nothing_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_are_acknowledged_and_not_processed_again() {
     let mut sink = Sink::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), &config(""), &[("open.yaml", &forward(&sink, "open"))]);
-    let server = Server::start(dir.path());
+    let (_dir, server) = Server::in_project(&config(""), &[("open.yaml", &forward(&sink, "open"))]);
     for _ in 0..3 {
         assert_eq!(
             server
@@ -196,13 +192,10 @@ async fn retries_follow_the_schedule_then_succeed() {
     let mut sink = Sink::start().await;
     sink.then(500, None);
     sink.then(503, Some("2"));
-    let dir = tempfile::tempdir().unwrap();
-    project(
-        dir.path(),
+    let (_dir, server) = Server::in_project(
         &config("delivery:\n  schedule: [ { retries: 3, every: 1s } ]\n"),
         &[("open.yaml", &forward(&sink, "open"))],
     );
-    let server = Server::start(dir.path());
     assert_eq!(
         server
             .post("/hooks/mailjet", &fixture("open.json"))
@@ -244,13 +237,10 @@ async fn retries_follow_the_schedule_then_succeed() {
 async fn gone_fails_at_once() {
     let mut sink = Sink::start().await;
     sink.respond(410);
-    let dir = tempfile::tempdir().unwrap();
-    project(
-        dir.path(),
+    let (_dir, server) = Server::in_project(
         &config("delivery:\n  schedule: [ { retries: 5, every: 1s } ]\n"),
         &[("open.yaml", &forward(&sink, "open"))],
     );
-    let server = Server::start(dir.path());
     server.post("/hooks/mailjet", &fixture("open.json")).await;
     sink.next(10).await;
     let jobs = server
@@ -268,13 +258,10 @@ async fn gone_fails_at_once() {
 async fn exhaustion_suspends_the_endpoint_until_resumed() {
     let mut sink = Sink::start().await;
     sink.respond(500);
-    let dir = tempfile::tempdir().unwrap();
-    project(
-        dir.path(),
+    let (_dir, server) = Server::in_project(
         &config("delivery:\n  schedule: [ { retries: 1, every: 1s } ]\n"),
         &[("fwd.yaml", &forward(&sink, "[open, click]"))],
     );
-    let server = Server::start(dir.path());
     server.post("/hooks/mailjet", &fixture("open.json")).await;
     sink.next(10).await;
     sink.next(10).await;
@@ -337,13 +324,10 @@ async fn exhaustion_suspends_the_endpoint_until_resumed() {
 async fn pending_jobs_survive_a_restart_and_shutdown_is_clean() {
     let mut sink = Sink::start().await;
     sink.respond(500);
-    let dir = tempfile::tempdir().unwrap();
-    project(
-        dir.path(),
+    let (dir, server) = Server::in_project(
         &config("delivery:\n  schedule: [ { retries: 5, every: 2s } ]\n"),
         &[("open.yaml", &forward(&sink, "open"))],
     );
-    let server = Server::start(dir.path());
     server.post("/hooks/mailjet", &fixture("open.json")).await;
     sink.next(10).await;
     assert_eq!(server.terminate(), 0, "SIGTERM exits 0");
@@ -358,13 +342,7 @@ async fn pending_jobs_survive_a_restart_and_shutdown_is_clean() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_requires_the_token_when_configured() {
-    let dir = tempfile::tempdir().unwrap();
-    project(
-        dir.path(),
-        &config("admin_token: \"${env:HF_IT_TOKEN:-t0ken}\"\n"),
-        &[],
-    );
-    let server = Server::start(dir.path());
+    let (_dir, server) = Server::in_project(&config("admin_token: \"${env:HF_IT_TOKEN:-t0ken}\"\n"), &[]);
     let url = format!("{}/api/stats", server.base);
     assert_eq!(server.client.get(&url).send().await.unwrap().status(), 401);
     assert_eq!(
@@ -420,9 +398,7 @@ async fn kill_9_mid_burst_loses_no_acknowledged_event() {
     const EVENTS: u64 = 2500;
     const KILL_AFTER: usize = 800;
     let mut sink = Sink::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), &config(""), &[("sent.yaml", &forward(&sink, "sent"))]);
-    let server = Server::start(dir.path());
+    let (dir, server) = Server::in_project(&config(""), &[("sent.yaml", &forward(&sink, "sent"))]);
 
     let acked = Arc::new(std::sync::Mutex::new(HashSet::new()));
     let count = Arc::new(AtomicUsize::new(0));
@@ -512,9 +488,7 @@ async fn a_delayed_action_runs_later_even_across_a_restart() {
 async fn an_attempt_cut_short_by_kill_9_runs_again_on_restart() {
     let mut sink = Sink::start().await;
     sink.hang(true);
-    let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), &config(""), &[("all.yaml", &forward(&sink, "sent"))]);
-    let server = Server::start(dir.path());
+    let (dir, server) = Server::in_project(&config(""), &[("all.yaml", &forward(&sink, "sent"))]);
     let event = json!({"event": "sent", "time": 1433333949, "MessageID": 77, "email": "a@example.org"});
     assert_eq!(
         server.post("/hooks/mailjet", &event.to_string()).await.status(),
@@ -540,9 +514,7 @@ async fn an_attempt_cut_short_by_kill_9_runs_again_on_restart() {
 /// A server owns its store: a second one on the same store refuses to start, and says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_server_on_the_same_store_refuses_to_start() {
-    let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), &config(""), &[]);
-    let server = Server::start(dir.path());
+    let (dir, server) = Server::in_project(&config(""), &[]);
     let second = crate::util::hookflow_in(dir.path(), &["serve", "--config", "hookflow.yaml"], &[]);
     assert_eq!(second.code, 2, "{}", second.stderr);
     assert!(

@@ -24,6 +24,15 @@ pub fn project(dir: &Path, config: &str, rules: &[(&str, &str)]) {
 }
 
 impl Server {
+    /// A new temporary project (see [`project`]) with a server started in it. Keep the
+    /// folder for as long as the server runs, and to start it again.
+    pub fn in_project(config: &str, rules: &[(&str, &str)]) -> (tempfile::TempDir, Server) {
+        let dir = tempfile::tempdir().unwrap();
+        project(dir.path(), config, rules);
+        let server = Server::start(dir.path());
+        (dir, server)
+    }
+
     /// Starts `hookflow serve --config DIR/hookflow.yaml` and waits for its address.
     pub fn start(dir: &Path) -> Server {
         Self::start_with(dir, &[])

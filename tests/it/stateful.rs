@@ -29,9 +29,7 @@ async fn post(server: &Server, body: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_and_once_are_decided_by_the_server_and_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), CONFIG, &[("discount.yaml", DISCOUNT)]);
-    let server = Server::start(dir.path());
+    let (dir, server) = Server::in_project(CONFIG, &[("discount.yaml", DISCOUNT)]);
     let t = 1_800_000_000;
 
     // Opened 10 minutes after its own send: fires.
@@ -122,9 +120,7 @@ fn reminders(jobs: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn absent_timers_fire_unless_cancelled_and_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), CONFIG, &[("reminder.yaml", REMINDER)]);
-    let server = Server::start(dir.path());
+    let (dir, server) = Server::in_project(CONFIG, &[("reminder.yaml", REMINDER)]);
     let now = chrono::Utc::now().timestamp();
     let started = std::time::Instant::now();
     post(&server, ev("sent", 200, "a@example.org", now)).await;
@@ -178,9 +174,7 @@ actions: [ { log: { message: "{{group}}: {{percent ratio}} blocked ({{count}} of
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn threshold_fires_when_crossed_then_cools_down_across_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), CONFIG, &[("spike.yaml", SPIKE)]);
-    let server = Server::start(dir.path());
+    let (dir, server) = Server::in_project(CONFIG, &[("spike.yaml", SPIKE)]);
     let t = chrono::Utc::now().timestamp();
     let send = |kind: &'static str, id: u64, email: &'static str, at: i64| ev(kind, id, email, at);
     let mut fired = Vec::new();
@@ -333,9 +327,7 @@ async fn on_a_manual_clock_timers_and_delays_fire_exactly_when_due() {
 /// a time past year 9999 counts as none (the arrival time stands in).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_time_past_year_9999_is_not_a_time() {
-    let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), CONFIG, &[("reminder.yaml", REMINDER)]);
-    let server = Server::start(dir.path());
+    let (_dir, server) = Server::in_project(CONFIG, &[("reminder.yaml", REMINDER)]);
     // The first is the last second chrono can represent: plus 2 s it would overflow.
     for time in [
         json!(8_210_266_876_799_i64),
