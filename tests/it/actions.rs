@@ -212,22 +212,20 @@ async fn emails_reach_a_real_smtp_server() {
     );
 }
 
+/// A server whose one rule emails every `open` through the SMTP server on `port`,
+/// retrying every second `retries` times.
+fn emailing_through(port: u16, retries: u32) -> (tempfile::TempDir, Server) {
+    let config = format!(
+        "{BASE}smtp: {{ url: \"smtp://127.0.0.1:{port}\" }}\ndelivery:\n  schedule: [ {{ retries: {retries}, every: 1s }} ]\n"
+    );
+    let hi = "on: open\nactions: [ { email: { to: \"{{email}}\", subject: hi, text: there } } ]\n";
+    Server::in_project(&config, &[("hi.yaml", hi)])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_down_is_retried_then_delivered() {
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "{BASE}smtp: {{ url: \"smtp://127.0.0.1:{port}\" }}\ndelivery:\n  schedule: [ {{ retries: 20, every: 1s }} ]\n"
-    );
-    project(
-        dir.path(),
-        &config,
-        &[(
-            "hi.yaml",
-            "on: open\nactions: [ { email: { to: \"{{email}}\", subject: hi, text: there } } ]\n",
-        )],
-    );
-    let server = Server::start(dir.path());
+    let (_dir, server) = emailing_through(port, 20);
     server.post("/hooks/mailjet", &open("bob@example.org", 2)).await;
     let jobs = server
         .wait_for("/api/jobs", 10, |j| {
@@ -254,10 +252,8 @@ const SPAM: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_by_default_and_never_to_a_suppressed_address() {
-    let dir = tempfile::tempdir().unwrap();
     let hi = "on: open\nactions: [ { email: { to: \"{{email}}\", cc: \"boss@example.com\", subject: hi, text: there } } ]\n";
-    project(dir.path(), BASE, &[("hi.yaml", hi), ("spam.yaml", SPAM)]);
-    let server = Server::start(dir.path());
+    let (dir, server) = Server::in_project(BASE, &[("hi.yaml", hi), ("spam.yaml", SPAM)]);
     let outbox = dir.path().join("data/outbox");
     server.post("/hooks/mailjet", &open("carl@example.org", 3)).await;
     server
@@ -374,10 +370,8 @@ async fn contact_lists_follow_the_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contacts_and_suppressions_from_the_command_line_while_serving() {
-    let dir = tempfile::tempdir().unwrap();
     let add = "on: open\nactions: [ { contacts: { list: engaged, add: \"{{email}}\", set: { campaign: \"{{mj_campaign_id}}\" } } } ]\n";
-    project(dir.path(), BASE, &[("add.yaml", add)]);
-    let server = Server::start(dir.path());
+    let (dir, server) = Server::in_project(BASE, &[("add.yaml", add)]);
     server.post("/hooks/mailjet", &open("a@example.org", 30)).await;
     server.wait_for("/api/lists", 10, |l| l[0]["contacts"] == 1).await;
     let cli = |args: &[&str]| crate::util::hookflow_in(dir.path(), args, &[]);
@@ -439,19 +433,7 @@ async fn contacts_and_suppressions_from_the_command_line_while_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_4xx_is_retried_and_5xx_fails_at_once() {
     let (mut smtp, port) = SmtpSink::start(0);
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "{BASE}smtp: {{ url: \"smtp://127.0.0.1:{port}\" }}\ndelivery:\n  schedule: [ {{ retries: 5, every: 1s }} ]\n"
-    );
-    project(
-        dir.path(),
-        &config,
-        &[(
-            "hi.yaml",
-            "on: open\nactions: [ { email: { to: \"{{email}}\", subject: hi, text: there } } ]\n",
-        )],
-    );
-    let server = Server::start(dir.path());
+    let (_dir, server) = emailing_through(port, 5);
     server
         .post("/hooks/mailjet", &open("reject@example.org", 40))
         .await;
@@ -561,12 +543,10 @@ async fn redirects_are_failures_and_sign_true_uses_the_server_secret() {
         "on: open\nactions: [ {{ http: {{ url: \"{}/in\", body: \"hi {{{{email}}}}\", sign: true }} }} ]\n",
         sink.url
     );
-    let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "{BASE}http: {{ signing_secret: \"whsec_c2VydmVyLXNlY3JldA==\" }}\ndelivery:\n  schedule: [ {{ retries: 2, every: 1s }} ]\n"
     );
-    project(dir.path(), &config, &[("r.yaml", &rule)]);
-    let server = Server::start(dir.path());
+    let (_dir, server) = Server::in_project(&config, &[("r.yaml", &rule)]);
     server.post("/hooks/mailjet", &open("fay@example.org", 60)).await;
     sink.next(10).await;
     let second = sink.next(10).await;

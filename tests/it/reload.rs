@@ -70,10 +70,8 @@ fn git(dir: &Path, args: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_renames_deletes_and_moves_take_effect() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, server) = Server::in_project(CONFIG, &[("us.yaml", &rule("US"))]);
     let rules = dir.path().join("rules");
-    project(dir.path(), CONFIG, &[("us.yaml", &rule("US"))]);
-    let server = Server::start(dir.path());
     assert_eq!(fired(&server, "US").await, ["us"]);
 
     // An in-place edit.
@@ -115,10 +113,8 @@ async fn edits_renames_deletes_and_moves_take_effect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_edit_never_takes_a_working_rule_away() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, server) = Server::in_project(CONFIG, &[("us.yaml", &rule("US"))]);
     let rules = dir.path().join("rules");
-    project(dir.path(), CONFIG, &[("us.yaml", &rule("US"))]);
-    let server = Server::start(dir.path());
     let before = server.get("/api/rules").await;
     let version = before["rules"][0]["version"].clone();
 
@@ -154,15 +150,7 @@ async fn a_broken_edit_never_takes_a_working_rule_away() {
         .find(|f| f["file"].as_str().unwrap().ends_with("new.yaml"))
         .unwrap();
     assert_eq!(new["rules"], 0, "a brand-new broken file adds nothing");
-    let metrics = server
-        .client
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.get_text("/metrics").await;
     assert!(metrics.contains("hookflow_rule_files_in_error 2"), "{metrics}");
 
     let g = generation(&server).await;
@@ -254,10 +242,8 @@ async fn a_symlinked_rules_folder_swapped_to_a_new_target() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_rapid_writes_end_with_the_last_one_in_few_reloads() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, server) = Server::in_project(CONFIG, &[("r.yaml", &rule("X0"))]);
     let rules = dir.path().join("rules");
-    project(dir.path(), CONFIG, &[("r.yaml", &rule("X0"))]);
-    let server = Server::start(dir.path());
     let g = generation(&server).await;
     for i in 1..=50 {
         std::fs::write(rules.join("r.yaml"), rule(&format!("X{i}"))).unwrap();
@@ -284,43 +270,27 @@ async fn fifty_rapid_writes_end_with_the_last_one_in_few_reloads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_and_no_watch_modes() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    project(
-        dir.path(),
+    let (dir, server) = Server::in_project(
         &format!("{CONFIG}reload: {{ poll: 1s }}\n"),
         &[("r.yaml", &rule("US"))],
     );
-    let server = Server::start(dir.path());
+    let rules = dir.path().join("rules");
     let g = generation(&server).await;
     std::fs::write(rules.join("r.yaml"), rule("FR")).unwrap();
     reloaded(&server, g).await;
     assert_eq!(fired(&server, "FR").await, ["r"]);
     drop(server);
 
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    project(
-        dir.path(),
+    let (dir, server) = Server::in_project(
         &format!("{CONFIG}reload: {{ watch: false }}\n"),
         &[("r.yaml", &rule("US"))],
     );
-    let server = Server::start(dir.path());
+    let rules = dir.path().join("rules");
     std::fs::write(rules.join("r.yaml"), rule("FR")).unwrap();
     let g = generation(&server).await;
     // Without watching, a change waits for an explicit reload.
     assert_eq!(fired(&server, "US").await, ["r"], "{}", server.log());
-    let r: Value = server
-        .client
-        .post(format!("{}/api/rules/reload", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .parse()
-        .unwrap();
+    let r = server.post_json("/api/rules/reload", "").await;
     assert_eq!(r["changed"], json!(["r"]));
     assert!(generation(&server).await > g);
     assert_eq!(fired(&server, "FR").await, ["r"]);

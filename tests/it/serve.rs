@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::server::{Server, project};
+use crate::server::Server;
 use crate::sink::Sink;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/events");
@@ -71,12 +71,10 @@ async fn mailjet_events_single_and_batched_reach_the_sink() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_status_and_nothing_stored() {
-    let dir = tempfile::tempdir().unwrap();
     let cfg = config(
         "body_limit: 2048\nsources:\n  mailjet: { format: mailjet, auth: { basic: { username: mj, password: secret } } }\n  shop:\n    format: json\n    type_path: $.type\n    id_path: $.id\n    auth: { hmac: { header: X-Signature, secret: s3cr3t, encoding: hex } }\n",
     );
-    project(dir.path(), &cfg, &[]);
-    let server = Server::start(dir.path());
+    let (_dir, server) = Server::in_project(&cfg, &[]);
     let url = |p: &str| format!("{}{p}", server.base);
     let c = &server.client;
     let post = |path: &str, body: &str| {
@@ -295,17 +293,7 @@ async fn exhaustion_suspends_the_endpoint_until_resumed() {
     assert!(sink.drain().is_empty());
 
     let id = endpoints[0]["id"].as_i64().unwrap();
-    let resumed: Value = server
-        .client
-        .post(format!("{}/api/endpoints/{id}/resume", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .parse::<Value>()
-        .unwrap();
+    let resumed = server.post_json(&format!("/api/endpoints/{id}/resume"), "").await;
     assert_eq!(resumed["requeued"], 1);
     let mut delivered: Vec<String> = vec![
         sink.next(10).await.json()["type"].as_str().unwrap().into(),
@@ -377,15 +365,7 @@ async fn admin_api_requires_the_token_when_configured() {
             .status(),
         200
     );
-    let metrics = server
-        .client
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.get_text("/metrics").await;
     assert!(metrics.contains("hookflow_queue_depth"), "{metrics}");
 }
 
@@ -455,13 +435,11 @@ async fn kill_9_mid_burst_loses_no_acknowledged_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delayed_action_runs_later_even_across_a_restart() {
     let mut sink = Sink::start().await;
-    let dir = tempfile::tempdir().unwrap();
     let rule = format!(
         "on: open\nactions:\n  - delay: 3s\n    http: {{ url: \"{}/later\", json: {{ email: \"{{{{email}}}}\" }} }}\n",
         sink.url
     );
-    project(dir.path(), &config(""), &[("later.yaml", &rule)]);
-    let server = Server::start(dir.path());
+    let (dir, server) = Server::in_project(&config(""), &[("later.yaml", &rule)]);
     let posted = std::time::Instant::now();
     server.post("/hooks/mailjet", &fixture("open.json")).await;
     let jobs = server.get("/api/jobs").await;

@@ -88,6 +88,11 @@ impl Server {
     }
 
     pub async fn get(&self, path: &str) -> Value {
+        serde_json::from_str(&self.get_text(path).await).expect("JSON")
+    }
+
+    /// `GET path` (2xx expected), the body as text.
+    pub async fn get_text(&self, path: &str) -> String {
         let r = self
             .client
             .get(format!("{}{path}", self.base))
@@ -95,6 +100,13 @@ impl Server {
             .await
             .expect("request sent");
         assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.text().await.expect("body")
+    }
+
+    /// `POST path` with a JSON body (2xx expected), the answer parsed.
+    pub async fn post_json(&self, path: &str, body: &str) -> Value {
+        let r = self.post(path, body).await;
+        assert!(r.status().is_success(), "POST {path}: {}", r.status());
         serde_json::from_str(&r.text().await.expect("body")).expect("JSON")
     }
 

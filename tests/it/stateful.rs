@@ -239,11 +239,9 @@ actions: [ { log: { message: "follow-up for {{email}}" }, delay: 30m } ]
 
 /// Moves the manual clock by `by`; how many timers that fired.
 async fn advance(server: &Server, by: &str) -> u64 {
-    let r = server
-        .post("/api/clock", &json!({ "advance": by }).to_string())
+    let body = server
+        .post_json("/api/clock", &json!({ "advance": by }).to_string())
         .await;
-    assert_eq!(r.status(), 200);
-    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     body["timers_fired"].as_u64().unwrap()
 }
 
