@@ -33,16 +33,21 @@ fn write_all(dir: &Path, v: usize) {
     .expect("write rule");
 }
 
-async fn generation(client: &reqwest::Client, base: &str) -> u64 {
+/// `GET base/path`, parsed.
+async fn get_json(client: &reqwest::Client, base: &str, path: &str) -> Value {
     let text = client
-        .get(format!("{base}/api/rules"))
+        .get(format!("{base}{path}"))
         .send()
         .await
         .expect("api")
         .text()
         .await
         .expect("body");
-    serde_json::from_str::<Value>(&text).expect("json")["generation"]
+    serde_json::from_str(&text).expect("json")
+}
+
+async fn generation(client: &reqwest::Client, base: &str) -> u64 {
+    get_json(client, base, "/api/rules").await["generation"]
         .as_u64()
         .expect("generation")
 }
@@ -138,15 +143,8 @@ async fn main() {
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let rewrites = writer.join().expect("writer");
-    let text = client
-        .get(format!("{base}/api/events?limit=1000"))
-        .send()
-        .await
-        .expect("api")
-        .text()
-        .await
-        .expect("body");
-    let events: Vec<Value> = serde_json::from_str(&text).expect("json");
+    let events = get_json(&client, &base, "/api/events?limit=1000").await;
+    let events = events.as_array().expect("events");
     let mismatched = events
         .iter()
         .filter(|e| e["matched"] != json!(["always"]))
