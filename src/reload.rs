@@ -197,7 +197,7 @@ fn notify_errors(url: String, generation: u64, errors: Vec<Diagnostic>) {
     };
     handle.spawn(async move {
         let body = json!({ "generation": generation, "errors": errors });
-        let sent = crate::delivery::client()
+        let sent = crate::net::client()
             .post(&url)
             .header("content-type", "application/json")
             .timeout(Duration::from_secs(10))

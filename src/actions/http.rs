@@ -131,7 +131,7 @@ impl HttpSpec {
             }
             None => Some(None),
         };
-        let host_from_event = url.as_ref().is_some_and(|u| host_part(u.source()).contains("{{"));
+        let host_from_event = url.as_ref().is_some_and(|u| !literal_host(u.source()));
         Some(Self {
             basic: basic?,
             host_from_event,
@@ -188,36 +188,55 @@ impl HttpSpec {
     }
 }
 
-/// The authority part of a URL template: after the scheme, up to the path.
-fn host_part(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    // A template expression may contain `/` (e.g. `{{lookup x "a/b"}}`): cut at the first
-    // `/`, `?` or `#` outside `{{ }}`.
-    let mut depth = 0usize;
-    let bytes = rest.as_bytes();
-    for (i, w) in bytes.windows(2).enumerate() {
-        match w {
-            b"{{" => depth += 1,
-            b"}}" => depth = depth.saturating_sub(1),
-            [b'/' | b'?' | b'#', _] if depth == 0 => return &rest[..i],
-            _ => {}
-        }
-    }
-    rest
+/// Whether a URL template fixes its host: the scheme and the whole authority are written
+/// out before the first `{{`, ended by `/`, `?` or `#`. Anything else lets event data choose
+/// where the request goes — `{{url}}`, `{{default cb "https://x"}}`, `{{#if cb}}…{{/if}}`,
+/// `{{scheme}}://h/`, `https://{{tenant}}.x.com/`, `https://h:{{port}}/`, `https://x.com{{path}}`
+/// (the path could start with `.evil` or `@10.0.0.1`) — and the rendered URL's host is
+/// then checked when sending. Deciding from the template's text rather than from what it
+/// contains is the point: no helper or block can hide a host.
+fn literal_host(src: &str) -> bool {
+    let Some(first) = src.find("{{") else {
+        return true;
+    };
+    let head = &src[..first];
+    let Some(rest) = head
+        .strip_prefix("https://")
+        .or_else(|| head.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    rest.find(['/', '?', '#']).is_some_and(|end| end > 0)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::host_part;
+    use super::literal_host;
 
     #[test]
-    fn host_part_of_templates() {
-        assert_eq!(host_part("https://crm.example.com/x/{{id}}"), "crm.example.com");
-        assert_eq!(
-            host_part("https://{{tenant}}.example.com/x"),
-            "{{tenant}}.example.com"
-        );
-        assert_eq!(host_part("{{url}}"), "{{url}}");
-        assert_eq!(host_part("http://h:8080?q={{a}}"), "h:8080");
+    fn only_a_fully_written_authority_is_literal() {
+        for literal in [
+            "https://crm.example.com/x/{{id}}",
+            "http://h:8080?q={{a}}",
+            "https://h.example#{{frag}}",
+            "https://user@h.example/{{p}}",
+            "https://no-template.example",
+        ] {
+            assert!(literal_host(literal), "{literal}");
+        }
+        for from_event in [
+            "{{url}}",
+            "{{default callback_url \"https://x.example/\"}}",
+            "{{#if cb}}{{cb}}{{else}}https://x.example/{{/if}}",
+            "{{scheme}}://host.example/",
+            "https://{{tenant}}.example.com/x",
+            "https://h.example:{{port}}/",
+            "https://h.example{{path}}",
+            "https://{{host}}",
+            "https:///{{x}}",
+            "ftp://h.example/{{x}}",
+        ] {
+            assert!(!literal_host(from_event), "{from_event}");
+        }
     }
 }

@@ -20,14 +20,13 @@ pub const MAX_RESPONSE: usize = 20 * 1024;
 
 /// What executing needs besides the job.
 pub struct Ctx<'a> {
-    pub client: &'a reqwest::Client,
+    /// The trusted and the guarded client (see [`crate::net::client`]).
+    pub clients: &'a crate::net::Clients,
     pub timeout: Duration,
     /// The secret for signed requests, when the job asks for signing.
     pub signing_secret: Option<&'a str>,
     /// User and password, when the job uses basic auth.
     pub basic_auth: Option<(&'a str, &'a str)>,
-    /// Hosts that may be private even when they come from event data.
-    pub allow_private: &'a [String],
 }
 
 /// Runs `job`; never panics, every failure becomes an attempt record.
@@ -114,14 +113,12 @@ async fn http(job: &Job, action: &RenderedHttp, ctx: &Ctx<'_>) -> (Attempt, Outc
             Err(e) => return failed(e),
         }
     }
-    if action.host_from_event
-        && let Err(refused) = guard(&action.url, ctx.allow_private).await
-    {
-        return failed(refused);
-    }
+    let client = match ctx.clients.for_url(&action.url, action.host_from_event) {
+        Ok(c) => c,
+        Err(refused) => return failed(refused),
+    };
     let timeout = action.timeout.unwrap_or(ctx.timeout).to_std();
-    let mut request = ctx
-        .client
+    let mut request = client
         .request(method, &action.url)
         .headers(headers)
         .timeout(timeout)
@@ -135,6 +132,10 @@ async fn http(job: &Job, action: &RenderedHttp, ctx: &Ctx<'_>) -> (Attempt, Outc
     let mut response = match request.send().await {
         Ok(r) => r,
         Err(e) => {
+            // The guard's refusal surfaces as a connection error; it is final, not a hiccup.
+            if let Some(refused) = crate::net::client::refusal(&e) {
+                return failed(refused.to_string());
+            }
             let error = if e.is_timeout() {
                 format!("timed out after {}s", timeout.as_secs())
             } else {
@@ -172,65 +173,6 @@ async fn http(job: &Job, action: &RenderedHttp, ctx: &Ctx<'_>) -> (Attempt, Outc
         _ => Outcome::Retryable { retry_after: None },
     };
     (attempt, outcome)
-}
-
-/// The SSRF guard, for URLs whose host comes from event data: the host must resolve to
-/// public addresses only, unless it is listed in `http.allow_private_targets`. A rule's
-/// own literal hosts are trusted and never checked.
-async fn guard(url: &str, allow: &[String]) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL `{url}`: {e}"))?;
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| format!("`{url}` has no host"))?
-        .to_owned();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if allow.iter().any(|a| a.eq_ignore_ascii_case(bare)) {
-        return Ok(());
-    }
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let addrs: Vec<std::net::IpAddr> = match bare.parse::<std::net::IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((bare, port))
-            .await
-            .map_err(|e| format!("cannot resolve `{bare}`: {e}"))?
-            .map(|a| a.ip())
-            .collect(),
-    };
-    match addrs.iter().find(|ip| !is_public(ip)) {
-        Some(ip) => Err(format!(
-            "refused: the URL's host comes from the event and `{bare}` is a private address ({ip}); \
-             list it in `http.allow_private_targets` to allow it"
-        )),
-        None => Ok(()),
-    }
-}
-
-/// Not loopback, private, link-local (cloud metadata lives there), CGNAT, unspecified,
-/// broadcast, documentation or unique-local.
-fn is_public(ip: &std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64))
-        }
-        std::net::IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(&std::net::IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80)
-        }
-    }
 }
 
 /// `Retry-After` in seconds or as an HTTP date.
@@ -272,29 +214,7 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Strin
 
 #[cfg(test)]
 mod tests {
-    use super::{is_public, sign};
-
-    #[test]
-    fn private_addresses() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(!is_public(&private.parse().unwrap()), "{private}");
-        }
-        for public in ["93.184.216.34", "2606:2800:220:1::1", "8.8.8.8"] {
-            assert!(is_public(&public.parse().unwrap()), "{public}");
-        }
-    }
+    use super::sign;
 
     #[test]
     fn standard_webhooks_test_vector() {

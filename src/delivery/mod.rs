@@ -31,24 +31,15 @@ use policy::{Outcome, Policy};
 /// The action kinds that have an executor; jobs of other kinds wait in the store.
 pub const KINDS: &[&str] = &["http", "log", "email", "contacts", "suppress", "unsuppress"];
 
-/// `scheme://host:port` of a URL: the unit that gets suspended.
-pub fn endpoint_of(url: &str) -> Option<String> {
-    let u = reqwest::Url::parse(url).ok()?;
-    let host = u.host_str()?;
-    let port = u.port_or_known_default()?;
-    Some(format!("{}://{}:{}", u.scheme(), host, port))
-}
-
 /// Everything a worker shares with the others.
 pub struct Deliverer<S> {
     pub store: Arc<S>,
     pub rules: Arc<ArcSwap<RuleSet>>,
-    pub client: reqwest::Client,
+    /// Outbound HTTP: trusted for rules' own hosts, guarded for hosts from event data.
+    pub clients: crate::net::Clients,
     pub policy: Policy,
     pub timeout: Duration,
     pub server_secret: Option<String>,
-    /// Hosts allowed to be private when they come from event data.
-    pub allow_private: Vec<String>,
     /// Bumped by the ingest writer after each commit that added jobs.
     pub wake: Arc<watch::Sender<u64>>,
     pub metrics: Arc<Metrics>,
@@ -57,15 +48,6 @@ pub struct Deliverer<S> {
     pub default_from: String,
     /// When jobs are due and retries scheduled (attempt durations stay on real time).
     pub clock: Clock,
-}
-
-/// An HTTP client that never follows redirects: a 3xx is a failed delivery.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("hookflow/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default()
 }
 
 /// Starts delivery with `workers` concurrent attempts; it stops when `shutdown` turns
@@ -154,11 +136,10 @@ impl<S: Store> Deliverer<S> {
     async fn run(&self, job: Job) -> Finished {
         let (secret, basic) = self.credentials(&job);
         let ctx = exec::Ctx {
-            client: &self.client,
+            clients: &self.clients,
             timeout: self.timeout,
             signing_secret: secret.as_deref(),
             basic_auth: basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
-            allow_private: &self.allow_private,
         };
         let (attempt, outcome) = match job.kind.as_str() {
             "http" | "log" => exec::execute(&job, &ctx).await,

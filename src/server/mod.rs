@@ -173,13 +173,12 @@ pub async fn run(
     let deliverer = Arc::new(Deliverer {
         store: store.clone(),
         rules: rules.clone(),
-        client: delivery::client(),
+        clients: crate::net::Clients::new(&config.allow_private_targets),
         policy: Policy {
             retries: config.delivery.retries.clone(),
         },
         timeout: config.delivery.timeout,
         server_secret: config.signing_secret.clone(),
-        allow_private: config.allow_private_targets.clone(),
         wake: wake.clone(),
         metrics: metrics.clone(),
         mailer,

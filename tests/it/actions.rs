@@ -514,7 +514,7 @@ async fn outbound_http_signed_with_basic_auth_and_the_ssrf_guard() {
         dead[0]["last_error"]
             .as_str()
             .unwrap()
-            .contains("is a private address (127.0.0.1)"),
+            .contains("`127.0.0.1` is loopback (127.0.0.1)"),
         "{dead}"
     );
     assert!(sink.drain().is_empty());
@@ -569,4 +569,65 @@ async fn redirects_are_failures_and_sign_true_uses_the_server_secret() {
         detail["jobs"][0]["attempts_made"][0]["status_code"], 302,
         "the redirect was not followed: {detail}"
     );
+}
+
+/// Templates that hide where the host comes from, and addresses the old guard let
+/// through: every one is refused at sending, and the sink on 127.0.0.1 never hears of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_template_lets_event_data_reach_a_private_address() {
+    let mut sink = crate::sink::Sink::start().await;
+    let port = sink.url.rsplit(':').next().unwrap().to_owned();
+    let urls = [
+        r#"{{default callback_url \"https://x.example/\"}}"#,
+        "{{#if cb}}{{cb}}{{else}}https://x.example/{{/if}}",
+        "{{scheme}}://127.0.0.1:{{port}}/",
+        "http://{{host}}/",
+        "https://x.example{{path}}",
+    ];
+    let rules: Vec<(String, String)> = urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            (
+                format!("r{i}.yaml"),
+                format!("on: click\nactions: [ {{ http: {{ url: \"{url}\", json: {{ a: 1 }} }} }} ]\n"),
+            )
+        })
+        .collect();
+    let rules: Vec<(&str, &str)> = rules.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let (_dir, server) = Server::in_project(BASE, &rules);
+    let hosts = [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::127.0.0.1]:{port}"),
+        format!("[::ffff:7f00:1]:{port}"),
+        format!("0x7f.1:{port}"),
+    ];
+    for (i, host) in hosts.iter().enumerate() {
+        let click = json!({
+            "event": "click", "time": 1433103519, "MessageID": 100 + i, "email": "eve@example.org",
+            "callback_url": format!("http://{host}/"), "cb": format!("http://{host}/"),
+            "scheme": "http", "port": port, "host": host, "path": format!("@{host}/"),
+        });
+        let r = server.post("/hooks/mailjet", &click.to_string()).await;
+        assert_eq!(r.status(), 200);
+    }
+    let expected = urls.len() * hosts.len();
+    let done = server
+        .wait_for("/api/jobs?limit=100", 20, |j| {
+            j.as_array().unwrap().len() == expected
+                && j.as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|j| j["status"] != "pending" && j["status"] != "running")
+        })
+        .await;
+    for job in done.as_array().unwrap() {
+        let error = job["last_error"].as_str().unwrap_or_default();
+        // `https://x.example@127.0.0.1:PORT/` and the like: refused, or (for the one URL
+        // whose rendered host is x.example) not resolvable here; never delivered.
+        assert_ne!(job["status"], "succeeded", "{job}");
+        assert!(error.contains("refused") || error.contains("x.example"), "{job}");
+    }
+    assert!(sink.drain().is_empty(), "the sink on 127.0.0.1 was reached");
 }

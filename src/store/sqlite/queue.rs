@@ -249,7 +249,7 @@ pub(super) fn resume_endpoint(
     now: DateTime<Utc>,
 ) -> Result<Option<(EndpointRow, u64)>, StoreError> {
     let id: i64 = id_or_url.parse().unwrap_or(-1);
-    let url = crate::delivery::endpoint_of(id_or_url).unwrap_or_else(|| id_or_url.to_owned());
+    let url = crate::net::endpoint_of(id_or_url).unwrap_or_else(|| id_or_url.to_owned());
     let Some(endpoint) = tx
         .query_row(
             &format!("{} WHERE id = ? OR url = ?", admin::ENDPOINT_SELECT),
