@@ -18,8 +18,8 @@ use crate::store::{Committed, NewEvent, Store};
 /// One request's events and the way to answer it.
 pub struct Submit {
     pub batch: Vec<NewEvent>,
-    /// Per event: whether it was new (false: a duplicate). `Err` when the commit failed.
-    pub reply: oneshot::Sender<Result<Vec<bool>, String>>,
+    /// Per event: the rules that fired (`None`: a duplicate). `Err` when the commit failed.
+    pub reply: oneshot::Sender<Result<Vec<Option<Vec<String>>>, String>>,
 }
 
 /// Most requests folded into one transaction.
@@ -54,13 +54,11 @@ pub async fn writer<S: Store>(
         let events = all.len();
         let started = std::time::Instant::now();
         match store.commit(all, rules.load_full()).await {
-            Ok(Committed { new: inserted, jobs }) => {
+            Ok(Committed { fired, jobs }) => {
                 metrics.committed(events, started.elapsed().as_secs_f64());
-                let mut rest = inserted.as_slice();
+                let mut rest = fired.into_iter();
                 for (reply, n) in replies.into_iter().zip(sizes) {
-                    let (mine, tail) = rest.split_at(n.min(rest.len()));
-                    rest = tail;
-                    let _ = reply.send(Ok(mine.to_vec()));
+                    let _ = reply.send(Ok(rest.by_ref().take(n).collect()));
                 }
                 if jobs > 0 {
                     wake.send_modify(|generation| *generation += 1);

@@ -20,6 +20,7 @@
 //! - [`reload`]: hot reload — watch the folders, rebuild off to the side, swap atomically.
 //! - [`check`]: `hookflow check` — load and run every rule's inline tests.
 //! - [`dryrun`]: `hookflow test` — which rules match an event, with rendered actions.
+//! - [`logging`]: log lines event data cannot forge (control characters escaped); the filter.
 //! - [`net`]: outbound HTTP clients with the SSRF guard, special-purpose addresses, endpoints.
 //! - [`duration`], [`env`], [`suggest`], [`yaml`]: durations, `${env:NAME}`, did-you-mean,
 //!   and the one module that knows the YAML libraries.
@@ -35,6 +36,7 @@ pub mod engine;
 pub mod env;
 pub mod event;
 pub mod ingest;
+pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod reload;

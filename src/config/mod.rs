@@ -29,6 +29,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub body_limit: usize,
     pub ingest_queue: usize,
+    /// Connections and how long a client may take: see [`Limits`].
+    pub limits: Limits,
     pub sources: BTreeMap<String, Source>,
     pub smtp: Option<Smtp>,
     pub delivery: Delivery,
@@ -38,6 +40,26 @@ pub struct Config {
     pub on_reload_error: Option<String>,
     /// Where the config came from, for messages.
     pub origin: String,
+}
+
+/// What keeps slow or many clients from holding the server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +143,7 @@ impl Config {
             admin_token: None,
             body_limit: 1024 * 1024,
             ingest_queue: 1024,
+            limits: Limits::default(),
             sources,
             smtp: None,
             delivery: Delivery {
@@ -238,6 +261,29 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
             cx.at_value("ingest_queue", "`ingest_queue` must be at least 1");
         } else {
             c.ingest_queue = q;
+        }
+    }
+    if let Some(n) = raw.max_connections {
+        if (1..=1_000_000).contains(&n) {
+            c.limits.max_connections = n;
+        } else {
+            cx.at_value(
+                "max_connections",
+                "`max_connections` must be between 1 and 1000000",
+            );
+        }
+    }
+    for (key, raw, slot) in [
+        ("header_timeout", raw.header_timeout, &mut c.limits.header_timeout),
+        ("body_timeout", raw.body_timeout, &mut c.limits.body_timeout),
+        ("shutdown_grace", raw.shutdown_grace, &mut c.limits.shutdown_grace),
+    ] {
+        match raw {
+            Some(d) if d.as_secs() == 0 && key != "shutdown_grace" => {
+                cx.at_value(key, format!("`{key}` must be at least 1s"))
+            }
+            Some(d) => *slot = d,
+            None => {}
         }
     }
     if let Some(sources) = raw.sources {

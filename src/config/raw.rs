@@ -33,6 +33,16 @@ pub struct RawConfig {
     pub body_limit: Option<u64>,
     /// Requests waiting for the store at once before answering 503. Default 1024.
     pub ingest_queue: Option<usize>,
+    /// Open connections served at once; past it a new connection is answered 503 and
+    /// closed. Keep it below the process's file limit (`ulimit -n`). Default 1024.
+    pub max_connections: Option<usize>,
+    /// A client must send a request's headers within this. Default 10s.
+    pub header_timeout: Option<Duration>,
+    /// A client must send a webhook's whole body within this (answered 408). Default 30s.
+    pub body_timeout: Option<Duration>,
+    /// On SIGTERM, requests in flight get this long to finish before hookflow exits.
+    /// Default 10s.
+    pub shutdown_grace: Option<Duration>,
     /// Where events come from; each is served at `/hooks/NAME`. Default: `mailjet`, no auth.
     pub sources: Option<BTreeMap<String, RawSource>>,
     /// SMTP server for `email` actions; without it emails are written to the outbox.

@@ -1,62 +1,172 @@
-//! `POST /hooks/{source}` and `/hooks/{source}/{type}`: authenticate, decode, plan, commit,
-//! and only then answer `200 OK`. Nothing slow happens here: no network, no SMTP.
+//! `POST /hooks/{source}` and `/hooks/{source}/{type}`: find the source, check the media
+//! type, read the body (bounded in size and time), authenticate, decode, plan, commit, and
+//! only then answer `200 OK`. Nothing slow happens here: no network, no SMTP. Each step is
+//! a function that returns an [`IngestError`] for the sender; every refusal is counted and
+//! logged (rate-limited), so a broken integration shows up in the log, not only in metrics.
 
-use axum::body::Bytes;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 use serde_json::json;
 use tokio::sync::{mpsc::error::TrySendError, oneshot};
 
 use super::AppState;
 use crate::engine;
+use crate::event::Event;
 use crate::ingest::Submit;
-use crate::sources::auth;
-use crate::store::Store;
+use crate::sources::{DecodeError, SourceSpec, auth};
+use crate::store::{NewEvent, Store};
+
+/// Why a webhook request was refused. Client mistakes say what was wrong; a failure of
+/// ours says only that nothing was stored (the cause is in the log).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("unknown source")]
+    UnknownSource,
+    #[error("expected Content-Type: application/json, got `{0}`")]
+    MediaType(String),
+    #[error("{error}")]
+    Unauthorized { error: auth::AuthError, basic: bool },
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the body was not received within {0}s")]
+    SlowBody(u64),
+    #[error("the body could not be read: {0}")]
+    Unreadable(String),
+    #[error("body is not valid JSON: {0}")]
+    Json(String),
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    #[error("busy: too many requests waiting to be stored; retry shortly")]
+    Busy,
+    #[error("shutting down; retry shortly")]
+    ShuttingDown,
+    #[error("internal error: the events were not stored; retry")]
+    NotStored,
+}
+
+impl IngestError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            IngestError::UnknownSource => StatusCode::NOT_FOUND,
+            IngestError::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IngestError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::SlowBody(_) => StatusCode::REQUEST_TIMEOUT,
+            IngestError::Unreadable(_) | IngestError::Json(_) | IngestError::Decode(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            IngestError::Busy | IngestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::NotStored => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, axum::Json(json!({ "error": self.to_string() }))).into_response();
+        let headers = response.headers_mut();
+        match self {
+            IngestError::Unauthorized { basic: true, .. } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"hookflow\""),
+                );
+            }
+            IngestError::Busy | IngestError::ShuttingDown => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
 
 pub async fn ingest<S: Store>(
     State(st): State<AppState<S>>,
     Path(source): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    handle(st, source, None, headers, body).await
+    answer(&st, &source, handle(&st, &source, None, &headers, body).await)
 }
 
 pub async fn ingest_typed<S: Store>(
     State(st): State<AppState<S>>,
     Path((source, kind)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    handle(st, source, Some(kind), headers, body).await
+    answer(
+        &st,
+        &source,
+        handle(&st, &source, Some(&kind), &headers, body).await,
+    )
 }
 
-fn refuse<S>(st: &AppState<S>, status: StatusCode, message: String) -> Response {
-    st.metrics.rejected(status.as_u16());
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        json!({ "error": message }).to_string(),
-    )
-        .into_response()
+/// The response, with every refusal counted and logged.
+fn answer<S>(st: &AppState<S>, source: &str, result: Result<(), IngestError>) -> Response {
+    match result {
+        Ok(()) => (StatusCode::OK, "OK").into_response(),
+        Err(e) => {
+            let status = e.status().as_u16();
+            st.metrics.rejected(status);
+            let known = if st.sources.contains_key(source) {
+                source
+            } else {
+                "(unknown)"
+            };
+            st.rejections.log(known, status, &e);
+            e.into_response()
+        }
+    }
 }
 
 async fn handle<S: Store>(
-    st: AppState<S>,
-    source: String,
-    kind: Option<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Some(spec) = st.sources.get(&source) else {
-        let known: Vec<&str> = st.sources.keys().map(String::as_str).collect();
-        return refuse(
-            &st,
-            StatusCode::NOT_FOUND,
-            format!("unknown source `{source}`; this server has: {}", known.join(", ")),
-        );
-    };
+    st: &AppState<S>,
+    source: &str,
+    kind: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(), IngestError> {
+    let spec = st.sources.get(source).ok_or(IngestError::UnknownSource)?;
+    media_type(headers)?;
+    // Basic auth needs no body: an unknown sender is refused before it may send one.
+    let basic = matches!(spec.auth, Some(crate::config::Auth::Basic { .. }));
+    if basic {
+        authenticate(spec, headers, &[])?;
+    }
+    let body = read_body(body, headers, st.config.body_limit, st.config.limits.body_timeout).await?;
+    if !basic {
+        authenticate(spec, headers, &body)?;
+    }
+    let events = decode(spec, source, &body, kind, st.clock.now())?;
+    let batch = plan(st, events);
+    let summary: Vec<_> = batch
+        .iter()
+        .map(|e| (e.event.source.clone(), e.event.kind.clone()))
+        .collect();
+    let committed = commit(st, batch).await?;
+    for ((source, kind), fired) in summary.iter().zip(committed) {
+        match fired {
+            Some(rules) => {
+                st.metrics.event(source, kind);
+                rules.iter().for_each(|r| st.metrics.matched(r));
+            }
+            None => st.metrics.duplicate(),
+        }
+    }
+    Ok(())
+}
+
+fn media_type(headers: &HeaderMap) -> Result<(), IngestError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -67,98 +177,120 @@ async fn handle<S: Store>(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if media != "application/json" && !media.ends_with("+json") {
-        return refuse(
-            &st,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("expected Content-Type: application/json, got `{content_type}`"),
-        );
+    if media == "application/json" || media.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(IngestError::MediaType(content_type.to_owned()))
     }
-    if let Some(auth) = &spec.auth
-        && let Err(e) = auth::verify(
-            auth,
-            |name| headers.get(name).and_then(|v| v.to_str().ok()),
-            &body,
-        )
-    {
-        let mut response = refuse(&st, StatusCode::UNAUTHORIZED, e.to_string());
-        if matches!(auth, crate::config::Auth::Basic { .. }) {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                "Basic realm=\"hookflow\"".parse().expect("valid header"),
-            );
-        }
-        return response;
+}
+
+/// The whole body, at most `limit` bytes, within `timeout`: a sender that announces more
+/// or trickles is refused before it holds the connection for long.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: crate::duration::Duration,
+) -> Result<Bytes, IngestError> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(IngestError::TooLarge(limit));
     }
-    let parsed: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return refuse(
-                &st,
-                StatusCode::BAD_REQUEST,
-                format!("body is not valid JSON: {e}"),
-            );
+    let limited = http_body_util::Limited::new(body, limit);
+    match tokio::time::timeout(timeout.to_std(), limited.collect()).await {
+        Err(_) => Err(IngestError::SlowBody(timeout.as_secs())),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(IngestError::TooLarge(limit)),
+        Ok(Err(e)) => Err(IngestError::Unreadable(e.to_string())),
+    }
+}
+
+fn authenticate(spec: &SourceSpec, headers: &HeaderMap, body: &[u8]) -> Result<(), IngestError> {
+    let Some(auth) = &spec.auth else {
+        return Ok(());
+    };
+    auth::verify(auth, |name| headers.get(name).and_then(|v| v.to_str().ok()), body).map_err(|error| {
+        IngestError::Unauthorized {
+            error,
+            basic: matches!(auth, crate::config::Auth::Basic { .. }),
         }
-    };
-    let now = st.clock.now();
-    let events = match spec.decode(&source, parsed, kind.as_deref(), now) {
-        Ok(events) => events,
-        Err(e) => return refuse(&st, StatusCode::BAD_REQUEST, e.to_string()),
-    };
+    })
+}
+
+fn decode(
+    spec: &SourceSpec,
+    source: &str,
+    body: &[u8],
+    kind: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Event>, IngestError> {
+    let parsed: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| IngestError::Json(e.to_string()))?;
+    Ok(spec.decode(source, parsed, kind, now)?)
+}
+
+fn plan<S>(st: &AppState<S>, events: Vec<Event>) -> Vec<NewEvent> {
     let rules = st.rules.load_full();
-    let batch: Vec<_> = events
+    let now = st.clock.now();
+    events
         .into_iter()
         .map(|ev| engine::plan(&rules, ev, now))
-        .collect();
-    let summary: Vec<(String, String, Vec<String>)> = batch
-        .iter()
-        .map(|e| (e.event.source.clone(), e.event.kind.clone(), e.matched.clone()))
-        .collect();
+        .collect()
+}
+
+/// Hands the batch to the group-commit writer and waits for the commit. Per event: the
+/// rules that fired (`None`: a duplicate, not processed again).
+async fn commit<S>(st: &AppState<S>, batch: Vec<NewEvent>) -> Result<Vec<Option<Vec<String>>>, IngestError> {
     let (reply, answer) = oneshot::channel();
     match st.ingest.try_send(Submit { batch, reply }) {
         Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            let mut r = refuse(
-                &st,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy: too many requests waiting to be stored; retry shortly".into(),
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, "1".parse().expect("valid header"));
-            return r;
-        }
-        Err(TrySendError::Closed(_)) => {
-            return refuse(
-                &st,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting down; retry shortly".into(),
-            );
-        }
+        Err(TrySendError::Full(_)) => return Err(IngestError::Busy),
+        Err(TrySendError::Closed(_)) => return Err(IngestError::ShuttingDown),
     }
     match answer.await {
-        Ok(Ok(inserted)) => {
-            for ((source, kind, matched), new) in summary.iter().zip(inserted) {
-                if new {
-                    st.metrics.event(source, kind);
-                    matched.iter().for_each(|r| st.metrics.matched(r));
-                } else {
-                    st.metrics.duplicate();
-                }
-            }
-            (StatusCode::OK, "OK").into_response()
-        }
+        Ok(Ok(fired)) => Ok(fired),
         Ok(Err(e)) => {
             tracing::error!("events not stored: {e}");
-            refuse(
-                &st,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error: the events were not stored; retry".into(),
-            )
+            Err(IngestError::NotStored)
         }
-        Err(_) => refuse(
-            &st,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error: the events were not stored; retry".into(),
-        ),
+        Err(_) => Err(IngestError::NotStored),
+    }
+}
+
+/// Logs refused webhooks at `warn`, at most one line per source and status every
+/// `EVERY`, with how many were not logged since: a sender retrying in a loop cannot flood
+/// the log, and an operator still sees every kind of refusal.
+#[derive(Default)]
+pub struct Rejections {
+    last: Mutex<HashMap<(String, u16), (Instant, u64)>>,
+}
+
+const EVERY: Duration = Duration::from_secs(10);
+
+impl Rejections {
+    pub fn log(&self, source: &str, status: u16, reason: &IngestError) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let entry = last
+            .entry((source.to_owned(), status))
+            .or_insert((now - EVERY, 0));
+        if now.duration_since(entry.0) < EVERY {
+            entry.1 += 1;
+            return;
+        }
+        let quiet = std::mem::replace(entry, (now, 0)).1;
+        let more = if quiet > 0 {
+            format!(" ({quiet} more like it since the last line)")
+        } else {
+            String::new()
+        };
+        if status >= 500 {
+            tracing::error!(source, status, "webhook not accepted: {reason}{more}");
+        } else {
+            tracing::warn!(source, status, "webhook refused: {reason}{more}");
+        }
     }
 }

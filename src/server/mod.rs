@@ -3,6 +3,7 @@
 
 mod api;
 mod hooks;
+mod listen;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -77,6 +78,8 @@ pub struct AppState<S> {
     /// Held while firing timers, so a move of the manual clock (`POST /api/clock`) fires
     /// what it made due itself and can say how many.
     pub firing: Arc<tokio::sync::Mutex<()>>,
+    /// Refused webhooks, logged without flooding.
+    pub rejections: Arc<hooks::Rejections>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -92,6 +95,7 @@ impl<S> Clone for AppState<S> {
             reloader: self.reloader.clone(),
             clock: self.clock.clone(),
             firing: self.firing.clone(),
+            rejections: self.rejections.clone(),
         }
     }
 }
@@ -100,8 +104,7 @@ impl<S> Clone for AppState<S> {
 pub fn router<S: Store>(state: AppState<S>) -> Router {
     let hooks = Router::new()
         .route("/hooks/{source}", post(hooks::ingest::<S>))
-        .route("/hooks/{source}/{kind}", post(hooks::ingest_typed::<S>))
-        .layer(DefaultBodyLimit::max(state.config.body_limit));
+        .route("/hooks/{source}/{kind}", post(hooks::ingest_typed::<S>));
     Router::new()
         .merge(hooks)
         .route("/healthz", get(|| async { "ok" }))
@@ -213,11 +216,11 @@ pub async fn run(
         reloader,
         clock,
         firing,
+        rejections: Arc::default(),
     };
+    let limits = state.config.limits;
     ready();
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = listen::serve(listener, router(state), limits, shutdown).await;
     // The router and its senders are gone: the writer commits what is queued and ends.
     let _ = writer.await;
     let _ = stop.send(true);

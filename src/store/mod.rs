@@ -89,8 +89,9 @@ pub struct NewJob {
 /// What a commit did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Committed {
-    /// Per event of the batch: whether it was new (`false`: a duplicate, skipped).
-    pub new: Vec<bool>,
+    /// Per event of the batch: the rules that fired for it, planned or decided in the
+    /// commit (`None`: a duplicate, skipped).
+    pub fired: Vec<Option<Vec<String>>>,
     /// Jobs added, planned at ingest or by stateful rules: the delivery workers are woken
     /// only when there is something for them.
     pub jobs: usize,

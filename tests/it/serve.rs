@@ -103,9 +103,11 @@ async fn every_error_status_and_nothing_stored() {
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("has no event type"));
     let big = format!("[{}]", [open.as_str(); 10].join(","));
+    let r = auth(post("/hooks/mailjet", &big)).send().await.unwrap();
+    assert_eq!(r.status(), 413);
     assert_eq!(
-        auth(post("/hooks/mailjet", &big)).send().await.unwrap().status(),
-        413
+        serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).unwrap(),
+        serde_json::json!({"error": "the body is larger than 2048 bytes"})
     );
     let plain = auth(
         c.post(url("/hooks/mailjet"))
@@ -113,7 +115,13 @@ async fn every_error_status_and_nothing_stored() {
             .body(open.clone()),
     );
     assert_eq!(plain.send().await.unwrap().status(), 415);
-    assert_eq!(post("/hooks/nope", &open).send().await.unwrap().status(), 404);
+    let r = post("/hooks/nope", &open).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let text = r.text().await.unwrap();
+    assert_eq!(
+        text, r#"{"error":"unknown source"}"#,
+        "no list of sources for strangers"
+    );
     // Posted to the URL of another type.
     let r = auth(post("/hooks/mailjet/click", &open)).send().await.unwrap();
     assert_eq!(r.status(), 400);
@@ -123,6 +131,22 @@ async fn every_error_status_and_nothing_stored() {
         0,
         "refused requests store nothing"
     );
+    // Every kind of refusal left a log line with its source, status and reason (the
+    // second 401 and 400 within ten seconds only count towards the next line).
+    let log = server.log();
+    for (status, reason) in [
+        ("401", "missing credentials"),
+        ("400", "not valid JSON"),
+        ("413", "larger than 2048 bytes"),
+        ("415", "expected Content-Type"),
+        ("404", "unknown source"),
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("WARN") && l.contains(&format!("status={status}")) && l.contains(reason)),
+            "no warning for {status} {reason}:\n{log}"
+        );
+    }
 
     // HMAC over the raw body.
     let body = r#"{"type": "order.paid", "id": 42}"#;
@@ -507,4 +531,139 @@ async fn a_second_server_on_the_same_store_refuses_to_start() {
     assert_eq!(server.terminate(), 0);
     let again = Server::start(dir.path());
     assert_eq!(again.terminate(), 0);
+}
+
+/// Reads until the server closes the connection (or `secs` pass); what it sent.
+async fn until_closed(conn: &mut tokio::net::TcpStream, secs: u64) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(secs), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok().map(|()| String::from_utf8_lossy(&got).into_owned())
+}
+
+async fn connect(server: &Server) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(server.base.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+/// Slow and many clients: a half-sent header or body is cut off, a full server answers
+/// 503 at once instead of hanging, and SIGTERM waits for a half-sent request only for the
+/// grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_a_full_server_says_so() {
+    use tokio::io::AsyncWriteExt;
+    let cfg = config("header_timeout: 1s\nbody_timeout: 1s\nmax_connections: 3\nshutdown_grace: 1s\n");
+    let (_dir, server) = Server::in_project(&cfg, &[]);
+
+    let mut silent = connect(&server).await;
+    let mut half_header = connect(&server).await;
+    half_header
+        .write_all(b"POST /hooks/mailjet HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    // The limit is three: the third gets in, the fourth is told the server is full.
+    let third = connect(&server).await;
+    let mut fourth = connect(&server).await;
+    let answer = until_closed(&mut fourth, 5).await.expect("closed at once");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("too many open connections"), "{answer}");
+
+    assert!(
+        until_closed(&mut silent, 5).await.is_some(),
+        "an idle connection is closed"
+    );
+    assert!(
+        until_closed(&mut half_header, 5).await.is_some(),
+        "a half-sent header is cut off"
+    );
+    drop(third);
+
+    // A body that never completes: 408 with a JSON error.
+    let mut half_body = connect(&server).await;
+    half_body
+        .write_all(b"POST /hooks/mailjet HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"event\":")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut half_body, 5).await.expect("answered");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains(r#"{"error":"the body was not received within 1s"}"#),
+        "{answer}"
+    );
+    assert_eq!(server.get("/api/stats").await["events"], 0);
+    assert!(
+        server.log().contains("connections open, the limit"),
+        "{}",
+        server.log()
+    );
+
+    // SIGTERM with a request half sent: the server exits after the grace period.
+    let cfg = config("header_timeout: 60s\nbody_timeout: 60s\nshutdown_grace: 1s\n");
+    let (_dir2, server) = Server::in_project(&cfg, &[]);
+    let mut pending = connect(&server).await;
+    pending
+        .write_all(b"POST /hooks/mailjet HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n[")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let code = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A newline in event data cannot start a log line of its own: not through a `log`
+/// action, not through a render warning, not through a refused webhook's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_data_cannot_forge_log_lines() {
+    let rules = [
+        (
+            "say.yaml",
+            "on: open\nactions: [ { log: { message: \"opened by {{email}}\" } } ]\n",
+        ),
+        (
+            "bad.yaml",
+            "on: open\nactions: [ { log: { message: \"{{domain email}}\" } } ]\n",
+        ),
+    ];
+    let (_dir, server) = Server::in_project(&config(""), &rules);
+    let forged = "2026-01-01T00:00:00.000000Z  INFO hookflow::server: FORGED admin login";
+    let open = json!({"event": "open", "time": 1433103519, "MessageID": 1, "email": format!("x\n{forged}")});
+    assert_eq!(
+        server.post("/hooks/mailjet", &open.to_string()).await.status(),
+        200
+    );
+    let wrong_type = json!({"event": format!("open\r\n{forged}"), "time": 1});
+    let r = server.post("/hooks/mailjet/click", &wrong_type.to_string()).await;
+    assert_eq!(r.status(), 400);
+    server
+        .wait_for("/api/jobs", 10, |j| {
+            j.as_array().unwrap().iter().any(|j| j["status"] == "succeeded")
+        })
+        .await;
+    let log = server.log();
+    assert!(log.contains("opened by x\\n2026-01-01"), "{log}");
+    assert!(log.contains("is not an email address"), "{log}");
+    assert!(log.contains("posted to the URL for `click`"), "{log}");
+    for line in log.lines() {
+        assert!(
+            !line.starts_with("2026-01-01T00:00:00.000000Z"),
+            "forged line: {line}"
+        );
+    }
 }

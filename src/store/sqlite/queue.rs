@@ -53,12 +53,12 @@ pub(super) fn commit(
     let mut jobs: Vec<(&str, i64, &NewJob)> = Vec::new();
     let mut decided: Vec<(&NewEvent, NewJob)> = Vec::new();
     let mut hot = stateful::Hot::prepare(tx)?;
-    for ((item, _), seq) in batch
-        .iter()
-        .zip(&inserted)
-        .zip(&seqs)
-        .filter(|((_, new), _)| **new)
-    {
+    let mut all_fired = Vec::with_capacity(batch.len());
+    for ((item, new), seq) in batch.iter().zip(&inserted).zip(&seqs) {
+        if !*new {
+            all_fired.push(None);
+            continue;
+        }
         // Stateful rules, event by event in arrival order, so each sees the state the
         // events before it (in this group too) left.
         let fired = stateful::decide(tx, &mut hot, windows, item, *seq, &mut decided)?;
@@ -73,6 +73,7 @@ pub(super) fn commit(
         }
         let created = millis(item.received_at);
         jobs.extend(item.jobs.iter().map(|j| (item.event.id.as_str(), created, j)));
+        all_fired.push(Some(item.matched.iter().cloned().chain(fired).collect()));
     }
     jobs.extend(
         decided
@@ -84,7 +85,7 @@ pub(super) fn commit(
         stateful::prune(tx, rules, now)?;
     }
     Ok(Committed {
-        new: inserted,
+        fired: all_fired,
         jobs: jobs.len(),
     })
 }
