@@ -1,11 +1,16 @@
 """A real SMTP server for the tests (aiosmtpd): each message received is written to
-OUT_DIR/NNNN.json as {"from", "to", "data"}. Prints "ready PORT" once listening.
+OUT_DIR/NNNN.json as {"from", "to", "data", "parsed"}. "parsed" is what Python's strict
+email parser (policy=email.policy.strict) makes of it: {"headers": [[name, value], ...]}
+with values decoded, or {"error": "..."} when it refuses the message. Prints
+"ready PORT" once listening.
 Recipients named reject@... are refused for good (550); defer@... are refused for now
 (451) twice, then accepted.
 
 Usage: python3 tests/smtp_sink.py OUT_DIR PORT   (PORT 0 picks a free one)
 """
 import asyncio
+import email.parser
+import email.policy
 import json
 import os
 import sys
@@ -29,6 +34,11 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        try:
+            message = email.parser.BytesParser(policy=email.policy.strict).parsebytes(envelope.content)
+            parsed = {"headers": [[name, str(value)] for name, value in message.items()]}
+        except Exception as e:  # the strict policy raises on any defect
+            parsed = {"error": f"{type(e).__name__}: {e}"}
         self.count += 1
         path = os.path.join(self.out, f"{self.count:04d}.json")
         with open(path + ".tmp", "w") as f:
@@ -37,6 +47,7 @@ class Recorder:
                     "from": envelope.mail_from,
                     "to": envelope.rcpt_tos,
                     "data": envelope.content.decode("utf-8", "replace"),
+                    "parsed": parsed,
                 },
                 f,
             )

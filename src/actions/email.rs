@@ -122,7 +122,7 @@ impl EmailSpec {
 
     pub fn render(&self, t: &Templates, ctx: &Value) -> Result<RenderedEmail, String> {
         let to = render_recipients(t, ctx, "to", &self.to)?;
-        let subject = field("subject", t.render(&self.subject, ctx))?;
+        let subject = field("subject", t.render(&self.subject, ctx).and_then(one_line))?;
         let (mut text, mut html) = (
             render_opt(t, ctx, "text", &self.text)?,
             render_opt(t, ctx, "html", &self.html)?,
@@ -140,7 +140,10 @@ impl EmailSpec {
             .then(|| {
                 self.headers
                     .iter()
-                    .map(|(k, v)| field(&format!("headers.{k}"), t.render(v, ctx)).map(|v| (k.clone(), v)))
+                    .map(|(k, v)| {
+                        field(&format!("headers.{k}"), t.render(v, ctx).and_then(one_line))
+                            .map(|v| (k.clone(), v))
+                    })
                     .collect::<Result<BTreeMap<_, _>, _>>()
             })
             .transpose()?;
@@ -234,9 +237,29 @@ fn render_recipients(
     })
 }
 
-/// Accepts `a@b.c` and `Name <a@b.c>`; the SMTP sender validates fully, this catches a
-/// template that rendered something that is plainly not an address.
+/// A header's rendered value must stay one line. Encoding would not save it: lettre
+/// writes a CR/LF as an RFC 2047 encoded word, which a reader decodes back into a line
+/// break, so `Hi\r\nBcc: x@evil` from event data would add a recipient. Control
+/// characters (and the Unicode line separators) are refused; the job fails and says why.
+fn one_line(rendered: String) -> Result<String, String> {
+    match rendered
+        .chars()
+        .find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        Some(c) => Err(format!(
+            "the rendered text contains a control character ({}); refused, as it could end the header and start another: `{}`",
+            c.escape_unicode(),
+            rendered.escape_debug()
+        )),
+        None => Ok(rendered),
+    }
+}
+
+/// Accepts `a@b.c` and `Name <a@b.c>`, on one line; the SMTP sender validates fully, this
+/// catches a template that rendered something that is plainly not an address, or a
+/// display name carrying a line break.
 pub fn check_address(rendered: String) -> Result<String, String> {
+    let rendered = one_line(rendered)?;
     let s = rendered.trim();
     let addr = match (s.rfind('<'), s.ends_with('>')) {
         (Some(open), true) => &s[open + 1..s.len() - 1],
@@ -267,8 +290,21 @@ mod tests {
     fn addresses() {
         assert_eq!(check_address(" a@b.com ".into()).unwrap(), "a@b.com");
         assert!(check_address("Ann <a@b.com>".into()).is_ok());
-        for bad in ["", "ann", "a@", "@b.com", "a b@c.com", "a@b", "a@b.com, c@d.com"] {
+        for bad in [
+            "",
+            "ann",
+            "a@",
+            "@b.com",
+            "a b@c.com",
+            "a@b",
+            "a@b.com, c@d.com",
+            "Ann\r\nBcc: e@evil.com <a@b.com>",
+            "Ann\u{2028} <a@b.com>",
+        ] {
             assert!(check_address(bad.into()).is_err(), "{bad}");
         }
+        assert!(super::one_line("Ünïcödé — 24h".into()).is_ok());
+        let err = super::one_line("Hi\r\nBcc: e@evil.com".into()).unwrap_err();
+        assert!(err.contains("control character (\\u{d})"), "{err}");
     }
 }

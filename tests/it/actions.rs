@@ -126,6 +126,22 @@ fn templates(dir: &Path) {
     .unwrap();
 }
 
+/// The values of header `name` as Python's strict email parser read the message.
+fn parsed_header(mail: &Value, name: &str) -> Vec<String> {
+    let parsed = &mail["parsed"];
+    assert!(
+        parsed["error"].is_null(),
+        "the strict parser refused the message: {parsed}"
+    );
+    parsed["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0].as_str().unwrap().eq_ignore_ascii_case(name))
+        .map(|h| h[1].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Decodes the `Subject:` header's RFC 2047 encoded words.
 fn subject(data: &str) -> String {
     use base64::Engine;
@@ -198,6 +214,11 @@ async fn emails_reach_a_real_smtp_server() {
         "Ünïcödé offer for ann@example.org — 24h".replace(' ', ""),
         "{data}"
     );
+    assert_eq!(
+        parsed_header(&mail, "subject"),
+        ["Ünïcödé offer for ann@example.org — 24h"]
+    );
+    assert_eq!(parsed_header(&mail, "x-campaign"), ["7173"]);
     let jobs = server
         .wait_for("/api/jobs", 10, |j| j[0]["status"] == "succeeded")
         .await;
@@ -630,4 +651,55 @@ async fn no_template_lets_event_data_reach_a_private_address() {
         assert!(error.contains("refused") || error.contains("x.example"), "{job}");
     }
     assert!(sink.drain().is_empty(), "the sink on 127.0.0.1 was reached");
+}
+
+/// A line break from event data in a subject, a header or a display name would become an
+/// encoded word that decodes back into `\r\nBcc: …`: such a job fails with the reason and
+/// sends nothing. A clean event of the same rule reaches the SMTP server, and Python's
+/// strict email parser reads exactly the headers the rule wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_break_from_the_event_never_reaches_a_header() {
+    let (mut smtp, port) = SmtpSink::start(0);
+    let rule = r#"on: open
+actions:
+  - email:
+      to: "{{name}} <{{email}}>"
+      from: "{{name}} via Shop <shop@example.com>"
+      subject: "Hello {{name}}"
+      headers: { X-Ref: "{{ref}}" }
+      text: hi
+"#;
+    let config = format!("{BASE}smtp: {{ url: \"smtp://127.0.0.1:{port}\" }}\n");
+    let (_dir, server) = Server::in_project(&config, &[("hi.yaml", rule)]);
+    let inject = "Ann\r\nBcc: thief@attacker.example";
+    for (i, (name, r#ref)) in [
+        (inject, "1"),
+        ("Ann", "1\r\nBcc: thief@attacker.example"),
+        ("Ann\n", "1"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ev = json!({"event": "open", "time": 1433103519, "MessageID": i, "email": "ann@example.org", "name": name, "ref": r#ref});
+        assert_eq!(server.post("/hooks/mailjet", &ev.to_string()).await.status(), 200);
+    }
+    let jobs = server.get("/api/jobs?status=failed").await;
+    assert_eq!(jobs.as_array().unwrap().len(), 3, "{jobs}");
+    for job in jobs.as_array().unwrap() {
+        assert!(
+            job["last_error"].as_str().unwrap().contains("control character"),
+            "{job}"
+        );
+    }
+    let clean = json!({"event": "open", "time": 1433103519, "MessageID": 9, "email": "ann@example.org", "name": "Ann", "ref": "r-9"});
+    server.post("/hooks/mailjet", &clean.to_string()).await;
+    let mail = smtp.next(10).await;
+    assert_eq!(mail["to"], json!(["ann@example.org"]), "{mail}");
+    assert_eq!(parsed_header(&mail, "subject"), ["Hello Ann"]);
+    assert_eq!(parsed_header(&mail, "x-ref"), ["r-9"]);
+    assert!(parsed_header(&mail, "bcc").is_empty());
+    assert!(
+        !smtp.dir.join("0002.json").exists(),
+        "only the clean event was sent"
+    );
 }
