@@ -138,6 +138,9 @@ impl Reloader {
         for e in set.errors() {
             tracing::warn!("not loaded: {e}");
         }
+        for w in set.warnings() {
+            tracing::warn!("{w}");
+        }
         let mut last = self.last_errors.lock().unwrap_or_else(|e| e.into_inner());
         if *last != set.errors() {
             *last = set.errors().to_vec();

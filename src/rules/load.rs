@@ -58,8 +58,8 @@ pub(super) fn load(rules_dir: &Path, templates_dir: &Path, memory: &mut Memory) 
         });
     }
 
-    let mut paths = Vec::new();
-    if let Err(e) = collect(rules_dir, &mut paths) {
+    let mut walk = Walk::default();
+    if let Err(e) = walk.root(rules_dir) {
         errors.push(Diagnostic {
             file: rules_dir.display().to_string(),
             line: 1,
@@ -68,7 +68,9 @@ pub(super) fn load(rules_dir: &Path, templates_dir: &Path, memory: &mut Memory) 
             message: format!("cannot read the rules folder: {e}"),
         });
     }
-    let mut sources: Vec<(PathBuf, String, Result<String, Diagnostic>)> = paths
+    warnings.append(&mut walk.warnings);
+    let mut sources: Vec<(PathBuf, String, Result<String, Diagnostic>)> = walk
+        .files
         .into_iter()
         .map(|path| {
             let shown = path.display().to_string();
@@ -178,28 +180,86 @@ fn read_source(path: &Path, shown: &str) -> Result<String, Diagnostic> {
     })
 }
 
-/// Every `.yaml`/`.yml` at any depth; names starting with `.` or `_` are skipped (files and
-/// folders), so editors' swap files and drafts stay out.
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || name.starts_with('_') {
-            continue;
-        }
-        let path = entry.path();
-        // `metadata` follows symlinks, so a linked folder or file counts as its target.
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            collect(&path, out)?;
-        } else if meta.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
-            out.push(path);
-        }
+/// Walking the rules folder: every `.yaml`/`.yml` at any depth; names starting with `.`
+/// or `_` are skipped (files and folders), so editors' swap files and drafts stay out.
+/// Symlinks are followed, but each real folder and file is read once, by device and
+/// inode: a link back to an ancestor (a loop) or to a folder read elsewhere would
+/// otherwise load the same rules again and again, and every event would fire them that
+/// many times. Each such link is a warning at its path.
+#[derive(Default)]
+struct Walk {
+    files: Vec<PathBuf>,
+    /// Real folders and files read so far, and the path they were read at.
+    seen: HashMap<(u64, u64), PathBuf>,
+    /// The folders being walked, outermost first: a link to one of them is a loop.
+    ancestors: Vec<(u64, u64)>,
+    warnings: Vec<Diagnostic>,
+}
+
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+impl Walk {
+    fn root(&mut self, dir: &Path) -> std::io::Result<()> {
+        let id = identity(&std::fs::metadata(dir)?);
+        self.seen.insert(id, dir.to_owned());
+        self.dir(dir, id)
     }
-    Ok(())
+
+    fn dir(&mut self, dir: &Path, id: (u64, u64)) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        self.ancestors.push(id);
+        for entry in entries {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            let path = entry.path();
+            // `metadata` follows symlinks, so a linked folder or file counts as its target.
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let is_rule = meta.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml"));
+            if !meta.is_dir() && !is_rule {
+                continue;
+            }
+            let id = identity(&meta);
+            if let Some(first) = self.seen.get(&id) {
+                let message = if self.ancestors.contains(&id) {
+                    format!(
+                        "symlink loop: this leads back to {}; not followed",
+                        first.display()
+                    )
+                } else {
+                    format!(
+                        "this is the same {} as {}, which is read there only",
+                        if meta.is_dir() { "folder" } else { "file" },
+                        first.display()
+                    )
+                };
+                self.warnings.push(Diagnostic {
+                    file: path.display().to_string(),
+                    line: 1,
+                    column: 1,
+                    rule: None,
+                    message,
+                });
+                continue;
+            }
+            self.seen.insert(id, path.clone());
+            if meta.is_dir() {
+                self.dir(&path, id)?;
+            } else {
+                self.files.push(path);
+            }
+        }
+        self.ancestors.pop();
+        Ok(())
+    }
 }
 
 /// Compiles one file's text: its rules, or its errors (a file with errors contributes no rules).
@@ -272,6 +332,38 @@ mod tests {
 
     fn ids(set: &RuleSet) -> Vec<String> {
         set.rules().iter().map(|r| r.id.clone()).collect()
+    }
+
+    /// Two loops and a second link to a folder: the walk ends, each rule loads once, and
+    /// each link is named in a warning.
+    #[test]
+    fn each_real_folder_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules");
+        std::fs::create_dir_all(rules.join("team/sub")).unwrap();
+        std::fs::write(rules.join("team/a.yaml"), rule("a")).unwrap();
+        std::fs::write(rules.join("team/sub/b.yaml"), rule("b")).unwrap();
+        std::os::unix::fs::symlink(&rules, rules.join("team/loop")).unwrap();
+        std::os::unix::fs::symlink("..", rules.join("team/sub/up")).unwrap();
+        std::os::unix::fs::symlink("team", rules.join("z-again")).unwrap();
+        std::os::unix::fs::symlink("team/a.yaml", rules.join("z-a.yaml")).unwrap();
+        let set = RuleSet::reload(&rules, &dir.path().join("templates"), &mut Memory::default());
+        assert_eq!(ids(&set), ["team/a", "team/sub/b"], "{:?}", set.errors());
+        let root = rules.to_str().unwrap();
+        let warned: Vec<String> = set
+            .warnings()
+            .iter()
+            .map(|w| format!("{}: {}", w.file, w.message).replace(root, "R"))
+            .collect();
+        assert_eq!(
+            warned,
+            [
+                "R/team/loop: symlink loop: this leads back to R; not followed",
+                "R/team/sub/up: symlink loop: this leads back to R/team; not followed",
+                "R/z-a.yaml: this is the same file as R/team/a.yaml, which is read there only",
+                "R/z-again: this is the same folder as R/team, which is read there only",
+            ]
+        );
     }
 
     #[test]

@@ -667,3 +667,33 @@ async fn event_data_cannot_forge_log_lines() {
         );
     }
 }
+
+/// Symlink loops in the rules folder: the server starts, loads each rule once, and one
+/// event fires it once; the log names each loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlink_loops_load_each_rule_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let say = "on: open\nactions: [ { log: { message: \"hi {{email}}\" } } ]\n";
+    crate::server::project(dir.path(), &config(""), &[("say.yaml", say)]);
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(rules.join("x")).unwrap();
+    std::os::unix::fs::symlink(".", rules.join("loop")).unwrap();
+    std::os::unix::fs::symlink("..", rules.join("x/up")).unwrap();
+    let server = Server::start(dir.path());
+    assert_eq!(
+        server.get("/api/rules").await["rules"].as_array().unwrap().len(),
+        1
+    );
+    let open = json!({"event": "open", "time": 1433103519, "MessageID": 1, "email": "a@b.co"});
+    server.post("/hooks/mailjet", &open.to_string()).await;
+    let jobs = server
+        .wait_for("/api/jobs", 10, |j| j[0]["status"] == "succeeded")
+        .await;
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
+    assert_eq!(
+        server.log().matches("symlink loop").count(),
+        2,
+        "{}",
+        server.log()
+    );
+}
