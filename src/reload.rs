@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
-use crate::rules::{Diagnostic, Memory, RuleSet};
+use crate::rules::{Context, Diagnostic, Memory, RuleSet};
 
 /// How changes are noticed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,6 +42,7 @@ pub enum Mode {
 pub struct Reloader {
     rules_dir: PathBuf,
     templates_dir: PathBuf,
+    context: Context,
     memory: Mutex<Memory>,
     set: Arc<ArcSwap<RuleSet>>,
     generation: AtomicU64,
@@ -66,14 +67,16 @@ impl Reloader {
     pub fn new(
         rules_dir: PathBuf,
         templates_dir: PathBuf,
+        context: Context,
         metrics: Arc<Metrics>,
         on_error: Option<String>,
     ) -> Self {
         let mut memory = Memory::default();
-        let set = RuleSet::reload(&rules_dir, &templates_dir, &mut memory);
+        let set = RuleSet::reload(&rules_dir, &templates_dir, &mut memory, &context);
         let reloader = Self {
             rules_dir,
             templates_dir,
+            context,
             memory: Mutex::new(memory),
             set: Arc::new(ArcSwap::from_pointee(set)),
             generation: AtomicU64::new(1),
@@ -106,7 +109,7 @@ impl Reloader {
     /// threads. Concurrent calls run one after the other.
     pub fn reload(&self, why: &str) -> Summary {
         let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-        let new = RuleSet::reload(&self.rules_dir, &self.templates_dir, &mut memory);
+        let new = RuleSet::reload(&self.rules_dir, &self.templates_dir, &mut memory, &self.context);
         let old = self.set.load();
         let summary = diff(&old, &new);
         let new = Arc::new(new);

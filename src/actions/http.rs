@@ -33,8 +33,8 @@ pub struct HttpSpec {
 pub enum Signing {
     /// The server's configured `http.signing_secret`.
     ServerSecret,
-    /// A secret given on the action (after `${env:…}` substitution).
-    Secret(String),
+    /// Secrets given on the action (after `${env:…}` substitution); several while rotating.
+    Secrets(Vec<crate::net::sign::Secret>),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -115,12 +115,38 @@ impl HttpSpec {
             None => Some(None),
         };
         let body = opt_template(cx, t, &join_key(path, "body"), raw.body.as_deref());
+        let sign_path = join_key(path, "sign");
         let sign = match raw.sign {
             None | Some(RawSign::Enabled(false)) => Some(None),
+            Some(RawSign::Enabled(true)) if !cx.context.signing_secret => {
+                cx.at_value(
+                    &sign_path,
+                    "`sign: true` signs with the server's `http.signing_secret`, and this server has none; set it in hookflow.yaml or give `sign: { secret: … }`",
+                );
+                None
+            }
             Some(RawSign::Enabled(true)) => Some(Some(Signing::ServerSecret)),
-            Some(RawSign::Secret { secret }) => cx
-                .env(&join_key(&join_key(path, "sign"), "secret"), &secret)
-                .map(|s| Some(Signing::Secret(s))),
+            Some(RawSign::Secret { secret }) => {
+                let here = join_key(&sign_path, "secret");
+                let mut secrets = Vec::new();
+                for (i, text) in secret.items.iter().enumerate() {
+                    let at = if secret.was_list {
+                        crate::yaml::join_index(&here, i)
+                    } else {
+                        here.clone()
+                    };
+                    let Some(text) = cx.env(&at, text) else { continue };
+                    match crate::net::sign::Secret::parse(&text) {
+                        Ok(s) => secrets.push(s),
+                        Err(e) => cx.at_value(&at, e),
+                    }
+                }
+                if secret.items.is_empty() {
+                    cx.at_value(&here, "give at least one secret");
+                }
+                (secrets.len() == secret.items.len() && !secrets.is_empty())
+                    .then_some(Some(Signing::Secrets(secrets)))
+            }
         };
         let basic = match raw.auth {
             Some(a) => {

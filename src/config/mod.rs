@@ -34,7 +34,8 @@ pub struct Config {
     pub sources: BTreeMap<String, Source>,
     pub smtp: Option<Smtp>,
     pub delivery: Delivery,
-    pub signing_secret: Option<String>,
+    /// Standard Webhooks secrets for `sign: true`; several while rotating.
+    pub signing_secret: Vec<crate::net::sign::Secret>,
     pub allow_private_targets: Vec<String>,
     pub reload: crate::reload::Mode,
     pub on_reload_error: Option<String>,
@@ -122,6 +123,12 @@ impl Delivery {
 impl Config {
     /// The defaults, relative to `base` (the current folder when there is no file).
     pub fn defaults(base: &Path) -> Self {
+        // `rules`, not `./rules`: paths show in every message.
+        let base = if base == Path::new(".") {
+            Path::new("")
+        } else {
+            base
+        };
         let mut sources = BTreeMap::new();
         sources.insert(
             "mailjet".to_owned(),
@@ -151,7 +158,7 @@ impl Config {
                 timeout: Duration::from_secs(30),
                 retries: Delivery::default_retries(),
             },
-            signing_secret: None,
+            signing_secret: Vec::new(),
             allow_private_targets: Vec::new(),
             reload: crate::reload::Mode::Events,
             on_reload_error: None,
@@ -190,7 +197,7 @@ impl Config {
         let base = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+            .unwrap_or(Path::new(""));
         let positions = Positions::build(&text);
         let mut cx = Cx::new(&shown, &positions);
         let config = compile(&mut cx, base, raw, shown.clone());
@@ -198,6 +205,13 @@ impl Config {
             Ok(config)
         } else {
             Err(cx.errors)
+        }
+    }
+
+    /// What the rules are compiled for.
+    pub fn rules_context(&self) -> crate::rules::Context {
+        crate::rules::Context {
+            signing_secret: !self.signing_secret.is_empty(),
         }
     }
 
@@ -328,9 +342,23 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
         }
     }
     if let Some(http) = raw.http {
-        c.signing_secret = http
-            .signing_secret
-            .and_then(|s| cx.env("http.signing_secret", &s));
+        for (i, text) in http.signing_secret.iter().flat_map(|l| {
+            let list = l.was_list;
+            l.items
+                .iter()
+                .enumerate()
+                .map(move |(i, t)| (list.then_some(i), t))
+        }) {
+            let at = match i {
+                Some(i) => join_index("http.signing_secret", i),
+                None => "http.signing_secret".to_owned(),
+            };
+            let Some(text) = cx.env(&at, text) else { continue };
+            match crate::net::sign::Secret::parse(&text) {
+                Ok(s) => c.signing_secret.push(s),
+                Err(e) => cx.at_value(&at, e),
+            }
+        }
         c.allow_private_targets = http.allow_private_targets.unwrap_or_default();
     }
     c

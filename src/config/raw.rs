@@ -164,8 +164,9 @@ pub struct RawStep {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHttpSettings {
-    /// Secret for `sign: true` actions (`whsec_…`), usually `${env:NAME}`.
-    pub signing_secret: Option<String>,
+    /// Secret for `sign: true` actions (`whsec_` and base64, 24 to 64 bytes), usually
+    /// `${env:NAME}`; a list signs with each (rotation: receivers accept any one).
+    pub signing_secret: Option<crate::rules::file::StringList>,
     /// Hosts (names or IPs) that `http` actions may reach even when the URL's host comes
     /// from event data and is private, loopback or link-local.
     pub allow_private_targets: Option<Vec<String>>,

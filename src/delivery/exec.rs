@@ -2,12 +2,8 @@
 
 use std::time::Instant;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
-use hmac::{Hmac, Mac};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use sha2::Sha256;
 
 use super::policy::Outcome;
 use crate::actions::http::RenderedHttp;
@@ -23,8 +19,8 @@ pub struct Ctx<'a> {
     /// The trusted and the guarded client (see [`crate::net::client`]).
     pub clients: &'a crate::net::Clients,
     pub timeout: Duration,
-    /// The secret for signed requests, when the job asks for signing.
-    pub signing_secret: Option<&'a str>,
+    /// The secrets for signed requests, when the job asks for signing.
+    pub signing_secrets: &'a [crate::net::sign::Secret],
     /// User and password, when the job uses basic auth.
     pub basic_auth: Option<(&'a str, &'a str)>,
 }
@@ -98,19 +94,17 @@ async fn http(job: &Job, action: &RenderedHttp, ctx: &Ctx<'_>) -> (Attempt, Outc
     let id = HeaderValue::from_str(&job.key).unwrap_or(HeaderValue::from_static("invalid"));
     headers.insert("webhook-id", id);
     if action.sign {
-        let Some(secret) = ctx.signing_secret else {
+        if ctx.signing_secrets.is_empty() {
             return failed("`sign: true` but no signing secret is configured (`http.signing_secret`)".into());
-        };
+        }
         let timestamp = Utc::now().timestamp();
-        match sign(secret, &job.key, timestamp, body.as_bytes()) {
-            Ok(signature) => {
-                headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
-                headers.insert(
-                    "webhook-signature",
-                    HeaderValue::from_str(&signature).unwrap_or(HeaderValue::from_static("")),
-                );
+        let signature = crate::net::sign::sign(ctx.signing_secrets, &job.key, timestamp, body.as_bytes());
+        headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
+        match HeaderValue::from_str(&signature) {
+            Ok(v) => {
+                headers.insert("webhook-signature", v);
             }
-            Err(e) => return failed(e),
+            Err(_) => return failed("the signature cannot be sent as a header".into()),
         }
     }
     let client = match ctx.clients.for_url(&action.url, action.host_from_event) {
@@ -195,37 +189,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
-}
-
-/// Standard Webhooks: `v1,` + base64(HMAC-SHA256(key, "id.timestamp.body")), the key being
-/// the base64 part of a `whsec_…` secret (or the secret's bytes if it has no such prefix).
-pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String, String> {
-    let key = match secret.strip_prefix("whsec_") {
-        Some(b64) => STANDARD
-            .decode(b64)
-            .map_err(|_| "the signing secret after `whsec_` is not base64".to_owned())?,
-        None => secret.as_bytes().to_vec(),
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|_| "unusable signing secret".to_owned())?;
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sign;
-
-    #[test]
-    fn standard_webhooks_test_vector() {
-        // The example of the Standard Webhooks specification's reference libraries.
-        let sig = sign(
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            1614265330,
-            br#"{"test": 2432232314}"#,
-        )
-        .unwrap();
-        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-    }
 }

@@ -39,7 +39,7 @@ pub struct Deliverer<S> {
     pub clients: crate::net::Clients,
     pub policy: Policy,
     pub timeout: Duration,
-    pub server_secret: Option<String>,
+    pub server_secret: Vec<crate::net::sign::Secret>,
     /// Bumped by the ingest writer after each commit that added jobs.
     pub wake: Arc<watch::Sender<u64>>,
     pub metrics: Arc<Metrics>,
@@ -138,7 +138,7 @@ impl<S: Store> Deliverer<S> {
         let ctx = exec::Ctx {
             clients: &self.clients,
             timeout: self.timeout,
-            signing_secret: secret.as_deref(),
+            signing_secrets: &secret,
             basic_auth: basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
         };
         let (attempt, outcome) = match job.kind.as_str() {
@@ -164,20 +164,20 @@ impl<S: Store> Deliverer<S> {
     }
 
     /// Secrets for an `http` job, read from the rule in service (never stored with the
-    /// job): the signing secret (the rule's own, or the server's) and basic-auth credentials.
-    fn credentials(&self, job: &Job) -> (Option<String>, Option<(String, String)>) {
+    /// job): the signing secrets (the rule's own, or the server's) and basic-auth credentials.
+    fn credentials(&self, job: &Job) -> (Vec<crate::net::sign::Secret>, Option<(String, String)>) {
         let rules = self.rules.load();
         let spec = rules
             .get(&job.rule_id)
             .and_then(|r| r.actions.get(job.action_index as usize));
         match spec.map(|a| &a.kind) {
             Some(ActionKind::Http(http)) => {
-                let secret = match http.signing() {
-                    Some(Signing::Secret(s)) => Some(s.clone()),
+                let secrets = match http.signing() {
+                    Some(Signing::Secrets(s)) => s.clone(),
                     Some(Signing::ServerSecret) => self.server_secret.clone(),
-                    None => None,
+                    None => Vec::new(),
                 };
-                (secret, http.basic_auth().cloned())
+                (secrets, http.basic_auth().cloned())
             }
             _ => (self.server_secret.clone(), None),
         }

@@ -1,7 +1,9 @@
 //! The network foundations every layer may use: outbound HTTP clients with the SSRF
-//! guard, the table of addresses an event may not reach, and endpoint identity.
+//! guard, the table of addresses an event may not reach, Standard Webhooks signatures, and
+//! endpoint identity.
 
 pub mod client;
+pub mod sign;
 pub mod special;
 
 pub use client::{Clients, Refused, client};

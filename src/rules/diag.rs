@@ -28,13 +28,16 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// What the compiler of one file carries: where things are, and the errors so far. Every
+/// What the compiler of one file carries: where things are, the server it compiles for,
+/// and the errors so far. Every
 /// check reports and carries on, so one run shows all problems of a file.
 pub(crate) struct Cx<'a> {
     pub file: &'a str,
     pub positions: &'a Positions,
     pub rule: Option<String>,
     pub errors: Vec<Diagnostic>,
+    /// The server the rules are compiled for.
+    pub context: super::Context,
 }
 
 impl<'a> Cx<'a> {
@@ -44,6 +47,7 @@ impl<'a> Cx<'a> {
             positions,
             rule: None,
             errors: Vec::new(),
+            context: super::Context::default(),
         }
     }
 

@@ -265,13 +265,13 @@ pub struct RawBasicAuth {
 }
 
 /// How to sign an outbound request.
-#[derive(Debug, Deserialize, JsonSchema, Clone, Serialize)]
+#[derive(Debug, Deserialize, JsonSchema, Clone)]
 #[serde(untagged)]
 pub enum RawSign {
     Enabled(bool),
     Secret {
-        /// A `whsec_...` secret, usually `${env:NAME}`.
-        secret: String,
+        /// A `whsec_...` secret, usually `${env:NAME}`; a list signs with each (rotation).
+        secret: StringList,
     },
 }
 

@@ -44,7 +44,12 @@ pub struct FileStatus {
 /// `memory`; a brand-new broken file adds nothing; a deleted file's rules go. Files that
 /// did not change load first, so a changed file that takes an id already in use is the
 /// one refused.
-pub(super) fn load(rules_dir: &Path, templates_dir: &Path, memory: &mut Memory) -> RuleSet {
+pub(super) fn load(
+    rules_dir: &Path,
+    templates_dir: &Path,
+    memory: &mut Memory,
+    context: &super::Context,
+) -> RuleSet {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut templates = Templates::new();
@@ -91,7 +96,7 @@ pub(super) fn load(rules_dir: &Path, templates_dir: &Path, memory: &mut Memory) 
         let default_id = rel.with_extension("").to_string_lossy().replace('\\', "/");
         let mut compile = |text: &str| {
             let (file_rules, mut file_errors) =
-                compile_source(text, &shown, &default_id, &mut templates, &mut warnings);
+                compile_source(text, &shown, &default_id, &mut templates, &mut warnings, context);
             file_errors.extend(duplicates(&file_rules, &seen, &shown));
             (file_rules, file_errors)
         };
@@ -269,6 +274,7 @@ fn compile_source(
     default_id: &str,
     templates: &mut Templates,
     warnings: &mut Vec<Diagnostic>,
+    context: &super::Context,
 ) -> (Vec<Rule>, Vec<Diagnostic>) {
     let fail_for = |rule: Option<&str>, message: String, pos: Pos| {
         let rule = rule.map(str::to_owned);
@@ -296,6 +302,7 @@ fn compile_source(
     }
     let positions = Positions::build(text);
     let mut cx = Cx::new(shown, &positions);
+    cx.context = context.clone();
     let mut rules = Vec::new();
     let many = positions.key("rules").is_some();
     let raws: Vec<(String, String, RawRule)> = if many {
@@ -347,7 +354,12 @@ mod tests {
         std::os::unix::fs::symlink("..", rules.join("team/sub/up")).unwrap();
         std::os::unix::fs::symlink("team", rules.join("z-again")).unwrap();
         std::os::unix::fs::symlink("team/a.yaml", rules.join("z-a.yaml")).unwrap();
-        let set = RuleSet::reload(&rules, &dir.path().join("templates"), &mut Memory::default());
+        let set = RuleSet::reload(
+            &rules,
+            &dir.path().join("templates"),
+            &mut Memory::default(),
+            &Default::default(),
+        );
         assert_eq!(ids(&set), ["team/a", "team/sub/b"], "{:?}", set.errors());
         let root = rules.to_str().unwrap();
         let warned: Vec<String> = set
@@ -375,7 +387,7 @@ mod tests {
         let mut memory = Memory::default();
         std::fs::write(rules.join("a.yaml"), rule("one")).unwrap();
         std::fs::write(rules.join("b.yaml"), "id: shared\n".to_owned() + &rule("b")).unwrap();
-        let set = RuleSet::reload(&rules, &templates, &mut memory);
+        let set = RuleSet::reload(&rules, &templates, &mut memory, &Default::default());
         assert_eq!(ids(&set), ["a", "shared"]);
         let first_version = set.files()[0].version.clone().unwrap();
 
@@ -384,7 +396,7 @@ mod tests {
         // A brand-new broken file adds nothing; a new file taking a used id is refused.
         std::fs::write(rules.join("c.yaml"), "on: [oops\n").unwrap();
         std::fs::write(rules.join("0-dup.yaml"), "id: shared\n".to_owned() + &rule("dup")).unwrap();
-        let set = RuleSet::reload(&rules, &templates, &mut memory);
+        let set = RuleSet::reload(&rules, &templates, &mut memory, &Default::default());
         assert_eq!(ids(&set), ["a", "shared"]);
         let a = set.files().iter().find(|f| f.file.ends_with("a.yaml")).unwrap();
         assert_eq!(a.version.as_ref(), Some(&first_version));
@@ -406,7 +418,7 @@ mod tests {
         // A fixed edit replaces it; a deleted file's rules go.
         std::fs::write(rules.join("a.yaml"), rule("two")).unwrap();
         std::fs::remove_file(rules.join("b.yaml")).unwrap();
-        let set = RuleSet::reload(&rules, &templates, &mut memory);
+        let set = RuleSet::reload(&rules, &templates, &mut memory, &Default::default());
         assert_eq!(ids(&set), ["a", "shared"]);
         assert!(set.get("shared").unwrap().file.ends_with("0-dup.yaml"));
         let a = set.files().iter().find(|f| f.file.ends_with("a.yaml")).unwrap();

@@ -30,6 +30,14 @@ pub use file::Expect;
 pub use load::{FileStatus, Memory};
 pub use stateful::{Correlation, History, MemoryHistory, NoHistory, Once, Threshold};
 
+/// What rules are loaded into: facts about the server that decide whether a rule can
+/// work there, so `check` and a reload refuse what would only fail when it fires.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The server has `http.signing_secret`: `sign: true` can sign.
+    pub signing_secret: bool,
+}
+
 /// A compiled rule.
 #[derive(Debug)]
 pub struct Rule {
@@ -114,12 +122,22 @@ impl RuleSet {
             .parent()
             .map_or_else(|| Path::new("templates").to_path_buf(), |p| p.join("templates"));
         let templates_dir = templates_dir.unwrap_or(&default_templates);
-        load::load(rules_dir, templates_dir, &mut Memory::default())
+        load::load(
+            rules_dir,
+            templates_dir,
+            &mut Memory::default(),
+            &Context::default(),
+        )
+    }
+
+    /// [`RuleSet::load`] for a server described by `context`.
+    pub fn load_in(rules_dir: &Path, templates_dir: &Path, context: &Context) -> Self {
+        load::load(rules_dir, templates_dir, &mut Memory::default(), context)
     }
 
     /// Loads again, keeping each file's last good version from `memory` (hot reload).
-    pub fn reload(rules_dir: &Path, templates_dir: &Path, memory: &mut Memory) -> Self {
-        load::load(rules_dir, templates_dir, memory)
+    pub fn reload(rules_dir: &Path, templates_dir: &Path, memory: &mut Memory, context: &Context) -> Self {
+        load::load(rules_dir, templates_dir, memory, context)
     }
 
     /// The (event type, field) pairs that `after` conditions look up: the facts the store

@@ -146,6 +146,7 @@ pub async fn run(
     let reloader = Arc::new(Reloader::new(
         config.rules_dir.clone(),
         config.templates_dir.clone(),
+        config.rules_context(),
         metrics.clone(),
         config.on_reload_error.clone(),
     ));

@@ -17,29 +17,9 @@ struct SmtpSink {
     seen: usize,
 }
 
-/// aiosmtpd, installed from PyPI on first use when missing (as `.ci/run` does).
-fn ensure_aiosmtpd() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let present = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !present {
-            let installed = Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
-                .status();
-            assert!(
-                installed.is_ok_and(|s| s.success()),
-                "cannot install aiosmtpd with pip"
-            );
-        }
-    });
-}
-
 impl SmtpSink {
     fn start(port: u16) -> (SmtpSink, u16) {
-        ensure_aiosmtpd();
+        crate::util::python_module("aiosmtpd", "aiosmtpd");
         let dir = tempfile::tempdir().unwrap().keep();
         let mut child = Command::new("python3")
             .args([
@@ -556,6 +536,9 @@ async fn outbound_http_signed_with_basic_auth_and_the_ssrf_guard() {
     assert_eq!(sink.next(10).await.json(), json!({"a": 1}));
 }
 
+/// 32 bytes, as `hookflow::net::sign::generate` makes them.
+const SERVER_SECRET: &str = "whsec_c2VydmVyLXNlY3JldC1vZi10aGlydHktdHdvLWJ5dGVzIQ==";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_failures_and_sign_true_uses_the_server_secret() {
     let mut sink = crate::sink::Sink::start().await;
@@ -565,7 +548,7 @@ async fn redirects_are_failures_and_sign_true_uses_the_server_secret() {
         sink.url
     );
     let config = format!(
-        "{BASE}http: {{ signing_secret: \"whsec_c2VydmVyLXNlY3JldA==\" }}\ndelivery:\n  schedule: [ {{ retries: 2, every: 1s }} ]\n"
+        "{BASE}http: {{ signing_secret: \"{SERVER_SECRET}\" }}\ndelivery:\n  schedule: [ {{ retries: 2, every: 1s }} ]\n"
     );
     let (_dir, server) = Server::in_project(&config, &[("r.yaml", &rule)]);
     server.post("/hooks/mailjet", &open("fay@example.org", 60)).await;
@@ -573,13 +556,12 @@ async fn redirects_are_failures_and_sign_true_uses_the_server_secret() {
     let second = sink.next(10).await;
     assert_eq!(second.body, "hi fay@example.org");
     let sig = second.header("webhook-signature").to_owned();
-    let expected = hookflow::delivery::exec::sign(
-        "whsec_c2VydmVyLXNlY3JldA==",
+    let expected = hookflow::net::sign::sign(
+        &[hookflow::net::sign::Secret::parse(SERVER_SECRET).unwrap()],
         second.header("webhook-id"),
         second.header("webhook-timestamp").parse().unwrap(),
         second.body.as_bytes(),
-    )
-    .unwrap();
+    );
     assert_eq!(sig, expected);
     let jobs = server
         .wait_for("/api/jobs", 10, |j| j[0]["status"] == "succeeded")
@@ -702,4 +684,83 @@ actions:
         !smtp.dir.join("0002.json").exists(),
         "only the clean event was sent"
     );
+}
+
+/// Rotation: a rule signs with two secrets at once, and the official Standard Webhooks
+/// library verifies the request with either one alone (and refuses a third secret or a
+/// changed body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_library_verifies_signatures_with_each_rotated_secret() {
+    crate::util::python_module("standardwebhooks", "standardwebhooks");
+    let mut sink = crate::sink::Sink::start().await;
+    let (old, new) = (hookflow::net::sign::generate(), hookflow::net::sign::generate());
+    // The new secret is written without its base64 padding: both forms are accepted.
+    let new_unpadded = new.trim_end_matches('=').to_owned();
+    let rule = format!(
+        "on: open\nactions: [ {{ http: {{ url: \"{}/in\", json: {{ email: \"{{{{email}}}}\", n: 7 }}, sign: {{ secret: [\"{old}\", \"{new_unpadded}\"] }} }} }} ]\n",
+        sink.url
+    );
+    let (_dir, server) = Server::in_project(BASE, &[("r.yaml", &rule)]);
+    server.post("/hooks/mailjet", &open("gil@example.org", 70)).await;
+    let got = sink.next(10).await;
+    assert_eq!(
+        got.header("webhook-signature").split(' ').count(),
+        2,
+        "{:?}",
+        got.headers
+    );
+    let verify = |secret: &str, body: &str| {
+        let headers: serde_json::Map<String, Value> =
+            ["webhook-id", "webhook-timestamp", "webhook-signature"]
+                .iter()
+                .map(|h| (h.to_string(), Value::from(got.header(h))))
+                .collect();
+        crate::util::python(
+            "verify_webhook.py",
+            &json!({"secret": secret, "body": body, "headers": headers}).to_string(),
+        )
+    };
+    for secret in [&old, &new] {
+        assert_eq!(verify(secret, &got.body), (0, "ok\n".to_owned()), "{secret}");
+    }
+    assert_eq!(verify(&hookflow::net::sign::generate(), &got.body).0, 1);
+    assert_eq!(verify(&old, &got.body.replace('7', "8")).0, 1);
+
+    // A secret the libraries would not read is a load error, at its place in the file.
+    let bad = "on: open\nactions: [ { http: { url: \"https://x.example/\", sign: { secret: [\"whsec_c2hvcnQ=\", \"raw-secret\"] } } } ]\n";
+    let p = crate::util::Project::new(&[("rules/bad.yaml", bad)]);
+    let run = crate::util::hookflow_in(p.dir.path(), &["check", "rules", "--format", "json"], &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let messages: Vec<&str> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages.len(), 2, "{report}");
+    assert!(messages[0].contains("5 bytes"), "{messages:?}");
+    assert!(
+        messages[1].contains("`whsec_` followed by base64"),
+        "{messages:?}"
+    );
+}
+
+/// `sign: true` on a server without `http.signing_secret` is refused when checking and
+/// loading, not when the first event fires.
+#[test]
+fn sign_true_needs_the_server_secret() {
+    let rule = "on: open\nactions: [ { http: { url: \"https://x.example/\", sign: true } } ]\n";
+    let p = crate::util::Project::new(&[("rules/r.yaml", rule)]);
+    let run = crate::util::hookflow_in(p.dir.path(), &["check"], &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("this server has none"), "{}", run.stdout);
+    std::fs::write(
+        p.dir.path().join("hookflow.yaml"),
+        format!("http: {{ signing_secret: \"{SERVER_SECRET}\" }}\n"),
+    )
+    .unwrap();
+    let run = crate::util::hookflow_in(p.dir.path(), &["check"], &[]);
+    assert!(!run.stdout.contains("this server has none"), "{}", run.stdout);
+    assert!(run.stdout.contains("0 errors"), "{}", run.stdout);
 }

@@ -2,11 +2,11 @@ use crate::util::{hookflow, hookflow_in, root};
 
 #[test]
 fn config_schema_file_is_current() {
-    let run = hookflow(&["schema", "--config"]);
+    let run = hookflow(&["schema", "config"]);
     let committed = std::fs::read_to_string(root().join("schemas/config.schema.json")).unwrap();
     assert!(
         run.stdout.trim() == committed.trim(),
-        "schemas/config.schema.json is stale: run `cargo run -- schema --config > schemas/config.schema.json`"
+        "schemas/config.schema.json is stale: run `cargo run -- schema config > schemas/config.schema.json`"
     );
 }
 

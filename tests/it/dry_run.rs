@@ -201,6 +201,10 @@ fn matches_are_sorted_by_rule_id_and_filtered_by_source_type_and_enabled() {
         ("rules/shop.yaml", &format!("on: open\nsource: shop\n{log}")),
         ("rules/off.yaml", &format!("on: open\nenabled: false\n{log}")),
         ("rules/clicks.yaml", &format!("on: click\n{log}")),
+        (
+            "hookflow.yaml",
+            "sources: { mailjet: { format: mailjet }, shop: { format: mailjet } }\n",
+        ),
     ]);
     let ids = |out: &Value| -> Vec<String> {
         out["events"][0]["matches"]
@@ -292,4 +296,65 @@ fn explain_shows_the_state_a_decision_used() {
         reminder["state"]["absent_due_at"], "2015-06-05T12:19:09+00:00",
         "{reminder}"
     );
+}
+
+/// Any configured source can be dry-run, decoded by its own format: here a `json` source
+/// whose event type sits at `$.type` and whose id is `$.id`.
+#[test]
+fn a_json_source_is_dry_run_with_its_own_format() {
+    let p = Project::new(&[
+        (
+            "rules/paid.yaml",
+            "on: order.paid\nsource: shop\nwhen: { total: { gt: 100 } }\nactions: [ { log: { message: \"big order {{event.id}}\" } } ]\n",
+        ),
+        (
+            "shop.yaml",
+            "sources:\n  shop: { format: json, type_path: $.type, id_path: $.id }\n",
+        ),
+    ]);
+    let config = p.path("shop.yaml");
+    let out = p.dry_run(
+        &json!({"type": "order.paid", "id": 42, "total": 120}),
+        &["--config", &config, "--source", "shop"],
+    );
+    let m = &out["events"][0]["matches"];
+    assert_eq!(m[0]["rule"], "paid", "{out}");
+    assert_eq!(m[0]["actions"][0]["message"], "big order shop:42", "{out}");
+    // A source the config does not have is named as such.
+    let event = p.path("event.json");
+    let run = crate::util::hookflow_in(
+        p.dir.path(),
+        &["--config", &config, "test", "--event", &event, "--source", "nope"],
+        &[],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("no source `nope`") && run.stderr.contains("configured: shop"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `hookflow test … | head`: a reader that goes away ends the output quietly.
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookflow"))
+        .args([
+            "test",
+            "--rules",
+            "rules",
+            "--event",
+            "examples/events/batch-v2.json",
+            "--explain",
+        ])
+        .current_dir(crate::util::root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
 }

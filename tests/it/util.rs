@@ -37,6 +37,54 @@ pub fn hookflow_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// Makes sure Python module `module` imports, installing PyPI package `package` with pip
+/// on first use when it does not (`.ci/run` installs them all up front).
+pub fn python_module(module: &str, package: &str) {
+    static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if done.iter().any(|m| m == module) {
+        return;
+    }
+    let imports = || {
+        Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !imports() {
+        let installed = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", package])
+            .status();
+        assert!(
+            installed.is_ok_and(|s| s.success()) && imports(),
+            "cannot install {package} with pip (python3 -m pip install {package})"
+        );
+    }
+    done.push(module.to_owned());
+}
+
+/// Runs a Python script of `tests/` with `input` on stdin: (exit code, stdout).
+pub fn python(script: &str, input: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .arg(root().join("tests").join(script))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write to python");
+    let out = child.wait_with_output().expect("python ends");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// Runs and parses stdout as JSON.
 pub fn json(args: &[&str]) -> Value {
     let run = hookflow(args);
