@@ -94,36 +94,71 @@ pub fn jobs_for(
     received_at: DateTime<Utc>,
 ) -> Vec<NewJob> {
     let ctx = context(ev, &rule.id, vars);
-    rule.actions
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            let mut job = NewJob {
-                key: format!("{}/{}/{}", ev.id, rule.id, i),
-                rule_id: rule.id.clone(),
-                action_index: i as u32,
-                kind: spec.kind_name().to_owned(),
-                action: Value::Null,
-                endpoint: None,
-                due_at: received_at,
-                error: None,
-            };
-            match spec.render(rules.templates(), &ctx) {
-                Ok(rendered) => {
-                    if let Some(delay) = rendered.delay {
-                        job.due_at = received_at + delay.to_chrono();
-                    }
-                    if let crate::actions::RenderedKind::Http(http) = &rendered.action {
-                        job.endpoint = endpoint_of(&http.url);
-                    }
-                    job.action = serde_json::to_value(&rendered).unwrap_or(Value::Null);
-                }
-                Err(e) => {
-                    tracing::warn!(rule = %rule.id, event = %ev.id, "action {i} cannot be rendered: {e}");
-                    job.error = Some(e);
-                }
-            }
-            job
-        })
+    (0..rule.actions.len())
+        .map(|i| job_for(rules, rule, i, ev, &ctx, received_at))
         .collect()
+}
+
+/// A failed job's action rendered again from the rule in service and the stored event
+/// (the rule may have been fixed since). The error says why it cannot be.
+pub fn rerender(
+    rules: &RuleSet,
+    rule_id: &str,
+    action_index: u32,
+    ev: &Event,
+    now: DateTime<Utc>,
+) -> Result<crate::store::Rendered, String> {
+    let rule = rules
+        .get(rule_id)
+        .ok_or_else(|| format!("rule `{rule_id}` is no longer loaded"))?;
+    let i = action_index as usize;
+    if i >= rule.actions.len() {
+        return Err(format!("rule `{rule_id}` no longer has action #{i}"));
+    }
+    let job = job_for(rules, rule, i, ev, &context(ev, &rule.id, None), now);
+    match job.error {
+        Some(e) => Err(format!("it still cannot be rendered: {e}")),
+        None => Ok(crate::store::Rendered {
+            action: job.action,
+            endpoint: job.endpoint,
+        }),
+    }
+}
+
+/// Action `i` of `rule` for `ev`, rendered against `ctx`.
+fn job_for(
+    rules: &RuleSet,
+    rule: &Rule,
+    i: usize,
+    ev: &Event,
+    ctx: &Value,
+    received_at: DateTime<Utc>,
+) -> NewJob {
+    let spec = &rule.actions[i];
+    let mut job = NewJob {
+        key: format!("{}/{}/{}", ev.id, rule.id, i),
+        rule_id: rule.id.clone(),
+        action_index: i as u32,
+        kind: spec.kind_name().to_owned(),
+        action: Value::Null,
+        endpoint: None,
+        due_at: received_at,
+        error: None,
+    };
+    match spec.render(rules.templates(), ctx) {
+        Ok(rendered) => {
+            if let Some(delay) = rendered.delay {
+                job.due_at = received_at + delay.to_chrono();
+            }
+            if let crate::actions::RenderedKind::Http(http) = &rendered.action {
+                job.endpoint = endpoint_of(&http.url);
+            }
+            job.action = serde_json::to_value(&rendered).unwrap_or(Value::Null);
+        }
+        Err(e) => {
+            tracing::warn!(rule = %rule.id, event = %ev.id, "action {i} cannot be rendered: {e}");
+            job.error = Some(e);
+        }
+    }
+    job
 }

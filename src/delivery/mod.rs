@@ -72,7 +72,12 @@ impl<S: Store> Deliverer<S> {
         let lease = Duration::from_secs(self.timeout.as_secs() + 30);
         let permits = Arc::new(Semaphore::new(workers));
         let (done, finished) = mpsc::unbounded_channel();
-        let finisher = tokio::spawn(finish(self.store.clone(), self.clock.clone(), finished));
+        let finisher = tokio::spawn(finish(
+            self.store.clone(),
+            self.clock.clone(),
+            self.wake.clone(),
+            finished,
+        ));
         let mut running = JoinSet::new();
         let mut wake = self.wake.subscribe();
         while !*shutdown.borrow() {
@@ -145,7 +150,9 @@ impl<S: Store> Deliverer<S> {
             "http" | "log" => exec::execute(&job, &ctx).await,
             _ => self.local(&job).await,
         };
-        let next = self.policy.next(&job, &outcome, self.clock.now());
+        let next = self
+            .judge_endpoint(&job, self.policy.next(&job, &outcome, self.clock.now()))
+            .await;
         self.metrics
             .attempt(&job.kind, outcome == Outcome::Success, attempt.duration_ms);
         match &next {
@@ -161,6 +168,33 @@ impl<S: Store> Deliverer<S> {
             _ => {}
         }
         Finished { job, attempt, next }
+    }
+
+    /// A job that dies after its retries suspends its endpoint only when the endpoint
+    /// itself is failing: if any attempt to it succeeded since this job's first attempt,
+    /// the receiver is up and refuses this one payload, which dies alone (recorded, and
+    /// retryable by hand) while other jobs keep flowing.
+    async fn judge_endpoint(&self, job: &Job, next: Next) -> Next {
+        let Next::Dead {
+            suspend: Some(endpoint),
+        } = &next
+        else {
+            return next;
+        };
+        match self.store.succeeded_since(endpoint, job.first_attempt_at).await {
+            Ok(true) => {
+                tracing::warn!(
+                    job = %job.key, %endpoint,
+                    "retries exhausted; the endpoint accepted other jobs meanwhile, so it stays active"
+                );
+                Next::Dead { suspend: None }
+            }
+            Ok(false) => next,
+            Err(e) => {
+                tracing::error!("cannot read the endpoint's health ({e}); suspending it");
+                next
+            }
+        }
     }
 
     /// Secrets for an `http` job, read from the rule in service (never stored with the
@@ -185,8 +219,15 @@ impl<S: Store> Deliverer<S> {
 }
 
 /// Records outcomes as they come, many per transaction. If recording fails, the jobs'
-/// leases expire and they are attempted again: at least once, never lost.
-async fn finish<S: Store>(store: Arc<S>, clock: Clock, mut finished: mpsc::UnboundedReceiver<Finished>) {
+/// leases expire and they are attempted again: at least once, never lost. A recorded
+/// retry wakes the dispatcher, which then sleeps exactly until it is due (it could not
+/// know of it before it was recorded).
+async fn finish<S: Store>(
+    store: Arc<S>,
+    clock: Clock,
+    wake: Arc<watch::Sender<u64>>,
+    mut finished: mpsc::UnboundedReceiver<Finished>,
+) {
     let mut group = Vec::with_capacity(MAX_FINISH_GROUP);
     while let Some(first) = finished.recv().await {
         group.push(first);
@@ -197,8 +238,11 @@ async fn finish<S: Store>(store: Arc<S>, clock: Clock, mut finished: mpsc::Unbou
             }
         }
         let n = group.len();
-        if let Err(e) = store.finish(std::mem::take(&mut group), clock.now()).await {
-            tracing::error!("cannot record {n} attempt(s): {e}; their jobs will be retried");
+        let retries = group.iter().any(|f| matches!(f.next, Next::Retry(_)));
+        match store.finish(std::mem::take(&mut group), clock.now()).await {
+            Ok(()) if retries => wake.send_modify(|g| *g += 1),
+            Ok(()) => {}
+            Err(e) => tracing::error!("cannot record {n} attempt(s): {e}; their jobs will be retried"),
         }
     }
 }

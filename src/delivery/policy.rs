@@ -78,6 +78,7 @@ mod tests {
             endpoint: Some("https://x.example:443".into()),
             attempts,
             action_index: 0,
+            first_attempt_at: Utc::now(),
         }
     }
 

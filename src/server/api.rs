@@ -12,14 +12,17 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use crate::store::{Store, StoreError};
+use crate::store::{DeadFilter, JobRow, Store, StoreError};
 
 pub fn router<S: Store>(state: AppState<S>) -> Router<AppState<S>> {
     Router::new()
         .route("/events", get(events::<S>))
         .route("/events/{*id}", get(event::<S>))
         .route("/jobs", get(jobs::<S>))
+        .route("/jobs/retry", post(retry_dead::<S>))
+        .route("/jobs/{id}", get(job::<S>))
         .route("/jobs/{id}/retry", post(retry::<S>))
+        .route("/jobs/{id}/skip", post(skip::<S>))
         .route("/endpoints", get(endpoints::<S>))
         .route("/endpoints/{id}/resume", post(resume::<S>))
         .route("/stats", get(stats::<S>))
@@ -68,8 +71,9 @@ async fn bearer<S: Store>(State(st): State<AppState<S>>, request: Request, next:
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token.trim());
         let ok: bool = given.as_bytes().ct_eq(token.as_bytes()).into();
         if !ok {
             return (
@@ -111,22 +115,132 @@ async fn event<S: Store>(
     }
 }
 
+/// Every status a job can have.
+const STATUSES: &[&str] = &["pending", "running", "succeeded", "failed", "dead", "skipped"];
+
 async fn jobs<S: Store>(
     State(st): State<AppState<S>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
+    if let Some(status) = q.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+        return Err(ApiError::BadRequest(format!(
+            "unknown status `{status}`; one of: {}",
+            STATUSES.join(", ")
+        )));
+    }
     Ok(Json(st.store.jobs(q.status.as_deref(), limit(&q)).await?).into_response())
 }
 
-async fn retry<S: Store>(State(st): State<AppState<S>>, Path(id): Path<i64>) -> Result<Response, ApiError> {
-    if st.store.retry_job(id, st.clock.now()).await? {
-        st.wake.send_modify(|g| *g += 1);
-        Ok(Json(json!({ "job": id, "status": "pending" })).into_response())
-    } else {
-        Err(ApiError::Conflict(format!(
-            "job {id} does not exist or is still pending or running"
-        )))
+async fn job<S: Store>(State(st): State<AppState<S>>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    match st.store.job(id).await? {
+        Some(job) => Ok(Json(job).into_response()),
+        None => Err(ApiError::NotFound(format!("no job {id}"))),
     }
+}
+
+/// The job, or 404; 409 while it is pending or running (it runs by itself).
+async fn finished_job<S: Store>(st: &AppState<S>, id: i64) -> Result<JobRow, ApiError> {
+    let job = st
+        .store
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+    if matches!(job.status.as_str(), "pending" | "running") {
+        return Err(ApiError::Conflict(format!(
+            "job {id} is {}: it runs by itself",
+            job.status
+        )));
+    }
+    Ok(job)
+}
+
+/// Runs a job again. A `failed` job never had an action (it could not be rendered), so it
+/// is rendered again from the rule in service and its stored event; if that still fails,
+/// 409 says why.
+async fn retry<S: Store>(State(st): State<AppState<S>>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let job = finished_job(&st, id).await?;
+    let now = st.clock.now();
+    let rendered = if job.status == "failed" {
+        let ev = stored_event(&st, &job.event_id).await?;
+        let rendered = crate::engine::rerender(&st.rules.load(), &job.rule_id, job.action_index, &ev, now)
+            .map_err(|why| ApiError::Conflict(format!("job {id} cannot be retried: {why}")))?;
+        Some(rendered)
+    } else {
+        None
+    };
+    if !st.store.retry_job(id, now, rendered).await? {
+        return Err(ApiError::Conflict(format!(
+            "job {id} changed meanwhile; look again"
+        )));
+    }
+    st.wake.send_modify(|g| *g += 1);
+    Ok(Json(json!({ "job": id, "status": "pending" })).into_response())
+}
+
+/// The stored event a job was planned for, as rules see it.
+async fn stored_event<S: Store>(st: &AppState<S>, id: &str) -> Result<crate::event::Event, ApiError> {
+    let detail = st
+        .store
+        .event(id)
+        .await?
+        .ok_or_else(|| ApiError::Conflict(format!("its event `{id}` is no longer stored")))?;
+    let time = chrono::DateTime::parse_from_rfc3339(&detail.event.time)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| ApiError::Store(StoreError::Corrupt(e.to_string())))?;
+    Ok(crate::event::Event {
+        id: detail.event.id,
+        source: detail.event.source,
+        kind: detail.event.kind,
+        time,
+        data: detail.payload,
+    })
+}
+
+/// Gives up on a job that has not succeeded: it is `skipped`, never attempted again.
+async fn skip<S: Store>(State(st): State<AppState<S>>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let job = st
+        .store
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+    if matches!(job.status.as_str(), "running" | "succeeded" | "skipped") {
+        return Err(ApiError::Conflict(format!(
+            "job {id} is {}: only pending, failed and dead jobs can be skipped",
+            job.status
+        )));
+    }
+    if !st.store.skip_job(id, st.clock.now()).await? {
+        return Err(ApiError::Conflict(format!(
+            "job {id} changed meanwhile; look again"
+        )));
+    }
+    Ok(Json(json!({ "job": id, "status": "skipped" })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeadQuery {
+    /// Only the dead jobs of this endpoint (`scheme://host:port`, or any URL on it).
+    endpoint: Option<String>,
+    /// Only the dead jobs of this rule.
+    rule: Option<String>,
+}
+
+/// `POST /api/jobs/retry?endpoint=…&rule=…`: every dead job (of an endpoint, of a rule)
+/// back in line.
+async fn retry_dead<S: Store>(
+    State(st): State<AppState<S>>,
+    Query(q): Query<DeadQuery>,
+) -> Result<Response, ApiError> {
+    let filter = DeadFilter {
+        endpoint: q.endpoint.map(|e| crate::net::endpoint_of(&e).unwrap_or(e)),
+        rule: q.rule,
+    };
+    let n = st.store.retry_dead(&filter, st.clock.now()).await?;
+    if n > 0 {
+        st.wake.send_modify(|g| *g += 1);
+    }
+    Ok(Json(json!({ "requeued": n })).into_response())
 }
 
 async fn endpoints<S: Store>(State(st): State<AppState<S>>) -> Result<Response, ApiError> {

@@ -110,7 +110,50 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::<S>))
         .nest("/api", api::router(state.clone()))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let error = format!("no route {method} {}", uri.path());
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({ "error": error })),
+    )
+        .into_response()
+}
+
+/// Every error answer is JSON, as documented: the handlers' own already are, and this
+/// turns the rest (axum's rejections of a bad query string or path, 405 for a wrong
+/// method) into `{"error": "…"}` with the same text.
+async fn json_errors(response: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !status.is_client_error() && !status.is_server_error() || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let error = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_owned(),
+        t => t.to_owned(),
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let mut json = (status, axum::Json(serde_json::json!({ "error": error }))).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != axum::http::header::CONTENT_TYPE {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
 }
 
 async fn metrics<S: Store>(State(st): State<AppState<S>>) -> axum::response::Response {

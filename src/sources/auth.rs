@@ -33,7 +33,9 @@ pub fn verify<'h>(
     match auth {
         Auth::Basic { username, password } => {
             let given = header("authorization")
-                .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+                .map(|(_, b)| b)
                 .and_then(|b| STANDARD.decode(b.trim()).ok())
                 .ok_or(AuthError::MissingBasic)?;
             let expected = format!("{username}:{password}");

@@ -110,6 +110,22 @@ pub struct Job {
     pub endpoint: Option<String>,
     /// Attempts made so far, this one included.
     pub attempts: u32,
+    /// When the job's first attempt began (this one, for a first attempt).
+    pub first_attempt_at: DateTime<Utc>,
+}
+
+/// A job's action rendered again (retrying a job whose rendering had failed).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub action: Value,
+    pub endpoint: Option<String>,
+}
+
+/// Which dead jobs a bulk retry takes: all of them, or those of one endpoint or rule.
+#[derive(Debug, Clone, Default)]
+pub struct DeadFilter {
+    pub endpoint: Option<String>,
+    pub rule: Option<String>,
 }
 
 /// What one attempt did.
@@ -168,6 +184,7 @@ pub struct JobRow {
     pub idempotency_key: String,
     pub event_id: String,
     pub rule_id: String,
+    pub action_index: u32,
     pub kind: String,
     pub status: String,
     pub attempts: u32,
@@ -305,9 +322,31 @@ pub trait Store: Send + Sync + 'static {
         status: Option<&str>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<JobRow>, StoreError>> + Send;
-    /// Puts a job back in line now, with a fresh retry schedule.
-    fn retry_job(&self, id: i64, now: DateTime<Utc>)
-    -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn job(&self, id: i64) -> impl Future<Output = Result<Option<JobRow>, StoreError>> + Send;
+    /// Puts a finished job (succeeded, dead, failed, skipped) back in line now, with a
+    /// fresh retry schedule; `rendered` replaces its action (a failed job rendered again).
+    /// Whether there was such a job.
+    fn retry_job(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        rendered: Option<Rendered>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Gives up on a job that has not run or not succeeded (pending, failed, dead): it is
+    /// `skipped`, recorded and never attempted. Whether there was such a job.
+    fn skip_job(&self, id: i64, now: DateTime<Utc>) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Puts every dead job matching `filter` back in line; how many.
+    fn retry_dead(
+        &self,
+        filter: &DeadFilter,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Whether an attempt to `endpoint` succeeded at `since` or later.
+    fn succeeded_since(
+        &self,
+        endpoint: &str,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn endpoints(&self) -> impl Future<Output = Result<Vec<EndpointRow>, StoreError>> + Send;
     /// Reactivates an endpoint (by id or URL) and requeues the jobs that died on it since
     /// it was suspended; returns the endpoint and how many jobs were requeued.

@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::{
-    Committed, ContactChange, ContactRow, EndpointRow, EventDetail, EventRow, Finished, Job, JobRow, ListRow,
-    NewEvent, Stats, Store, StoreError, SuppressionRow, from_millis,
+    Committed, ContactChange, ContactRow, DeadFilter, EndpointRow, EventDetail, EventRow, Finished, Job,
+    JobRow, ListRow, NewEvent, Rendered, Stats, Store, StoreError, SuppressionRow, from_millis,
 };
 use crate::config::Durability;
 use crate::duration::Duration;
@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_state.sql"),
     include_str!("../../migrations/0004_timers.sql"),
     include_str!("../../migrations/0005_job_indexes.sql"),
+    include_str!("../../migrations/0006_endpoint_health.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside the
@@ -391,8 +392,40 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.transaction(move |tx| queue::retry_job(tx, id, now)).await
+    async fn job(&self, id: i64) -> Result<Option<JobRow>, StoreError> {
+        self.read(move |conn| admin::job(conn, id)).await
+    }
+
+    async fn retry_job(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        rendered: Option<Rendered>,
+    ) -> Result<bool, StoreError> {
+        self.transaction(move |tx| queue::retry_job(tx, id, now, rendered.as_ref()))
+            .await
+    }
+
+    async fn skip_job(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.transaction(move |tx| queue::skip_job(tx, id, now)).await
+    }
+
+    async fn retry_dead(&self, filter: &DeadFilter, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let filter = filter.clone();
+        self.transaction(move |tx| queue::retry_dead(tx, &filter, now))
+            .await
+    }
+
+    async fn succeeded_since(&self, endpoint: &str, since: DateTime<Utc>) -> Result<bool, StoreError> {
+        let endpoint = endpoint.to_owned();
+        self.read(move |conn| {
+            let last: Option<Option<i64>> = conn
+                .prepare_cached("SELECT last_success_at FROM endpoints WHERE url = ?")?
+                .query_row([endpoint], |r| r.get(0))
+                .optional()?;
+            Ok(last.flatten().is_some_and(|t| t >= super::millis(since)))
+        })
+        .await
     }
 
     async fn endpoints(&self) -> Result<Vec<EndpointRow>, StoreError> {

@@ -235,6 +235,9 @@ async fn retries_follow_the_schedule_then_succeed() {
         "first retry after the schedule's 1s, was {gap1:?}"
     );
     assert!(gap2.as_millis() >= 2000, "Retry-After: 2 honoured, was {gap2:?}");
+    // The dispatcher wakes when a retry is recorded: it does not wait for a poll.
+    assert!(gap1.as_millis() < 3000, "the first retry came late: {gap1:?}");
+    assert!(gap2.as_millis() < 4000, "the second retry came late: {gap2:?}");
     assert_eq!(
         first.header("webhook-id"),
         third.header("webhook-id"),
@@ -379,6 +382,17 @@ async fn admin_api_requires_the_token_when_configured() {
             .status(),
         200
     );
+    // The scheme is case-insensitive (RFC 9110).
+    for header in ["bearer t0ken", "BEARER t0ken"] {
+        let r = server
+            .client
+            .get(&url)
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{header}");
+    }
     assert_eq!(
         server
             .client
@@ -696,4 +710,139 @@ async fn symlink_loops_load_each_rule_once() {
         "{}",
         server.log()
     );
+}
+
+/// A receiver that refuses one payload (400) and accepts all others is healthy: the
+/// poison job dies alone, the endpoint stays active, other jobs keep flowing; the dead job
+/// can be retried and skipped by hand, in bulk too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_job_dies_alone() {
+    let mut sink = Sink::start().await;
+    sink.refuse_containing("poison@", 400);
+    let (_dir, server) = Server::in_project(
+        &config("delivery:\n  schedule: [ { retries: 3, every: 1s } ]\n"),
+        &[("fwd.yaml", &forward(&sink, "open"))],
+    );
+    let open = |email: &str, id: u64| {
+        json!({"event": "open", "time": 1433103519, "MessageID": id, "email": email}).to_string()
+    };
+    server
+        .post("/hooks/mailjet", &open("poison@example.org", 1))
+        .await;
+    sink.next(10).await;
+    // A healthy payload succeeds between the poison job's attempts.
+    server.post("/hooks/mailjet", &open("fine@example.org", 2)).await;
+    let dead = server
+        .wait_for("/api/jobs?status=dead", 20, |j| j.as_array().unwrap().len() == 1)
+        .await;
+    assert_eq!(dead[0]["attempts"], 4, "{dead}");
+    let endpoints = server.get("/api/endpoints").await;
+    assert_eq!(endpoints[0]["status"], "active", "{endpoints}");
+    server.post("/hooks/mailjet", &open("later@example.org", 3)).await;
+    server
+        .wait_for("/api/stats", 10, |s| s["jobs"]["succeeded"] == 2)
+        .await;
+
+    // By hand: retry it while the endpoint takes other jobs: it dies again, alone.
+    let id = dead[0]["id"].as_i64().unwrap();
+    let r = server.post_json(&format!("/api/jobs/{id}/retry"), "").await;
+    assert_eq!(r["status"], "pending");
+    server.post("/hooks/mailjet", &open("fine2@example.org", 4)).await;
+    server
+        .wait_for(&format!("/api/jobs/{id}"), 20, |j| j["status"] == "dead")
+        .await;
+    assert_eq!(server.get("/api/endpoints").await[0]["status"], "active");
+
+    // In bulk, by rule or endpoint. Alone this time, nothing succeeds beside it: an
+    // endpoint that answers only failures for a whole schedule is suspended.
+    let none = server.post_json("/api/jobs/retry?rule=other", "").await;
+    assert_eq!(none["requeued"], 0);
+    let endpoint = endpoints[0]["url"].as_str().unwrap();
+    let r = server
+        .post_json(&format!("/api/jobs/retry?endpoint={endpoint}/any/path"), "")
+        .await;
+    assert_eq!(r["requeued"], 1);
+    server
+        .wait_for("/api/endpoints", 20, |e| e[0]["status"] == "suspended")
+        .await;
+    let job = server.get(&format!("/api/jobs/{id}")).await;
+    assert_eq!(job["status"], "dead");
+
+    // Skipped: recorded, never attempted again, not taken by a bulk retry.
+    let r = server.post_json(&format!("/api/jobs/{id}/skip"), "").await;
+    assert_eq!(r["status"], "skipped");
+    let job = server.get(&format!("/api/jobs/{id}")).await;
+    assert!(
+        job["last_error"].as_str().unwrap().ends_with("skipped by hand"),
+        "{job}"
+    );
+    let none = server.post_json("/api/jobs/retry", "").await;
+    assert_eq!(none["requeued"], 0);
+    let again = server.post(&format!("/api/jobs/{id}/skip"), "").await;
+    assert_eq!(again.status(), 409);
+}
+
+/// The admin API's answers to mistakes: JSON bodies, the right statuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_mistakes_get_json_errors() {
+    let rule = "on: open\nactions: [ { log: { message: \"{{domain email}}\" } } ]\n";
+    let (_dir, server) = Server::in_project(&config(""), &[("r.yaml", rule)]);
+    let check = |status: u16, body: String, contains: &str| {
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+        assert!(
+            v["error"].as_str().unwrap().contains(contains),
+            "{status}: {body}"
+        );
+    };
+    for (method, path, status, contains) in [
+        ("GET", "/api/jobs?status=nope", 400, "unknown status `nope`"),
+        ("GET", "/api/jobs?limit=many", 400, "limit"),
+        ("POST", "/api/jobs/999/retry", 404, "no job 999"),
+        ("POST", "/api/jobs/abc/retry", 400, "abc"),
+        ("POST", "/api/jobs/999/skip", 404, "no job 999"),
+        ("GET", "/api/nothing-here", 404, "no route GET /api/nothing-here"),
+        ("DELETE", "/api/jobs", 405, "Method Not Allowed"),
+        ("POST", "/api/clock", 400, ""),
+    ] {
+        let r = server
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", server.base))
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{method} {path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{method} {path}"
+        );
+        check(status, r.text().await.unwrap(), contains);
+    }
+
+    // A job that could not be rendered is retried by rendering it again; while the rule
+    // still fails, 409 says why.
+    let open = json!({"event": "open", "time": 1433103519, "MessageID": 1, "email": "not-an-address"});
+    server.post("/hooks/mailjet", &open.to_string()).await;
+    let failed = server.get("/api/jobs?status=failed").await;
+    let id = failed[0]["id"].as_i64().unwrap();
+    let r = server.post(&format!("/api/jobs/{id}/retry"), "").await;
+    assert_eq!(r.status(), 409);
+    check(409, r.text().await.unwrap(), "still cannot be rendered");
+    std::fs::write(
+        server.dir.join("rules/r.yaml"),
+        "on: open\nactions: [ { log: { message: \"for {{email}}\" } } ]\n",
+    )
+    .unwrap();
+    server.post_json("/api/rules/reload", "").await;
+    let r = server.post_json(&format!("/api/jobs/{id}/retry"), "").await;
+    assert_eq!(r["status"], "pending");
+    let job = server
+        .wait_for(&format!("/api/jobs/{id}"), 10, |j| j["status"] == "succeeded")
+        .await;
+    assert_eq!(job["action"]["message"], "for not-an-address", "{job}");
+    let r = server.post(&format!("/api/jobs/{id}/retry"), "").await;
+    assert_eq!(r.status(), 200, "a succeeded job can be run again on purpose");
 }

@@ -39,6 +39,8 @@ struct Plan {
     default: Arc<Mutex<u16>>,
     /// Record requests but never answer them (an attempt stays in flight).
     hang: Arc<std::sync::atomic::AtomicBool>,
+    /// Requests whose body contains the text get the status, whatever else is planned.
+    refuse: Arc<Mutex<Option<(String, u16)>>>,
     tx: mpsc::UnboundedSender<Received>,
 }
 
@@ -55,6 +57,7 @@ impl Sink {
             queue: Arc::default(),
             default: Arc::new(Mutex::new(200)),
             hang: Arc::default(),
+            refuse: Arc::default(),
             tx,
         };
         let app = Router::new().fallback(receive).with_state(plan.clone());
@@ -72,6 +75,11 @@ impl Sink {
     /// While `on`, requests are recorded and never answered.
     pub fn hang(&self, on: bool) {
         self.plan.hang.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every request whose body contains `text` gets `status` (a payload the receiver refuses).
+    pub fn refuse_containing(&self, text: &str, status: u16) {
+        *self.plan.refuse.lock().unwrap() = Some((text.to_owned(), status));
     }
 
     /// The next request gets `status` (and a `Retry-After` header if given).
@@ -102,12 +110,21 @@ impl Sink {
 }
 
 async fn receive(State(plan): State<Plan>, headers: HeaderMap, body: Bytes) -> Response {
-    let (status, retry_after) = plan
-        .queue
+    let text = String::from_utf8_lossy(&body);
+    let refused = plan
+        .refuse
         .lock()
         .unwrap()
-        .pop_front()
-        .unwrap_or((*plan.default.lock().unwrap(), None));
+        .as_ref()
+        .filter(|(needle, _)| text.contains(needle.as_str()))
+        .map(|(_, status)| (*status, None));
+    let (status, retry_after) = refused.unwrap_or_else(|| {
+        plan.queue
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or((*plan.default.lock().unwrap(), None))
+    });
     let _ = plan.tx.send(Received {
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),

@@ -10,7 +10,7 @@ use crate::store::{
     AttemptRow, EndpointRow, EventDetail, EventRow, JobDetail, JobRow, Stats, StoreError, rfc3339,
 };
 
-const JOB_COLUMNS: &str = "id, idempotency_key, event_id, rule_id, kind, status, attempts, next_attempt_at, endpoint, last_error, action";
+const JOB_COLUMNS: &str = "id, idempotency_key, event_id, rule_id, action_index, kind, status, attempts, next_attempt_at, endpoint, last_error, action";
 
 pub(super) const ENDPOINT_SELECT: &str = "SELECT id, url, status, suspended_at, reason FROM endpoints";
 
@@ -20,6 +20,7 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         idempotency_key: r.get("idempotency_key")?,
         event_id: r.get("event_id")?,
         rule_id: r.get("rule_id")?,
+        action_index: r.get("action_index")?,
         kind: r.get("kind")?,
         status: r.get("status")?,
         attempts: r.get("attempts")?,
@@ -105,6 +106,13 @@ pub(super) fn jobs(conn: &Connection, status: Option<&str>, limit: u32) -> Resul
     ))?;
     let rows = stmt.query_map(params![status, limit], job_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn job(conn: &Connection, id: i64) -> Result<Option<JobRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))?
+        .query_row([id], job_row)
+        .optional()?)
 }
 
 pub(super) fn endpoints(conn: &Connection) -> Result<Vec<EndpointRow>, StoreError> {

@@ -10,7 +10,8 @@ use super::{admin, json_column, stateful};
 use crate::duration::Duration;
 use crate::rules::RuleSet;
 use crate::store::{
-    Committed, EndpointRow, Finished, Job, NewEvent, NewJob, Next, StoreError, from_millis, millis,
+    Committed, DeadFilter, EndpointRow, Finished, Job, NewEvent, NewJob, Next, Rendered, StoreError,
+    from_millis, millis,
 };
 
 /// How often (in commits) expired correlation facts, once-marks and window buckets are
@@ -145,7 +146,8 @@ pub(super) fn lease(
 ) -> Result<Vec<Job>, StoreError> {
     let now_ms = millis(now);
     let sql = format!(
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?1, updated_at = ?2
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?1, updated_at = ?2,
+                first_attempt_at = COALESCE(first_attempt_at, ?2)
          WHERE id IN (
             SELECT j.id FROM jobs j
             WHERE ((j.status = 'pending' AND j.next_attempt_at <= ?2)
@@ -154,7 +156,8 @@ pub(super) fn lease(
               AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.url = j.endpoint AND e.status = 'suspended')
             ORDER BY j.next_attempt_at, j.id
             LIMIT ?3)
-         RETURNING id, idempotency_key, event_id, rule_id, action_index, kind, action, endpoint, attempts"
+         RETURNING id, idempotency_key, event_id, rule_id, action_index, kind, action, endpoint, attempts,
+                   first_attempt_at"
     );
     let mut stmt = tx.prepare_cached(&sql)?;
     let rows = stmt.query_map(
@@ -170,6 +173,7 @@ pub(super) fn lease(
                 action: json_column(r, "action")?,
                 endpoint: r.get("endpoint")?,
                 attempts: r.get("attempts")?,
+                first_attempt_at: from_millis(r.get("first_attempt_at")?),
             })
         },
     )?;
@@ -206,6 +210,10 @@ pub(super) fn finish(tx: &Transaction<'_>, done: &[Finished], now: DateTime<Utc>
             _ => attempt.error.as_deref(),
         };
         job_row.execute(params![status, millis(next_at), error, millis(now), job.id])?;
+        if let (Next::Succeeded, Some(url)) = (next, &job.endpoint) {
+            tx.prepare_cached("UPDATE endpoints SET last_success_at = ?1 WHERE url = ?2")?
+                .execute(params![millis(attempt.started_at), url])?;
+        }
         if let Next::Dead { suspend: Some(url) } = next {
             let reason = format!(
                 "job {} exhausted its retries: {}",
@@ -233,14 +241,59 @@ pub(super) fn next_due(conn: &Connection, kinds: &str) -> Result<Option<DateTime
     Ok(ms.map(from_millis))
 }
 
-/// Puts a finished job back in line with a fresh schedule; whether there was one.
-pub(super) fn retry_job(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+/// Puts a finished job back in line with a fresh schedule (and, rendered again, a new
+/// action); whether there was one.
+pub(super) fn retry_job(
+    tx: &Transaction<'_>,
+    id: i64,
+    now: DateTime<Utc>,
+    rendered: Option<&Rendered>,
+) -> Result<bool, StoreError> {
+    if let Some(r) = rendered {
+        tx.execute(
+            "UPDATE jobs SET action = ?1, endpoint = ?2 WHERE id = ?3 AND status IN ('dead', 'failed', 'succeeded', 'skipped')",
+            params![r.action.to_string(), r.endpoint, id],
+        )?;
+        if let Some(url) = &r.endpoint {
+            tx.execute(
+                "INSERT OR IGNORE INTO endpoints (url, status) VALUES (?, 'active')",
+                [url],
+            )?;
+        }
+    }
     let n = tx.execute(
-        "UPDATE jobs SET status = 'pending', attempts = 0, next_attempt_at = ?1, lease_until = NULL, updated_at = ?1
-         WHERE id = ?2 AND status IN ('dead', 'failed', 'succeeded')",
+        "UPDATE jobs SET status = 'pending', attempts = 0, next_attempt_at = ?1, lease_until = NULL,
+                first_attempt_at = NULL, last_error = NULL, updated_at = ?1
+         WHERE id = ?2 AND status IN ('dead', 'failed', 'succeeded', 'skipped')",
         params![millis(now), id],
     )?;
     Ok(n == 1)
+}
+
+/// Skips a job that has not succeeded and is not running; whether there was one.
+pub(super) fn skip_job(tx: &Transaction<'_>, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let n = tx.execute(
+        "UPDATE jobs SET status = 'skipped', lease_until = NULL, updated_at = ?1,
+                last_error = COALESCE(last_error || '; ', '') || 'skipped by hand'
+         WHERE id = ?2 AND status IN ('pending', 'failed', 'dead')",
+        params![millis(now), id],
+    )?;
+    Ok(n == 1)
+}
+
+/// Puts the dead jobs matching `filter` back in line; how many.
+pub(super) fn retry_dead(
+    tx: &Transaction<'_>,
+    filter: &DeadFilter,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let n = tx.execute(
+        "UPDATE jobs SET status = 'pending', attempts = 0, next_attempt_at = ?1, lease_until = NULL,
+                first_attempt_at = NULL, updated_at = ?1
+         WHERE status = 'dead' AND (?2 IS NULL OR endpoint = ?2) AND (?3 IS NULL OR rule_id = ?3)",
+        params![millis(now), filter.endpoint, filter.rule],
+    )?;
+    Ok(n as u64)
 }
 
 /// Reactivates an endpoint and requeues the jobs that died on it while it was suspended.
@@ -268,7 +321,8 @@ pub(super) fn resume_endpoint(
     )?;
     let requeued = match since {
         Some(since) => tx.execute(
-            "UPDATE jobs SET status = 'pending', attempts = 0, next_attempt_at = ?1, updated_at = ?1
+            "UPDATE jobs SET status = 'pending', attempts = 0, next_attempt_at = ?1, first_attempt_at = NULL,
+                    updated_at = ?1
              WHERE endpoint = ?2 AND status = 'dead' AND updated_at >= ?3",
             params![millis(now), endpoint.url, since],
         )?,
