@@ -87,7 +87,11 @@ impl<S: Store> Deliverer<S> {
             wake.borrow_and_update();
             let free = permits.available_permits();
             if free > 0 {
-                match self.store.lease(self.clock.now(), lease, KINDS, free).await {
+                match self
+                    .store
+                    .lease(self.clock.now(), chrono::Utc::now(), lease, KINDS, free)
+                    .await
+                {
                     Ok(jobs) if !jobs.is_empty() => {
                         for job in jobs {
                             let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -153,8 +157,19 @@ impl<S: Store> Deliverer<S> {
         let next = self
             .judge_endpoint(&job, self.policy.next(&job, &outcome, self.clock.now()))
             .await;
-        self.metrics
-            .attempt(&job.kind, outcome == Outcome::Success, attempt.duration_ms);
+        let result = match outcome {
+            Outcome::Success => crate::metrics::AttemptResult::Success,
+            Outcome::Skipped => crate::metrics::AttemptResult::Skipped,
+            _ => crate::metrics::AttemptResult::Failure,
+        };
+        self.metrics.attempt(
+            &job.kind,
+            result,
+            attempt.status_code,
+            attempt.duration_ms,
+            job.endpoint.as_deref(),
+            matches!(next, Next::Retry(_)),
+        );
         match &next {
             Next::Dead {
                 suspend: Some(endpoint),

@@ -316,7 +316,7 @@ async fn set_clock<S: Store>(
         }
     };
     let now = st.clock.set(to).map_err(|e| ApiError::Conflict(e.to_string()))?;
-    let fired = super::fire_due_timers(&*st.store, &st.rules, &st.wake, now).await?;
+    let fired = super::fire_due_timers(&*st.store, &st.rules, &st.wake, &st.metrics, now).await?;
     Ok(Json(json!({ "now": now.to_rfc3339(), "timers_fired": fired })).into_response())
 }
 

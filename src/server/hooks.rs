@@ -136,6 +136,7 @@ async fn handle<S: Store>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), IngestError> {
+    let _in_flight = st.metrics.ingest_started();
     let spec = st.sources.get(source).ok_or(IngestError::UnknownSource)?;
     media_type(headers)?;
     // Basic auth needs no body: an unknown sender is refused before it may send one.

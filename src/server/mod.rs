@@ -158,10 +158,24 @@ async fn json_errors(response: axum::response::Response) -> axum::response::Resp
 
 async fn metrics<S: Store>(State(st): State<AppState<S>>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let jobs = st.store.stats().await.map(|s| s.jobs).unwrap_or_default();
+    let gauges = match st.store.stats().await {
+        Ok(s) => crate::metrics::StoreGauges {
+            jobs: s.jobs,
+            timers_pending: s.timers_pending,
+            endpoints_suspended: s.endpoints_suspended,
+            oldest_due_seconds: s.oldest_due_ms.map_or(0.0, |due| {
+                ((st.clock.now().timestamp_millis() - due).max(0)) as f64 / 1000.0
+            }),
+        },
+        Err(e) => {
+            tracing::error!("metrics: cannot read the store: {e}");
+            crate::metrics::StoreGauges::default()
+        }
+    };
+    let queued = st.ingest.max_capacity() - st.ingest.capacity();
     (
-        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-        st.metrics.render(&jobs),
+        [("content-type", crate::metrics::CONTENT_TYPE)],
+        st.metrics.render(&gauges, queued),
     )
         .into_response()
 }
@@ -238,6 +252,7 @@ pub async fn run(
         store.clone(),
         rules.clone(),
         wake.clone(),
+        metrics.clone(),
         clock.clone(),
         firing.clone(),
         stopped.clone(),
@@ -281,17 +296,21 @@ pub async fn fire_due_timers<S: Store>(
     store: &S,
     rules: &ArcSwap<RuleSet>,
     wake: &watch::Sender<u64>,
+    metrics: &Metrics,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, StoreError> {
     let mut fired = 0;
     loop {
-        // A round fires at most a few hundred: repeat until none is left.
-        let n = store.fire_timers(now, rules.load_full()).await?;
-        if n == 0 {
+        // A round takes at most a few hundred: repeat until none is left.
+        let (rules_fired, taken) = store.fire_timers(now, rules.load_full()).await?;
+        if taken == 0 {
             break;
         }
-        fired += n;
-        wake.send_modify(|g| *g += 1);
+        fired += rules_fired.len();
+        rules_fired.iter().for_each(|r| metrics.timer_fired(r));
+        if !rules_fired.is_empty() {
+            wake.send_modify(|g| *g += 1);
+        }
     }
     if fired > 0 {
         tracing::info!("{fired} absent timer(s) fired");
@@ -306,13 +325,14 @@ async fn fire_timers<S: Store>(
     store: Arc<S>,
     rules: Arc<ArcSwap<RuleSet>>,
     wake: Arc<watch::Sender<u64>>,
+    metrics: Arc<Metrics>,
     clock: Clock,
     firing: Arc<tokio::sync::Mutex<()>>,
     mut stop: watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
         let held = firing.lock().await;
-        if let Err(e) = fire_due_timers(&*store, &rules, &wake, clock.now()).await {
+        if let Err(e) = fire_due_timers(&*store, &rules, &wake, &metrics, clock.now()).await {
             tracing::error!("cannot fire timers: {e}");
         }
         drop(held);

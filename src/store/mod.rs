@@ -268,6 +268,11 @@ pub struct Stats {
     pub endpoints_suspended: u64,
     /// `absent` timers waiting to fire.
     pub timers_pending: u64,
+    /// When the pending job due first is (or was) due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_due: Option<String>,
+    #[serde(skip)]
+    pub oldest_due_ms: Option<i64>,
 }
 
 /// The store's operations. Futures are `Send` so workers and handlers can await them
@@ -283,11 +288,14 @@ pub trait Store: Send + Sync + 'static {
         rules: Arc<RuleSet>,
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
 
-    /// Takes up to `limit` due jobs of `kinds` whose endpoint is not suspended (and jobs
-    /// whose lease expired), oldest first, and holds them for `lease`. One transaction.
+    /// Takes up to `limit` jobs of `kinds` due at `now` whose endpoint is not suspended
+    /// (and jobs whose lease expired), oldest first, and holds them for `lease`. One
+    /// transaction. Leases run on `real_now`, the wall clock: they bound a real attempt,
+    /// and moving a manual clock must not hand an attempt in flight to a second worker.
     fn lease(
         &self,
         now: DateTime<Utc>,
+        real_now: DateTime<Utc>,
         lease: Duration,
         kinds: &[&str],
         limit: usize,
@@ -358,12 +366,13 @@ pub trait Store: Send + Sync + 'static {
     fn stats(&self) -> impl Future<Output = Result<Stats, StoreError>> + Send;
 
     /// Fires the `absent` timers due at `now` (their jobs planned, the timers deleted, in
-    /// one transaction: none lost, none fired twice); returns how many fired.
+    /// one transaction: none lost, none fired twice); returns the rule of each that fired
+    /// and how many timers it took from the store (fired or not).
     fn fire_timers(
         &self,
         now: DateTime<Utc>,
         rules: Arc<RuleSet>,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    ) -> impl Future<Output = Result<(Vec<String>, usize), StoreError>> + Send;
     /// When the next timer is due.
     fn next_timer(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 

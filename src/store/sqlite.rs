@@ -345,12 +345,13 @@ impl Store for SqliteStore {
     async fn lease(
         &self,
         now: DateTime<Utc>,
+        real_now: DateTime<Utc>,
         lease: Duration,
         kinds: &[&str],
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
         let kinds = in_list(kinds);
-        self.transaction(move |tx| queue::lease(tx, now, lease, &kinds, limit))
+        self.transaction(move |tx| queue::lease(tx, now, real_now, lease, &kinds, limit))
             .await
     }
 
@@ -446,7 +447,11 @@ impl Store for SqliteStore {
         self.read(admin::stats).await
     }
 
-    async fn fire_timers(&self, now: DateTime<Utc>, rules: Arc<RuleSet>) -> Result<usize, StoreError> {
+    async fn fire_timers(
+        &self,
+        now: DateTime<Utc>,
+        rules: Arc<RuleSet>,
+    ) -> Result<(Vec<String>, usize), StoreError> {
         self.transaction(move |tx| stateful::fire_timers(tx, &rules, now))
             .await
     }

@@ -132,10 +132,15 @@ pub(super) fn stats(conn: &Connection) -> Result<Stats, StoreError> {
         let (status, n) = row?;
         jobs.insert(status, n.max(0) as u64);
     }
+    let oldest: Option<i64> = conn
+        .prepare_cached("SELECT MIN(next_attempt_at) FROM jobs WHERE status = 'pending'")?
+        .query_row([], |r| r.get(0))?;
     Ok(Stats {
         events: count("SELECT COUNT(*) FROM events")?,
         jobs,
         endpoints_suspended: count("SELECT COUNT(*) FROM endpoints WHERE status = 'suspended'")?,
         timers_pending: count("SELECT COUNT(*) FROM timers")?,
+        oldest_due: oldest.map(rfc3339),
+        oldest_due_ms: oldest,
     })
 }

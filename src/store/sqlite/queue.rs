@@ -140,18 +140,20 @@ pub(super) fn insert_jobs(tx: &Connection, jobs: &[(&str, i64, &NewJob)]) -> Res
 pub(super) fn lease(
     tx: &Transaction<'_>,
     now: DateTime<Utc>,
+    real_now: DateTime<Utc>,
     lease: Duration,
     kinds: &str,
     limit: usize,
 ) -> Result<Vec<Job>, StoreError> {
     let now_ms = millis(now);
+    let real_ms = millis(real_now);
     let sql = format!(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?1, updated_at = ?2,
                 first_attempt_at = COALESCE(first_attempt_at, ?2)
          WHERE id IN (
             SELECT j.id FROM jobs j
             WHERE ((j.status = 'pending' AND j.next_attempt_at <= ?2)
-                   OR (j.status = 'running' AND j.lease_until < ?2))
+                   OR (j.status = 'running' AND j.lease_until < ?4))
               AND j.kind IN ({kinds})
               AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.url = j.endpoint AND e.status = 'suspended')
             ORDER BY j.next_attempt_at, j.id
@@ -161,7 +163,12 @@ pub(super) fn lease(
     );
     let mut stmt = tx.prepare_cached(&sql)?;
     let rows = stmt.query_map(
-        params![now_ms + lease.as_secs() as i64 * 1000, now_ms, limit as i64],
+        params![
+            real_ms + lease.as_secs() as i64 * 1000,
+            now_ms,
+            limit as i64,
+            real_ms
+        ],
         |r| {
             Ok(Job {
                 id: r.get("id")?,
@@ -212,7 +219,7 @@ pub(super) fn finish(tx: &Transaction<'_>, done: &[Finished], now: DateTime<Utc>
         job_row.execute(params![status, millis(next_at), error, millis(now), job.id])?;
         if let (Next::Succeeded, Some(url)) = (next, &job.endpoint) {
             tx.prepare_cached("UPDATE endpoints SET last_success_at = ?1 WHERE url = ?2")?
-                .execute(params![millis(attempt.started_at), url])?;
+                .execute(params![millis(now), url])?;
         }
         if let Next::Dead { suspend: Some(url) } = next {
             let reason = format!(
@@ -230,11 +237,12 @@ pub(super) fn finish(tx: &Transaction<'_>, done: &[Finished], now: DateTime<Utc>
     Ok(())
 }
 
-/// When the next job of the kinds in `kinds` (an SQL list) is due or its lease ends.
+/// When the next pending job of the kinds in `kinds` (an SQL list) is due. (Expired leases
+/// are a crash's leftovers, taken back at start or by the dispatcher's regular poll.)
 pub(super) fn next_due(conn: &Connection, kinds: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
     let sql = format!(
-        "SELECT MIN(CASE WHEN status = 'running' THEN lease_until ELSE next_attempt_at END) FROM jobs j
-         WHERE status IN ('pending', 'running') AND kind IN ({kinds})
+        "SELECT MIN(next_attempt_at) FROM jobs j
+         WHERE status = 'pending' AND kind IN ({kinds})
            AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.url = j.endpoint AND e.status = 'suspended')"
     );
     let ms: Option<i64> = conn.prepare_cached(&sql)?.query_row([], |r| r.get(0))?;

@@ -271,7 +271,11 @@ struct DueTimer {
 /// Fires due `absent` timers: plans the rule's jobs for the event that started each timer
 /// (job keys are the usual `event/rule/index`, so a timer fired again after a crash adds
 /// nothing) and deletes the timer.
-pub(super) fn fire_timers(tx: &Connection, rules: &RuleSet, now: DateTime<Utc>) -> Result<usize, StoreError> {
+pub(super) fn fire_timers(
+    tx: &Connection,
+    rules: &RuleSet,
+    now: DateTime<Utc>,
+) -> Result<(Vec<String>, usize), StoreError> {
     let due: Vec<DueTimer> = tx
         .prepare_cached(
             "SELECT t.rule_id, e.id, t.key, t.start, t.due_at, e.source, e.type, e.time, e.payload, e.matched, t.event_seq
@@ -295,7 +299,8 @@ pub(super) fn fire_timers(tx: &Connection, rules: &RuleSet, now: DateTime<Utc>) 
             })
         })?
         .collect::<Result<_, _>>()?;
-    let mut fired = 0;
+    let mut fired = Vec::new();
+    let taken = due.len();
     for timer in due {
         let ev = &timer.event;
         tx.prepare_cached("DELETE FROM timers WHERE due_at = ? AND event_seq = ? AND rule_id = ?")?
@@ -316,7 +321,7 @@ pub(super) fn fire_timers(tx: &Connection, rules: &RuleSet, now: DateTime<Utc>) 
         matched.push(timer.rule_id.clone());
         tx.prepare_cached("UPDATE events SET matched = ? WHERE id = ?")?
             .execute(params![super::queue::matched_json(matched.iter()), ev.id])?;
-        fired += 1;
+        fired.push(timer.rule_id);
     }
-    Ok(fired)
+    Ok((fired, taken))
 }
