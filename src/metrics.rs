@@ -180,15 +180,7 @@ impl Metrics {
                 "Attempts that failed and scheduled a retry, by action kind",
                 &["kind"],
             ),
-            timers_fired: IntCounter::with_opts(Opts::new(
-                "timers_fired_total",
-                "`absent` timers that fired",
-            ))
-            .map(|c| {
-                let _ = r.register(Box::new(c.clone()));
-                c
-            })
-            .expect("valid metric"),
+            timers_fired: plain_counter(&r, "timers_fired_total", "`absent` timers that fired"),
             timers_pending: gauge(&r, "timers_pending", "`absent` timers waiting to fire"),
             endpoints_suspended: gauge(
                 &r,
