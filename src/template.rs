@@ -16,7 +16,14 @@ use handlebars::{
     Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason, ScopedJson,
     Template, no_escape,
 };
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// What `urlencode` escapes: everything but RFC 3986's unreserved characters.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 use serde_json::{Map, Value};
 
 use crate::event::{Event, parse_time};
@@ -244,6 +251,10 @@ pub fn context(ev: &Event, rule_id: &str, extra: Option<&Map<String, Value>>) ->
 }
 
 fn lookup<'v>(ctx: &'v Value, path: &str) -> Option<&'v Value> {
+    let path = match path {
+        "this" => return Some(ctx),
+        p => p.strip_prefix("this.").unwrap_or(p),
+    };
     path.split('.').try_fold(ctx, |v, seg| match v {
         Value::Object(m) => m.get(seg),
         Value::Array(a) => a.get(seg.parse::<usize>().ok()?),
@@ -251,14 +262,18 @@ fn lookup<'v>(ctx: &'v Value, path: &str) -> Option<&'v Value> {
     })
 }
 
+/// The path of a template that is exactly one `{{path}}`: nothing around it, not even
+/// a space (`" {{flag}} "` is text, and renders as text). `this` is the whole context.
 fn single_path(source: &str) -> Option<String> {
-    let inner = source.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let inner = source.strip_prefix("{{")?.strip_suffix("}}")?.trim();
     let ok = !inner.is_empty()
         && inner
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
         && !HELPERS.contains(&inner)
-        && !inner.starts_with('.');
+        && !inner.starts_with('.')
+        && !inner.ends_with('.')
+        && !inner.contains("..");
     ok.then(|| inner.to_owned())
 }
 
@@ -378,7 +393,7 @@ fn register_helpers(reg: &mut Handlebars<'static>) {
         ("json", |a| Ok(Value::String(arg(a, 0)?.to_string())), false),
         (
             "urlencode",
-            |a| text_arg(a, 0).map(|s| Value::String(utf8_percent_encode(&s, NON_ALPHANUMERIC).to_string())),
+            |a| text_arg(a, 0).map(|s| Value::String(utf8_percent_encode(&s, UNRESERVED).to_string())),
             false,
         ),
         ("date", helper_date, false),
@@ -501,6 +516,10 @@ mod tests {
             render("{{urlencode name}}", ctx.clone()).unwrap(),
             "Ann%20%26%20Co"
         );
+        assert_eq!(
+            render("{{urlencode x}}", json!({"x": "a-b.c_d~e/f?g=h"})).unwrap(),
+            "a-b.c_d~e%2Ff%3Fg%3Dh"
+        );
         assert_eq!(render("{{date t}}", ctx.clone()).unwrap(), "2015-05-31");
         assert_eq!(render("{{date t \"%H:%M\"}}", ctx.clone()).unwrap(), "20:18");
         assert_eq!(
@@ -571,5 +590,13 @@ mod tests {
         assert_eq!(t.render_value(&tpl, &id).unwrap(), json!("id 19421777396190490"));
         let tpl = t.compile("{{nope}}", false).unwrap();
         assert!(t.render_value(&tpl, &id).is_err());
+        // Only an exact `{{path}}` keeps the type: around it is text.
+        let flag = json!({"flag": true, "n": 7});
+        let tpl = t.compile(" {{flag}} ", false).unwrap();
+        assert_eq!(t.render_value(&tpl, &flag).unwrap(), json!(" true "));
+        let tpl = t.compile("{{this}}", false).unwrap();
+        assert_eq!(t.render_value(&tpl, &flag).unwrap(), flag);
+        let tpl = t.compile("{{this.n}}", false).unwrap();
+        assert_eq!(t.render_value(&tpl, &flag).unwrap(), json!(7));
     }
 }

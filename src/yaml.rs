@@ -63,9 +63,132 @@ pub fn from_value<T: DeserializeOwned>(value: serde_yaml::Value) -> Result<T, St
     })
 }
 
+/// The tag [`ExactValue`] gives an integer too large for 64 bits, its digits kept as text.
+const BIG_INT: &str = "!hookflow-big-int";
+
 /// A YAML value as JSON (payload literals, JSON bodies). Tags are refused: JSON has none.
+/// Integers too large for 64 bits (kept by [`ExactValue`]) stay exact.
 pub fn yaml_to_json(value: &serde_yaml::Value) -> Result<serde_json::Value, String> {
-    serde_json::to_value(value).map_err(|e| format!("cannot be used as JSON: {e}"))
+    use serde_yaml::Value as Y;
+    Ok(match value {
+        Y::Tagged(t) if t.tag == BIG_INT => match &t.value {
+            Y::String(digits) => {
+                serde_json::from_str(digits).map_err(|e| format!("cannot be used as JSON: {e}"))?
+            }
+            _ => return Err("cannot be used as JSON".into()),
+        },
+        Y::Tagged(t) => {
+            return Err(format!(
+                "cannot be used as JSON: YAML tags ({}) have no JSON form",
+                t.tag
+            ));
+        }
+        Y::Sequence(items) => {
+            serde_json::Value::Array(items.iter().map(yaml_to_json).collect::<Result<_, _>>()?)
+        }
+        Y::Mapping(map) => {
+            let mut out = serde_json::Map::with_capacity(map.len());
+            for (k, v) in map {
+                let key = match k {
+                    Y::String(s) => s.clone(),
+                    Y::Number(n) => n.to_string(),
+                    Y::Bool(b) => b.to_string(),
+                    _ => return Err("cannot be used as JSON: a key must be text".into()),
+                };
+                out.insert(key, yaml_to_json(v)?);
+            }
+            serde_json::Value::Object(out)
+        }
+        other => serde_json::to_value(other).map_err(|e| format!("cannot be used as JSON: {e}"))?,
+    })
+}
+
+/// A YAML value that keeps integers beyond 64 bits exactly, which serde_yaml's own
+/// `Value` refuses ("invalid type: integer as u128"): a 30-digit id in a condition must
+/// load and compare as written.
+pub struct ExactValue(pub serde_yaml::Value);
+
+impl<'de> serde::Deserialize<'de> for ExactValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ExactVisitor).map(ExactValue)
+    }
+}
+
+struct ExactVisitor;
+
+impl ExactVisitor {
+    fn big(digits: String) -> serde_yaml::Value {
+        serde_yaml::Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
+            tag: serde_yaml::value::Tag::new(BIG_INT),
+            value: serde_yaml::Value::String(digits),
+        }))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ExactVisitor {
+    type Value = serde_yaml::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Self::Value, E> {
+        Ok(Self::big(v.to_string()))
+    }
+    fn visit_u128<E>(self, v: u128) -> Result<Self::Value, E> {
+        Ok(Self::big(v.to_string()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_yaml::Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_yaml::Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(ExactValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(serde_yaml::Value::Sequence(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_yaml::Mapping::new();
+        while let Some((ExactValue(k), ExactValue(v))) = map.next_entry()? {
+            out.insert(k, v);
+        }
+        Ok(serde_yaml::Value::Mapping(out))
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
+        use serde::de::VariantAccess;
+        let (tag, variant): (String, _) = data.variant()?;
+        let ExactValue(value) = variant.newtype_variant()?;
+        Ok(serde_yaml::Value::Tagged(Box::new(
+            serde_yaml::value::TaggedValue {
+                tag: serde_yaml::value::Tag::new(tag),
+                value,
+            },
+        )))
+    }
 }
 
 /// Strips serde_yaml's trailing "at line X column Y" (we report positions ourselves) and

@@ -58,9 +58,20 @@ fn enabled_default() -> bool {
 
 /// The `when:` map, kept as written (in order) and interpreted by the compiler, because a
 /// value is either a literal or an operator map and serde cannot give a good error for that.
-#[derive(Debug, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug)]
 pub struct When(pub serde_yaml::Mapping);
+
+impl<'de> Deserialize<'de> for When {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match crate::yaml::ExactValue::deserialize(d)?.0 {
+            serde_yaml::Value::Mapping(m) => Ok(When(m)),
+            serde_yaml::Value::Null => Ok(When(serde_yaml::Mapping::new())),
+            _ => Err(de::Error::custom(
+                "`when` is a map of conditions, e.g. `when: { geo: US }`",
+            )),
+        }
+    }
+}
 
 impl JsonSchema for When {
     fn schema_name() -> std::borrow::Cow<'static, str> {

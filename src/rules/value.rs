@@ -51,6 +51,10 @@ pub fn num_of(value: &Value) -> Option<Num> {
                 Some(Num::Int(i.into()))
             } else if let Some(u) = n.as_u64() {
                 Some(Num::Int(u.into()))
+            } else if let Ok(i) = n.as_str().parse::<i128>() {
+                // Numbers are kept as received (serde_json's `arbitrary_precision`): an id
+                // beyond 64 bits still compares exactly.
+                Some(Num::Int(i))
             } else {
                 n.as_f64().map(Num::Float)
             }

@@ -846,3 +846,38 @@ async fn admin_mistakes_get_json_errors() {
     let r = server.post(&format!("/api/jobs/{id}/retry"), "").await;
     assert_eq!(r.status(), 200, "a succeeded job can be run again on purpose");
 }
+
+/// Numbers are kept exactly as received: a 30-digit id is stored, shown, compared by a
+/// rule literal and delivered without rounding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_numbers_stay_exact_from_ingest_to_delivery() {
+    let mut sink = Sink::start().await;
+    let rule = format!(
+        "on: open\nwhen: {{ MessageID: 123456789012345678901234567890 }}\nactions: [ {{ http: {{ url: \"{}/in\", json: {{ id: \"{{{{MessageID}}}}\", ratio: \"{{{{ratio}}}}\" }} }} }} ]\n",
+        sink.url
+    );
+    let (_dir, server) = Server::in_project(&config(""), &[("big.yaml", &rule)]);
+    let body = r#"{"event":"open","time":1433103519,"MessageID":123456789012345678901234567890,"ratio":0.1000000000000000055511151231257827}"#;
+    server.post("/hooks/mailjet", body).await;
+    // A neighbour one apart does not match.
+    server
+        .post(
+            "/hooks/mailjet",
+            r#"{"event":"open","time":1433103519,"MessageID":123456789012345678901234567891}"#,
+        )
+        .await;
+    let got = sink.next(10).await;
+    assert_eq!(
+        got.body,
+        r#"{"id":123456789012345678901234567890,"ratio":0.1000000000000000055511151231257827}"#
+    );
+    let events = server.get_text("/api/events?limit=2").await;
+    let first: Value = serde_json::from_str(&events).unwrap();
+    let id = first[1]["id"].as_str().unwrap();
+    let detail = server.get_text(&format!("/api/events/{id}")).await;
+    assert!(
+        detail.contains(r#""MessageID":123456789012345678901234567890"#),
+        "{detail}"
+    );
+    assert!(sink.drain().is_empty(), "the neighbour matched");
+}
