@@ -3,8 +3,11 @@
 //!
 //! A path may yield several values (a dotted path through a list visits every element;
 //! JSONPath wildcards and filters), and a condition holds when any of them satisfies it.
-//! Dotted paths are walked without allocating; full JSONPath goes through jsonpath-rust
-//! with the query parsed once at load.
+//! Dotted paths are walked without allocating. JSONPath follows RFC 9535: the plainest
+//! queries (`$.a.b`, `$['a b']`, `$.items[0]`) are walked directly, exactly as the RFC
+//! defines them; every other query goes through jsonpath-rust, parsed once at load, after
+//! a check of the RFC's typing rules that jsonpath-rust does not make (a query it would
+//! answer wrongly is refused at load instead).
 
 use std::collections::HashMap;
 
@@ -21,14 +24,34 @@ pub struct FieldPath {
 
 #[derive(Clone, Debug)]
 enum Kind {
-    /// Keys walked in order; `fan_out` visits each element when a key meets a list.
+    /// Segments walked in order.
     Keys {
-        segments: Vec<String>,
-        fan_out: bool,
+        segments: Vec<Seg>,
         /// The first segment's slot in the rule set's [`FieldTable`], when interned.
         slot: Option<u16>,
     },
     Query(Box<JpQuery>),
+}
+
+/// One step of a directly walked path.
+#[derive(Clone, Debug)]
+enum Seg {
+    /// A dotted path's step: an object's member, or a list's element by a numeric step,
+    /// or (any other step on a list) the same step taken in every element.
+    Dotted(String),
+    /// JSONPath's name selector: an object's member; nothing on anything else.
+    Name(String),
+    /// JSONPath's index selector: a list's element; nothing on anything else.
+    Index(usize),
+}
+
+impl Seg {
+    fn name(&self) -> Option<&str> {
+        match self {
+            Seg::Dotted(n) | Seg::Name(n) => Some(n),
+            Seg::Index(_) => None,
+        }
+    }
 }
 
 impl FieldPath {
@@ -39,13 +62,10 @@ impl FieldPath {
         }
         let kind = if let Some(rest) = text.strip_prefix('$') {
             match simple_jsonpath(rest) {
-                Some(segments) => Kind::Keys {
-                    segments,
-                    fan_out: false,
-                    slot: None,
-                },
+                Some(segments) => Kind::Keys { segments, slot: None },
                 None => {
                     let query = parse_json_path(text).map_err(|e| jsonpath_error(text, &e.to_string()))?;
+                    well_typed::query(&query).map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
                     Kind::Query(Box::new(query))
                 }
             }
@@ -54,8 +74,7 @@ impl FieldPath {
                 return Err(format!("invalid field path `{text}`: empty segment"));
             }
             Kind::Keys {
-                segments: text.split('.').map(str::to_owned).collect(),
-                fan_out: true,
+                segments: text.split('.').map(|s| Seg::Dotted(s.to_owned())).collect(),
                 slot: None,
             }
         };
@@ -82,16 +101,12 @@ impl FieldPath {
         f: &mut dyn FnMut(&'v Value) -> bool,
     ) -> bool {
         match &self.kind {
-            Kind::Keys {
-                segments,
-                fan_out,
-                slot,
-            } => match (slot, slots) {
+            Kind::Keys { segments, slot } => match (slot, slots) {
                 (Some(slot), Some(slots)) if slots.object => match slots.vals[usize::from(*slot)] {
-                    Some(root) => walk(root, &segments[1..], *fan_out, f),
+                    Some(root) => walk(root, &segments[1..], f),
                     None => false,
                 },
-                _ => walk(data, segments, *fan_out, f),
+                _ => walk(data, segments, f),
             },
             Kind::Query(q) => match js_path_process(q, data) {
                 Ok(found) => found.into_iter().any(|r| f(r.val())),
@@ -123,8 +138,8 @@ impl FieldPath {
     /// Gives the path's first segment a slot in `table`, so matching reads it from
     /// [`Slots`] instead of hashing the name into the payload for every predicate.
     pub(crate) fn intern(&mut self, table: &mut FieldTable) {
-        if let Kind::Keys { segments, slot, .. } = &mut self.kind {
-            *slot = table.slot(&segments[0]);
+        if let Kind::Keys { segments, slot } = &mut self.kind {
+            *slot = segments.first().and_then(Seg::name).and_then(|n| table.slot(n));
         }
     }
 }
@@ -208,23 +223,29 @@ fn jsonpath_error(text: &str, raw: &str) -> String {
     }
 }
 
-/// `$.a.b` and `$['a'].b` without wildcards or filters are walked directly.
-fn simple_jsonpath(rest: &str) -> Option<Vec<String>> {
+/// The queries walked directly, because walking gets them exactly right: after `$`,
+/// only `.name` (RFC 9535's member-name shorthand: a letter, `_` or non-ASCII first, then
+/// digits too), `['name']` / `["name"]` without escapes or whitespace, and `[N]` with a
+/// non-negative index. Anything else (escapes, `['a','b']`, spaces, negative indexes,
+/// wildcards, slices, filters) is jsonpath-rust's.
+fn simple_jsonpath(rest: &str) -> Option<Vec<Seg>> {
     let mut segments = Vec::new();
     let mut s = rest;
     while !s.is_empty() {
-        if let Some(r) = s.strip_prefix("['") {
-            let end = r.find("']")?;
-            segments.push(r[..end].to_owned());
-            s = &r[end + 2..];
-        } else if let Some(r) = s.strip_prefix('.') {
+        if let Some(r) = s.strip_prefix('.') {
             let end = r.find(['.', '[']).unwrap_or(r.len());
             let name = &r[..end];
-            if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+            let mut chars = name.chars();
+            let first_ok = chars.next().is_some_and(|c| name_first(c));
+            if !first_ok || !chars.all(|c| name_first(c) || c.is_ascii_digit()) {
                 return None;
             }
-            segments.push(name.to_owned());
+            segments.push(Seg::Name(name.to_owned()));
             s = &r[end..];
+        } else if let Some(r) = s.strip_prefix('[') {
+            let (seg, after) = bracketed(r)?;
+            segments.push(seg);
+            s = after;
         } else {
             return None;
         }
@@ -232,29 +253,246 @@ fn simple_jsonpath(rest: &str) -> Option<Vec<String>> {
     (!segments.is_empty()).then_some(segments)
 }
 
-fn walk<'v>(
-    value: &'v Value,
-    segments: &[String],
-    fan_out: bool,
-    f: &mut dyn FnMut(&'v Value) -> bool,
-) -> bool {
+/// RFC 9535 `name-first`: ALPHA / "_" / %x80-D7FF / %xE000-10FFFF.
+fn name_first(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || (c as u32) >= 0x80
+}
+
+/// One `[...]` of the direct subset (after its `[`): the segment and what follows `]`.
+fn bracketed(r: &str) -> Option<(Seg, &str)> {
+    if let Some(quote) = r.chars().next().filter(|q| *q == '\'' || *q == '"') {
+        let body = &r[1..];
+        let end = body.find(quote)?;
+        let name = &body[..end];
+        if name.contains('\\') || name.chars().any(|c| (c as u32) < 0x20) {
+            return None;
+        }
+        let after = body[end + 1..].strip_prefix(']')?;
+        return Some((Seg::Name(name.to_owned()), after));
+    }
+    let end = r.find(']')?;
+    let digits = &r[..end];
+    let valid = digits == "0"
+        || (!digits.starts_with('0') && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    let index: u64 = digits.parse().ok().filter(|_| valid)?;
+    // RFC 9535 indexes are I-JSON integers: at most 2^53 - 1.
+    if index > (1 << 53) - 1 {
+        return None;
+    }
+    Some((Seg::Index(usize::try_from(index).ok()?), &r[end + 1..]))
+}
+
+fn walk<'v>(value: &'v Value, segments: &[Seg], f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
     let Some((head, rest)) = segments.split_first() else {
         return f(value);
     };
-    match value {
-        Value::Object(map) => map.get(head).is_some_and(|v| walk(v, rest, fan_out, f)),
-        Value::Array(items) => {
-            if let Ok(index) = head.parse::<usize>() {
-                items.get(index).is_some_and(|v| walk(v, rest, fan_out, f))
-            } else if fan_out {
-                items.iter().any(|item| walk(item, segments, fan_out, f))
-            } else {
-                false
-            }
+    match (head, value) {
+        (Seg::Dotted(key) | Seg::Name(key), Value::Object(map)) => {
+            map.get(key).is_some_and(|v| walk(v, rest, f))
         }
+        (Seg::Index(i), Value::Array(items)) => items.get(*i).is_some_and(|v| walk(v, rest, f)),
+        (Seg::Dotted(step), Value::Array(items)) => match step.parse::<usize>() {
+            Ok(i) => items.get(i).is_some_and(|v| walk(v, rest, f)),
+            Err(_) => items.iter().any(|item| walk(item, segments, f)),
+        },
         _ => false,
     }
 }
+
+/// RFC 9535's typing rules (section 2.4.3), which jsonpath-rust parses but does not
+/// enforce: a function's result used where it does not fit, a query that is not singular
+/// where one value is needed, an unknown function. jsonpath-rust would answer such a query
+/// with something; the RFC says it is not a query at all.
+mod well_typed {
+    use jsonpath_rust::parser::model::{
+        Comparable, Comparison, Filter, FilterAtom, FnArg, JpQuery, Literal, Segment, Selector, Test,
+        TestFunction,
+    };
+
+    /// I-JSON's exact integers: indexes and slice bounds beyond are not valid.
+    const MAX: i64 = (1 << 53) - 1;
+
+    pub fn query(q: &JpQuery) -> Result<(), String> {
+        segments(&q.segments)
+    }
+
+    fn segments(segments: &[Segment]) -> Result<(), String> {
+        segments.iter().try_for_each(segment)
+    }
+
+    fn segment(s: &Segment) -> Result<(), String> {
+        match s {
+            Segment::Descendant(inner) => segment(inner),
+            Segment::Selector(sel) => selector(sel),
+            Segment::Selectors(sels) => sels.iter().try_for_each(selector),
+        }
+    }
+
+    fn selector(s: &Selector) -> Result<(), String> {
+        let in_range = |i: i64| (-MAX..=MAX).contains(&i);
+        match s {
+            Selector::Index(i) if !in_range(*i) => Err(format!("index {i} is beyond ±(2^53 - 1)")),
+            Selector::Slice(a, b, c) if [a, b, c].iter().any(|x| x.is_some_and(|x| !in_range(x))) => {
+                Err("a slice bound is beyond ±(2^53 - 1)".into())
+            }
+            Selector::Filter(f) => filter(f),
+            _ => Ok(()),
+        }
+    }
+
+    fn filter(f: &Filter) -> Result<(), String> {
+        match f {
+            Filter::Or(parts) | Filter::And(parts) => parts.iter().try_for_each(filter),
+            Filter::Atom(FilterAtom::Filter { expr, .. }) => filter(expr),
+            Filter::Atom(FilterAtom::Test { expr, .. }) => match &**expr {
+                Test::Function(func) => match &**func {
+                    TestFunction::Match(..) | TestFunction::Search(..) => function(func),
+                    TestFunction::Custom(name, _) => Err(unknown(name)),
+                    other => Err(format!(
+                        "the result of `{}` must be compared (e.g. `{other} == 1`): alone it is not true or false",
+                        name_of(other)
+                    )),
+                },
+                test => self::test(test),
+            },
+            Filter::Atom(FilterAtom::Comparison(c)) => {
+                let (a, b) = sides(c);
+                comparable(a)?;
+                comparable(b)
+            }
+        }
+    }
+
+    fn sides(c: &Comparison) -> (&Comparable, &Comparable) {
+        match c {
+            Comparison::Eq(a, b)
+            | Comparison::Ne(a, b)
+            | Comparison::Gt(a, b)
+            | Comparison::Gte(a, b)
+            | Comparison::Lt(a, b)
+            | Comparison::Lte(a, b) => (a, b),
+        }
+    }
+
+    fn comparable(c: &Comparable) -> Result<(), String> {
+        match c {
+            Comparable::Literal(l) => literal(l),
+            Comparable::SingularQuery(_) => Ok(()),
+            Comparable::Function(func) => match func {
+                TestFunction::Length(_) | TestFunction::Count(_) | TestFunction::Value(_) => function(func),
+                TestFunction::Custom(name, _) => Err(unknown(name)),
+                other => Err(format!(
+                    "`{}` is true or false, not a value: it cannot be compared",
+                    name_of(other)
+                )),
+            },
+        }
+    }
+
+    fn literal(l: &Literal) -> Result<(), String> {
+        match l {
+            Literal::Int(i) if !(-MAX..=MAX).contains(i) => {
+                Err(format!("the integer {i} is beyond ±(2^53 - 1)"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn test(t: &Test) -> Result<(), String> {
+        match t {
+            Test::RelQuery(segs) => relative(segs),
+            Test::AbsQuery(q) => query(q),
+            Test::Function(func) => function(func),
+        }
+    }
+
+    /// A function's arguments: `length`, `match` and `search` take values (a literal, a
+    /// singular query, a value-typed function); `count` and `value` take a query.
+    fn function(func: &TestFunction) -> Result<(), String> {
+        let name = name_of(func);
+        match func {
+            TestFunction::Length(a) => value_arg(name, a),
+            TestFunction::Match(a, b) | TestFunction::Search(a, b) => {
+                value_arg(name, a)?;
+                value_arg(name, b)
+            }
+            TestFunction::Count(a) | TestFunction::Value(a) => match a {
+                FnArg::Test(t) if matches!(**t, Test::RelQuery(_) | Test::AbsQuery(_)) => test(t),
+                _ => Err(format!("`{name}` takes a query, such as `@.items[*]`")),
+            },
+            TestFunction::Custom(n, _) => Err(unknown(n)),
+        }
+    }
+
+    fn value_arg(name: &str, a: &FnArg) -> Result<(), String> {
+        match a {
+            FnArg::Literal(l) => literal(l),
+            FnArg::Filter(_) => Err(format!("`{name}` takes a value, not a condition")),
+            FnArg::Test(t) => match &**t {
+                Test::RelQuery(segs) => singular(name, segs),
+                Test::AbsQuery(q) => singular(name, &q.segments),
+                Test::Function(f) => match &**f {
+                    TestFunction::Length(_) | TestFunction::Count(_) | TestFunction::Value(_) => function(f),
+                    TestFunction::Custom(n, _) => Err(unknown(n)),
+                    other => Err(format!(
+                        "`{name}` takes a value; `{}` is true or false",
+                        name_of(other)
+                    )),
+                },
+            },
+        }
+    }
+
+    /// A query that can only ever yield one value: names and indexes, nothing else.
+    fn singular(name: &str, segs: &[Segment]) -> Result<(), String> {
+        let one = segs
+            .iter()
+            .all(|s| matches!(s, Segment::Selector(Selector::Name(_) | Selector::Index(_))));
+        if one {
+            segments(segs)
+        } else {
+            Err(format!(
+                "`{name}` takes one value, and this query can yield several (use names and indexes only)"
+            ))
+        }
+    }
+
+    /// A relative query (`@…`). jsonpath-rust answers one that starts with a filter
+    /// (`@[?…]`) with nothing, whatever the data (RFC 9535 section 2.3.5.3 has the
+    /// example `$[?@[?@.b]]`): refused, rather than answered wrongly.
+    fn relative(segs: &[Segment]) -> Result<(), String> {
+        let starts_with_filter = match segs.first() {
+            Some(Segment::Selector(Selector::Filter(_))) => true,
+            Some(Segment::Selectors(sels)) => sels.iter().any(|s| matches!(s, Selector::Filter(_))),
+            _ => false,
+        };
+        if starts_with_filter {
+            return Err(
+                "a filter right after `@` (`@[?…]`) is not supported: the JSONPath library answers it wrongly".into(),
+            );
+        }
+        segments(segs)
+    }
+
+    fn name_of(f: &TestFunction) -> &str {
+        match f {
+            TestFunction::Custom(n, _) => n,
+            TestFunction::Length(_) => "length",
+            TestFunction::Value(_) => "value",
+            TestFunction::Count(_) => "count",
+            TestFunction::Search(..) => "search",
+            TestFunction::Match(..) => "match",
+        }
+    }
+
+    fn unknown(name: &str) -> String {
+        format!("unknown function `{name}` (RFC 9535 has length, count, value, match and search)")
+    }
+}
+
+#[cfg(test)]
+#[path = "path_rfc9535.rs"]
+mod rfc9535;
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,8 @@ mod config;
 mod contract;
 /// `hookflow test`: matches, rendered actions, explanations.
 mod dry_run;
+/// The public JSONPath compliance suite (RFC 9535), fetched from npm.
+mod jsonpath;
 /// `/metrics` checked by promtool, every series moved by a workload.
 mod metrics;
 /// Hot reload: edits, renames, git checkout, symlink swap, broken edits.
