@@ -236,7 +236,7 @@ fn simple_jsonpath(rest: &str) -> Option<Vec<Seg>> {
             let end = r.find(['.', '[']).unwrap_or(r.len());
             let name = &r[..end];
             let mut chars = name.chars();
-            let first_ok = chars.next().is_some_and(|c| name_first(c));
+            let first_ok = chars.next().is_some_and(name_first);
             if !first_ok || !chars.all(|c| name_first(c) || c.is_ascii_digit()) {
                 return None;
             }
