@@ -97,11 +97,10 @@ fn condition_schema() -> schemars::Schema {
             "absent": { "$ref": "#/$defs/RawCorrelation", "description": "Fire after the period, only if no matching event arrived." }
         },
         "additionalProperties": {
-            "anyOf": [
-                { "type": ["string", "number", "boolean", "null"] },
-                { "type": "array" },
-                { "$ref": "#/$defs/Operators" }
-            ]
+            "description": "A literal (equality), a list (one of), or a map of operators.",
+            "if": { "type": "object" },
+            "then": { "$ref": "#/$defs/Operators" },
+            "else": { "type": ["string", "number", "boolean", "null", "array"] }
         }
     })
 }
@@ -420,5 +419,78 @@ pub fn schema() -> Value {
     let mut generator = schemars::SchemaGenerator::default();
     generator.subschema_for::<Operators>();
     let schema = generator.into_root_schema_for::<RuleFile>();
-    serde_json::to_value(schema).unwrap_or(Value::Null)
+    let mut schema = serde_json::to_value(schema).unwrap_or(Value::Null);
+    tighten(&mut schema["$defs"]);
+    schema
+}
+
+/// What the derived schema cannot say by itself, so that an editor refuses what `check`
+/// refuses: at least one action, exactly one kind per action (`delay` alone is none),
+/// no `null` kind or operator, the methods there are, one body per email and request,
+/// one change per contacts action, one limit per threshold.
+fn tighten(defs: &mut Value) {
+    let one_of = |keys: &[&str]| {
+        Value::Array(
+            keys.iter()
+                .map(|k| serde_json::json!({ "required": [k] }))
+                .collect(),
+        )
+    };
+    defs["RawRule"]["properties"]["actions"]["minItems"] = 1.into();
+    defs["RawMany"]["properties"]["rules"]["minItems"] = 1.into();
+    let action = &mut defs["RawAction"];
+    for kind in crate::actions::KINDS {
+        not_null(&mut action["properties"][kind]);
+    }
+    action["oneOf"] = one_of(crate::actions::KINDS);
+    if let Some(ops) = defs["Operators"]["properties"].as_object_mut() {
+        ops.values_mut().for_each(not_null);
+        // `in: US` is `in: [US]`.
+        for list in ["in", "not_in"] {
+            if let Some(op) = ops.get_mut(list).and_then(Value::as_object_mut) {
+                op.remove("items");
+                op.insert(
+                    "type".into(),
+                    serde_json::json!(["array", "string", "number", "boolean"]),
+                );
+            }
+        }
+    }
+    let methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        .iter()
+        .map(|m| {
+            m.chars()
+                .map(|c| format!("[{}{}]", c, c.to_ascii_lowercase()))
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("|");
+    defs["RawHttp"]["properties"]["method"]["pattern"] = format!("^({methods})$").into();
+    defs["RawHttp"]["not"] = serde_json::json!({ "required": ["json", "body"] });
+    defs["RawEmail"]["oneOf"] = serde_json::json!([
+        { "required": ["template"] },
+        { "anyOf": [{ "required": ["text"] }, { "required": ["html"] }] }
+    ]);
+    defs["RawContacts"]["oneOf"] = one_of(&["add", "remove", "update"]);
+    defs["RawThreshold"]["oneOf"] = one_of(&["above", "below"]);
+    defs["RawThreshold"]["not"] = serde_json::json!({ "required": ["count", "ratio"] });
+}
+
+/// An optional property's schema without its `null` alternative.
+fn not_null(property: &mut Value) {
+    if let Some(alts) = property.get_mut("anyOf").and_then(Value::as_array_mut) {
+        alts.retain(|a| a.get("type") != Some(&Value::from("null")));
+        if alts.len() == 1 {
+            let only = alts.remove(0);
+            if let (Some(p), Value::Object(o)) = (property.as_object_mut(), only) {
+                p.remove("anyOf");
+                p.extend(o);
+            }
+        }
+    } else if let Some(types) = property.get_mut("type").and_then(Value::as_array_mut) {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            property["type"] = types[0].clone();
+        }
+    }
 }
