@@ -52,6 +52,13 @@ pub fn to_json(text: &str) -> Result<serde_json::Value, YamlError> {
     from_str(text)
 }
 
+/// [`from_value`], keeping apart the path of the node the error is about.
+pub fn from_value_located<T: DeserializeOwned>(
+    value: serde_yaml::Value,
+) -> Result<T, (Option<String>, String)> {
+    serde_yaml::from_value(value).map_err(|err| humanize(&err.to_string(), None))
+}
+
 /// Deserializes a value already parsed (a sub-tree the compiler interprets by hand).
 pub fn from_value<T: DeserializeOwned>(value: serde_yaml::Value) -> Result<T, String> {
     serde_yaml::from_value(value).map_err(|err| {
@@ -287,6 +294,19 @@ impl Positions {
     /// The position of the value at `path`, else of its key.
     pub fn value(&self, path: &str) -> Option<Pos> {
         self.values.get(path).or_else(|| self.keys.get(path)).copied()
+    }
+
+    /// Where a key named `name` stands at or below `under` (the first, by line), for
+    /// errors that name a key but not where it is.
+    pub fn find_key(&self, under: &str, name: &str) -> Option<String> {
+        self.keys
+            .iter()
+            .filter(|(path, _)| {
+                let below = under.is_empty() || *path == under || path.starts_with(&format!("{under}."));
+                below && (path.ends_with(&format!(".{name}")) || *path == name)
+            })
+            .min_by_key(|(_, pos)| (pos.line, pos.column))
+            .map(|(path, _)| path.clone())
     }
 
     /// The position of `path` or of its nearest ancestor that has one.

@@ -189,8 +189,8 @@ impl Config {
         };
         let text =
             std::fs::read_to_string(path).map_err(|e| one(format!("cannot read the config: {e}"), 1, 1))?;
-        let raw: RawConfig = if text.trim().is_empty() {
-            RawConfig::default()
+        let tree: serde_yaml::Value = if text.trim().is_empty() {
+            serde_yaml::Value::Null
         } else {
             yaml::from_str(&text).map_err(|e| one(e.message, e.pos.line, e.pos.column))?
         };
@@ -200,7 +200,9 @@ impl Config {
             .unwrap_or(Path::new(""));
         let positions = Positions::build(&text);
         let mut cx = Cx::new(&shown, &positions);
+        let raw = read_raw(&mut cx, tree);
         let config = compile(&mut cx, base, raw, shown.clone());
+        cx.errors.sort_by_key(|d| (d.line, d.column));
         if cx.errors.is_empty() {
             Ok(config)
         } else {
@@ -222,6 +224,64 @@ impl Config {
             .filter(|(_, s)| s.auth.is_none())
             .map(|(n, _)| n.as_str())
     }
+}
+
+/// The config as written, reading each top-level key (and each source) on its own, so
+/// that every wrong key is reported, not only the first: what reads well is kept and
+/// validated too.
+fn read_raw(cx: &mut Cx, tree: serde_yaml::Value) -> RawConfig {
+    use serde_yaml::{Mapping, Value};
+    let map = match tree {
+        Value::Null => return RawConfig::default(),
+        Value::Mapping(m) => m,
+        _ => {
+            cx.at_value(
+                "",
+                "the config is a map of settings, e.g. `listen: 127.0.0.1:8080`",
+            );
+            return RawConfig::default();
+        }
+    };
+    let mut good = Mapping::new();
+    // `at`: the entry's own path, where an error inside it is shown when serde does not
+    // say which key (an unknown key is found by its name below it).
+    let report = |cx: &mut Cx, entry: Mapping, at: &str| -> bool {
+        match yaml::from_value_located::<RawConfig>(Value::Mapping(entry)) {
+            Ok(_) => true,
+            Err((path, message)) => {
+                let unknown = message
+                    .strip_prefix("unknown key `")
+                    .and_then(|rest| rest.split_once('`'))
+                    .map(|(key, _)| key.to_owned());
+                let under = path.unwrap_or_else(|| at.to_owned());
+                match unknown.and_then(|key| cx.positions.find_key(&under, &key)) {
+                    Some(found) => cx.at_key(&found, message),
+                    None => cx.at_value(&under, message),
+                }
+                false
+            }
+        }
+    };
+    for (key, value) in map {
+        let name = key.as_str().unwrap_or_default().to_owned();
+        if let (true, Value::Mapping(sources)) = (name == "sources", &value) {
+            let mut kept = Mapping::new();
+            for (source, spec) in sources {
+                let one = Mapping::from_iter([(
+                    key.clone(),
+                    Value::Mapping(Mapping::from_iter([(source.clone(), spec.clone())])),
+                )]);
+                let at = join_key(&name, source.as_str().unwrap_or_default());
+                if report(cx, one, &at) {
+                    kept.insert(source.clone(), spec.clone());
+                }
+            }
+            good.insert(key, Value::Mapping(kept));
+        } else if report(cx, Mapping::from_iter([(key.clone(), value.clone())]), &name) {
+            good.insert(key, value);
+        }
+    }
+    yaml::from_value_located(Value::Mapping(good)).unwrap_or_default()
 }
 
 fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
@@ -547,12 +607,38 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
     }
 
+    /// Every wrong key is reported in one run, inside sources too, with the good ones
+    /// still validated.
+    #[test]
+    fn every_problem_in_one_run() {
+        let errs = load(
+            "listen: nowhere\nsorces: {}\ndelivery: { wrkers: 2 }\nsources:\n  a: { format: mailjet, auth: { basik: {} } }\n  b: { format: jsn }\n  c: { format: json }\nbody_limit: many\n",
+        )
+        .unwrap_err();
+        let located: Vec<&str> = errs.iter().map(|e| e.split(' ').next().unwrap()).collect();
+        assert_eq!(
+            located,
+            ["1:9:", "2:1:", "3:13:", "5:33:", "6:8:", "7:3:", "8:13:"],
+            "{errs:#?}"
+        );
+        assert!(
+            errs[2].contains("unknown key `wrkers` — did you mean `workers`?"),
+            "{errs:?}"
+        );
+        assert!(errs[3].contains("unknown key `basik`"), "{errs:?}");
+        assert!(errs[5].contains("give `type_path`"), "{errs:?}");
+    }
+
     #[test]
     fn errors_are_located() {
         let errs = load("listen: nowhere\nsorces: {}\n").unwrap_err();
-        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(
-            errs[0].starts_with("2:1: unknown key `sorces` — did you mean `sources`?"),
+            errs[0].starts_with("1:9: `nowhere` is not an address"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].starts_with("2:1: unknown key `sorces` — did you mean `sources`?"),
             "{errs:?}"
         );
         let errs = load("listen: nowhere\nstore: mysql://x\nsources:\n  shop: { format: json }\n  bad name: { format: mailjet }\n").unwrap_err();

@@ -148,3 +148,31 @@ fn unknown_event_type_is_a_warning_with_did_you_mean() {
         run.stdout
     );
 }
+
+/// The example scripts run to the end, and leave no server behind.
+#[test]
+fn the_example_scripts_run_and_stop_their_server() {
+    for script in ["examples/demo.sh", "examples/rehearse-reminder.sh"] {
+        let out = std::process::Command::new("bash")
+            .arg(crate::util::root().join(script))
+            .env("HOOKFLOW_BIN", env!("CARGO_BIN_EXE_hookflow"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{script}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let base = stdout
+            .split_whitespace()
+            .find(|w| w.starts_with("http://127.0.0.1:"))
+            .unwrap_or_else(|| panic!("{script} names its server: {stdout}"))
+            .trim_end_matches(|c: char| !c.is_ascii_digit());
+        let addr = base.trim_start_matches("http://");
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "{script} left its server running at {addr}"
+        );
+    }
+}
