@@ -187,7 +187,7 @@ fn subset_diff(want: &Value, got: &Value, path: &str) -> Option<String> {
                 None => Some(format!("`{here}` expected {wv}, but the action has no `{here}`")),
             }
         }),
-        _ if crate::rules::value::Lit::new(want.clone()).equals(got) => None,
+        _ if crate::base::value::Lit::new(want.clone()).equals(got) => None,
         _ => Some(format!("`{path}` expected {want}, rendered {got}")),
     }
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::base::net::endpoint_of;
+use crate::base::value::key_text;
 use crate::event::Event;
-use crate::net::endpoint_of;
-use crate::rules::value::key_text;
 use crate::rules::{NoHistory, Rule, RuleSet, Truth};
 use crate::store::{NewEvent, NewJob, Pending};
 use crate::template::context;

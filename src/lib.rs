@@ -26,27 +26,21 @@
 //!   and the one module that knows the YAML libraries.
 
 pub mod actions;
+pub mod base;
 pub mod check;
-pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod dryrun;
-pub mod duration;
 pub mod engine;
-pub mod env;
 pub mod event;
 pub mod ingest;
-pub mod logging;
 pub mod metrics;
-pub mod net;
 pub mod reload;
 pub mod rules;
 pub mod server;
 pub mod sources;
 pub mod store;
-pub mod suggest;
 pub mod template;
-pub mod yaml;
 
 /// The JSON Schema of rule files (`schemas/rule.schema.json`).
 pub fn rule_schema() -> serde_json::Value {

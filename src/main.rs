@@ -9,7 +9,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    hookflow::logging::init();
+    hookflow::base::logging::init();
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {

@@ -203,7 +203,7 @@ fn notify_errors(url: String, generation: u64, errors: Vec<Diagnostic>) {
     };
     handle.spawn(async move {
         let body = json!({ "generation": generation, "errors": errors });
-        let sent = crate::net::client()
+        let sent = crate::base::net::client()
             .post(&url)
             .header("content-type", "application/json")
             .timeout(Duration::from_secs(10))

@@ -26,8 +26,8 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 use serde_json::{Map, Value};
 
+use crate::base::suggest::did_you_mean;
 use crate::event::{Event, parse_time};
-use crate::suggest::did_you_mean;
 
 /// Helpers we add, for the docs and for "did you mean".
 pub const HELPERS: &[&str] = &[
@@ -470,10 +470,10 @@ fn helper_date(args: &[Option<&Value>]) -> Result<Value, String> {
 /// `{{percent ratio}}` → `62%`; `{{percent ratio 1}}` → `62.5%`.
 fn helper_percent(args: &[Option<&Value>]) -> Result<Value, String> {
     let value = arg(args, 0)?;
-    let ratio = crate::rules::value::num_of(value)
+    let ratio = crate::base::value::num_of(value)
         .map(|n| match n {
-            crate::rules::value::Num::Int(i) => i as f64,
-            crate::rules::value::Num::Float(f) => f,
+            crate::base::value::Num::Int(i) => i as f64,
+            crate::base::value::Num::Float(f) => f,
         })
         .ok_or_else(|| format!("{value} is not a number"))?;
     let decimals = match args.get(1).copied().flatten() {

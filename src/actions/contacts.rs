@@ -5,10 +5,10 @@ use serde_json::{Map, Value};
 
 use super::email::check_address;
 use super::{JsonTpl, field, template};
-use crate::rules::diag::Cx;
+use crate::base::diag::Cx;
+use crate::base::yaml::join_key;
 use crate::rules::file::RawContacts;
 use crate::template::{Templates, Tpl};
-use crate::yaml::join_key;
 
 #[derive(Debug)]
 pub struct ContactsSpec {

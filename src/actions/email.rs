@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{field, opt_template, render_opt, template};
-use crate::rules::diag::Cx;
-use crate::rules::file::{RawEmail, StringList};
-use crate::suggest::did_you_mean;
+use crate::base::diag::Cx;
+use crate::base::suggest::did_you_mean;
+use crate::base::yaml::StringList;
+use crate::base::yaml::{join_index, join_key};
+use crate::rules::file::RawEmail;
 use crate::template::{Templates, Tpl};
-use crate::yaml::{join_index, join_key};
 
 #[derive(Debug)]
 pub struct EmailSpec {

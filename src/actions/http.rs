@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{JsonTpl, field, opt_template, render_opt, template};
-use crate::duration::Duration;
-use crate::rules::diag::Cx;
+use crate::base::diag::Cx;
+use crate::base::duration::Duration;
+use crate::base::yaml::join_key;
 use crate::rules::file::{RawHttp, RawSign};
 use crate::template::{Templates, Tpl};
-use crate::yaml::join_key;
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 
@@ -34,7 +34,7 @@ pub enum Signing {
     /// The server's configured `http.signing_secret`.
     ServerSecret,
     /// Secrets given on the action (after `${env:…}` substitution); several while rotating.
-    Secrets(Vec<crate::net::sign::Secret>),
+    Secrets(Vec<crate::base::net::sign::Secret>),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -131,12 +131,12 @@ impl HttpSpec {
                 let mut secrets = Vec::new();
                 for (i, text) in secret.items.iter().enumerate() {
                     let at = if secret.was_list {
-                        crate::yaml::join_index(&here, i)
+                        crate::base::yaml::join_index(&here, i)
                     } else {
                         here.clone()
                     };
                     let Some(text) = cx.env(&at, text) else { continue };
-                    match crate::net::sign::Secret::parse(&text) {
+                    match crate::base::net::sign::Secret::parse(&text) {
                         Ok(s) => secrets.push(s),
                         Err(e) => cx.at_value(&at, e),
                     }

@@ -4,10 +4,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{field, template};
-use crate::rules::diag::Cx;
+use crate::base::diag::Cx;
+use crate::base::yaml::join_key;
 use crate::rules::file::RawLog;
 use crate::template::{Templates, Tpl};
-use crate::yaml::join_key;
 
 #[derive(Debug)]
 pub struct LogSpec {

@@ -11,11 +11,11 @@ pub mod suppress;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::duration::Duration;
-use crate::rules::diag::Cx;
+use crate::base::diag::Cx;
+use crate::base::duration::Duration;
+use crate::base::yaml::join_key;
 use crate::rules::file::RawAction;
 use crate::template::{Templates, Tpl};
-use crate::yaml::join_key;
 
 /// The kinds, for messages.
 pub const KINDS: &[&str] = &["email", "http", "contacts", "suppress", "unsuppress", "log"];
@@ -142,7 +142,7 @@ pub(crate) fn compile(cx: &mut Cx, t: &mut Templates, path: &str, raw: RawAction
 /// Compiles a template at `path` after `${env:…}` substitution. A substituted value is
 /// data, not template: its `{{` are escaped so a secret can never be rendered as code.
 pub(crate) fn template(cx: &mut Cx, t: &mut Templates, path: &str, text: &str, html: bool) -> Option<Tpl> {
-    let source = match crate::env::substitute_with(text, |name| {
+    let source = match crate::base::env::substitute_with(text, |name| {
         std::env::var(name).ok().map(|v| v.replace("{{", "\\{{"))
     }) {
         Ok(s) => s,
@@ -191,7 +191,7 @@ impl JsonTpl {
                 let mut out = Vec::with_capacity(items.len());
                 let mut ok = true;
                 for (i, item) in items.iter().enumerate() {
-                    match JsonTpl::compile(cx, t, &crate::yaml::join_index(path, i), item) {
+                    match JsonTpl::compile(cx, t, &crate::base::yaml::join_index(path, i), item) {
                         Some(j) => out.push(j),
                         None => ok = false,
                     }

@@ -6,10 +6,10 @@ use serde_json::Value;
 
 use super::email::check_address;
 use super::{field, opt_template, render_opt, template};
-use crate::rules::diag::Cx;
+use crate::base::diag::Cx;
+use crate::base::yaml::join_key;
 use crate::rules::file::{RawSuppress, RawUnsuppress};
 use crate::template::{Templates, Tpl};
-use crate::yaml::join_key;
 
 #[derive(Debug)]
 pub struct SuppressSpec {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use hookflow::clock::Clock;
+use hookflow::base::clock::Clock;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -76,7 +76,7 @@ fn read_data(path: &Path, what: &str) -> Result<Value> {
         .with_context(|| format!("cannot read {what} file {}", path.display()))?;
     match serde_json::from_str(&text) {
         Ok(v) => Ok(v),
-        Err(json_err) => match hookflow::yaml::to_json(&text) {
+        Err(json_err) => match hookflow::base::yaml::to_json(&text) {
             Ok(v) => Ok(v),
             Err(_) => bail!("{}: not valid JSON: {json_err}", path.display()),
         },

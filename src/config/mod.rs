@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::duration::Duration;
+use crate::base::diag::Cx;
+use crate::base::duration::Duration;
+use crate::base::yaml::{self, Positions, join_index, join_key};
 use crate::rules::Diagnostic;
-use crate::rules::diag::Cx;
-use crate::yaml::{self, Positions, join_index, join_key};
 pub use raw::{Durability, Format};
 use raw::{RawAuth, RawConfig, RawDelivery, RawSource};
 
@@ -35,7 +35,7 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     pub delivery: Delivery,
     /// Standard Webhooks secrets for `sign: true`; several while rotating.
-    pub signing_secret: Vec<crate::net::sign::Secret>,
+    pub signing_secret: Vec<crate::base::net::sign::Secret>,
     pub allow_private_targets: Vec<String>,
     pub reload: crate::reload::Mode,
     pub on_reload_error: Option<String>,
@@ -414,7 +414,7 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
                 None => "http.signing_secret".to_owned(),
             };
             let Some(text) = cx.env(&at, text) else { continue };
-            match crate::net::sign::Secret::parse(&text) {
+            match crate::base::net::sign::Secret::parse(&text) {
                 Ok(s) => c.signing_secret.push(s),
                 Err(e) => cx.at_value(&at, e),
             }
@@ -438,7 +438,7 @@ fn source(cx: &mut Cx, path: &str, name: &str, raw: RawSource) -> Option<Source>
     }
     let mut check_path = |key: &str, value: &Option<String>| {
         if let Some(v) = value
-            && let Err(e) = crate::rules::path::FieldPath::parse(v)
+            && let Err(e) = crate::base::path::FieldPath::parse(v)
         {
             cx.at_value(&join_key(path, key), e);
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::duration::Duration;
+use crate::base::duration::Duration;
 
 /// hookflow server configuration.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -166,7 +166,7 @@ pub struct RawStep {
 pub struct RawHttpSettings {
     /// Secret for `sign: true` actions (`whsec_` and base64, 24 to 64 bytes), usually
     /// `${env:NAME}`; a list signs with each (rotation: receivers accept any one).
-    pub signing_secret: Option<crate::rules::file::StringList>,
+    pub signing_secret: Option<crate::base::yaml::StringList>,
     /// Hosts (names or IPs) that `http` actions may reach even when the URL's host comes
     /// from event data and is private, loopback or link-local.
     pub allow_private_targets: Option<Vec<String>>,

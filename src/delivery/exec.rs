@@ -8,7 +8,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use super::policy::Outcome;
 use crate::actions::http::RenderedHttp;
 use crate::actions::log::RenderedLog;
-use crate::duration::Duration;
+use crate::base::duration::Duration;
 use crate::store::{Attempt, Job};
 
 /// Response bodies are kept up to this size in the audit trail.
@@ -16,11 +16,11 @@ pub const MAX_RESPONSE: usize = 20 * 1024;
 
 /// What executing needs besides the job.
 pub struct Ctx<'a> {
-    /// The trusted and the guarded client (see [`crate::net::client`]).
-    pub clients: &'a crate::net::Clients,
+    /// The trusted and the guarded client (see [`crate::base::net::client`]).
+    pub clients: &'a crate::base::net::Clients,
     pub timeout: Duration,
     /// The secrets for signed requests, when the job asks for signing.
-    pub signing_secrets: &'a [crate::net::sign::Secret],
+    pub signing_secrets: &'a [crate::base::net::sign::Secret],
     /// User and password, when the job uses basic auth.
     pub basic_auth: Option<(&'a str, &'a str)>,
 }
@@ -98,7 +98,8 @@ async fn http(job: &Job, action: &RenderedHttp, ctx: &Ctx<'_>) -> (Attempt, Outc
             return failed("`sign: true` but no signing secret is configured (`http.signing_secret`)".into());
         }
         let timestamp = Utc::now().timestamp();
-        let signature = crate::net::sign::sign(ctx.signing_secrets, &job.key, timestamp, body.as_bytes());
+        let signature =
+            crate::base::net::sign::sign(ctx.signing_secrets, &job.key, timestamp, body.as_bytes());
         headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
         match HeaderValue::from_str(&signature) {
             Ok(v) => {
@@ -127,7 +128,7 @@ async fn http(job: &Job, action: &RenderedHttp, ctx: &Ctx<'_>) -> (Attempt, Outc
         Ok(r) => r,
         Err(e) => {
             // The guard's refusal surfaces as a connection error; it is final, not a hiccup.
-            if let Some(refused) = crate::net::client::refusal(&e) {
+            if let Some(refused) = crate::base::net::client::refusal(&e) {
                 return failed(refused.to_string());
             }
             let error = if e.is_timeout() {

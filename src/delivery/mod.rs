@@ -21,8 +21,8 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::actions::ActionKind;
 use crate::actions::http::Signing;
-use crate::clock::Clock;
-use crate::duration::Duration;
+use crate::base::clock::Clock;
+use crate::base::duration::Duration;
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::store::{Finished, Job, Next, Store};
@@ -36,10 +36,10 @@ pub struct Deliverer<S> {
     pub store: Arc<S>,
     pub rules: Arc<ArcSwap<RuleSet>>,
     /// Outbound HTTP: trusted for rules' own hosts, guarded for hosts from event data.
-    pub clients: crate::net::Clients,
+    pub clients: crate::base::net::Clients,
     pub policy: Policy,
     pub timeout: Duration,
-    pub server_secret: Vec<crate::net::sign::Secret>,
+    pub server_secret: Vec<crate::base::net::sign::Secret>,
     /// Bumped by the ingest writer after each commit that added jobs.
     pub wake: Arc<watch::Sender<u64>>,
     pub metrics: Arc<Metrics>,
@@ -214,7 +214,7 @@ impl<S: Store> Deliverer<S> {
 
     /// Secrets for an `http` job, read from the rule in service (never stored with the
     /// job): the signing secrets (the rule's own, or the server's) and basic-auth credentials.
-    fn credentials(&self, job: &Job) -> (Vec<crate::net::sign::Secret>, Option<(String, String)>) {
+    fn credentials(&self, job: &Job) -> (Vec<crate::base::net::sign::Secret>, Option<(String, String)>) {
         let rules = self.rules.load();
         let spec = rules
             .get(&job.rule_id)

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::duration::Duration;
+use crate::base::duration::Duration;
 use crate::store::{Job, Next};
 
 /// How an attempt ended, as far as retrying is concerned.

@@ -6,14 +6,14 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::condition::{Cond, compile_when};
-use super::diag::Cx;
 use super::file::RawRule;
 use super::stateful::{Correlation, Once, Threshold};
 use super::{On, Rule, TestCase};
 use crate::actions;
-use crate::suggest::did_you_mean;
+use crate::base::diag::Cx;
+use crate::base::suggest::did_you_mean;
+use crate::base::yaml::{join_index, join_key};
 use crate::template::Templates;
-use crate::yaml::{join_index, join_key};
 
 /// Mailjet's event types: a rule for another type warns (a typo would never fire).
 pub const MAILJET_TYPES: &[&str] = &["sent", "open", "click", "bounce", "blocked", "spam", "unsub"];

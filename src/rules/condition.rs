@@ -12,15 +12,16 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_yaml::{Mapping, Value as Yaml};
 
-use super::diag::Cx;
 use super::file::RawCorrelation;
-use super::path::{FieldPath, FieldTable, Slots};
 use super::stateful::{Correlation, History};
-use super::value::{Bound, Lit, is_empty, num_of, with_text};
-use crate::duration::Duration;
-use crate::event::{Event, parse_time, parse_time_str};
-use crate::suggest::did_you_mean;
-use crate::yaml::{self, join_index, join_key};
+use crate::base::diag::Cx;
+use crate::base::duration::Duration;
+use crate::base::path::{FieldPath, FieldTable, Slots};
+use crate::base::suggest::did_you_mean;
+use crate::base::time::{parse_time, parse_time_str};
+use crate::base::value::{Bound, Lit, is_empty, num_of, with_text};
+use crate::base::yaml::{self, join_index, join_key};
+use crate::event::Event;
 
 /// Every operator, in the order the docs list them.
 pub const OPERATORS: &[&str] = &[

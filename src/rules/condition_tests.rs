@@ -4,8 +4,8 @@ use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::base::yaml::Positions;
 use crate::rules::stateful::NoHistory;
-use crate::yaml::Positions;
 
 /// Compiles `when` (YAML) and returns a closure evaluating it, or the error messages.
 fn when(yaml: &str) -> Result<Cond, Vec<String>> {

@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::base::yaml::StringList;
 use schemars::JsonSchema;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::duration::Duration;
+use crate::base::duration::Duration;
 
 /// A rule file holding several rules.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -63,7 +64,7 @@ pub struct When(pub serde_yaml::Mapping);
 
 impl<'de> Deserialize<'de> for When {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match crate::yaml::ExactValue::deserialize(d)?.0 {
+        match crate::base::yaml::ExactValue::deserialize(d)?.0 {
             serde_yaml::Value::Mapping(m) => Ok(When(m)),
             serde_yaml::Value::Null => Ok(When(serde_yaml::Mapping::new())),
             _ => Err(de::Error::custom(
@@ -344,63 +345,6 @@ pub struct RawTestCase {
 pub enum Expect {
     Match,
     NoMatch,
-}
-
-/// A string or a list of strings; remembers which, so dry runs echo the rule's own shape.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StringList {
-    pub items: Vec<String>,
-    pub was_list: bool,
-}
-
-impl<'de> Deserialize<'de> for StringList {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StringList;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string or a list of strings")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<StringList, E> {
-                Ok(StringList {
-                    items: vec![v.to_owned()],
-                    was_list: false,
-                })
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StringList, E> {
-                self.visit_str(&v.to_string())
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StringList, E> {
-                self.visit_str(&v.to_string())
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StringList, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<String>()? {
-                    items.push(item);
-                }
-                Ok(StringList {
-                    items,
-                    was_list: true,
-                })
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl JsonSchema for StringList {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "StringOrList".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "anyOf": [
-                { "type": "string" },
-                { "type": "array", "items": { "type": "string" } }
-            ]
-        })
-    }
 }
 
 // Only for the schema: a file holds one rule or `rules: [...]`.

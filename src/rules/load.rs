@@ -7,11 +7,11 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 use super::compile::compile_rule;
-use super::diag::{Cx, Diagnostic};
 use super::file::{RawMany, RawRule};
 use super::{Rule, RuleSet};
+use crate::base::diag::{Cx, Diagnostic};
+use crate::base::yaml::{self, Pos, Positions, join_index};
 use crate::template::Templates;
-use crate::yaml::{self, Pos, Positions, join_index};
 
 /// What a reload remembers between runs: the last text of each file that loaded.
 #[derive(Debug, Default)]

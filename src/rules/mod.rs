@@ -6,11 +6,8 @@
 //! `file:line:col`; a file with errors contributes no rules, and never stops the others.
 
 pub mod condition;
-pub mod diag;
 pub mod file;
-pub mod path;
 pub mod stateful;
-pub mod value;
 
 mod compile;
 mod decide;
@@ -23,20 +20,12 @@ use crate::actions::ActionSpec;
 use crate::event::Event;
 use crate::template::Templates;
 
+pub use crate::base::diag::{Context, Diagnostic};
 pub use condition::{Cond, Explain, Truth};
 pub use decide::{Decision, StateUsed, WindowState};
-pub use diag::Diagnostic;
 pub use file::Expect;
 pub use load::{FileStatus, Memory};
 pub use stateful::{Correlation, History, MemoryHistory, NoHistory, Once, Threshold};
-
-/// What rules are loaded into: facts about the server that decide whether a rule can
-/// work there, so `check` and a reload refuse what would only fail when it fires.
-#[derive(Debug, Clone, Default)]
-pub struct Context {
-    /// The server has `http.signing_secret`: `sign: true` can sign.
-    pub signing_secret: bool,
-}
 
 /// A compiled rule.
 #[derive(Debug)]
@@ -100,14 +89,14 @@ impl Rule {
 pub struct RuleSet {
     rules: Vec<Rule>,
     /// Top-level field names the conditions read, resolved once per event.
-    fields: path::FieldTable,
+    fields: crate::base::path::FieldTable,
     templates: Templates,
     index: index::Index,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     files: Vec<FileStatus>,
     /// See [`RuleSet::correlation_fields`]; computed once, read for every event.
-    correlation_fields: Vec<(String, path::FieldPath)>,
+    correlation_fields: Vec<(String, crate::base::path::FieldPath)>,
     /// Positions in `rules` of the rules with `absent`: every event asks which of their
     /// timers it cancels, and scanning all rules for that would cost O(rules) per event.
     absent: Vec<usize>,
@@ -142,7 +131,7 @@ impl RuleSet {
 
     /// The (event type, field) pairs that `after` conditions look up: the facts the store
     /// records for events of those types.
-    pub fn correlation_fields(&self) -> &[(String, path::FieldPath)] {
+    pub fn correlation_fields(&self) -> &[(String, crate::base::path::FieldPath)] {
         &self.correlation_fields
     }
 
@@ -151,8 +140,8 @@ impl RuleSet {
         self.absent.iter().filter_map(|&i| self.rules.get(i))
     }
 
-    fn find_correlation_fields(rules: &[Rule]) -> Vec<(String, path::FieldPath)> {
-        let mut out: Vec<(String, path::FieldPath)> = Vec::new();
+    fn find_correlation_fields(rules: &[Rule]) -> Vec<(String, crate::base::path::FieldPath)> {
+        let mut out: Vec<(String, crate::base::path::FieldPath)> = Vec::new();
         for rule in rules {
             let mut found = Vec::new();
             rule.when.correlations(&mut found);
@@ -170,7 +159,7 @@ impl RuleSet {
     }
 
     /// The longest `after` window: how long correlation facts must be kept.
-    pub fn longest_correlation(&self) -> Option<crate::duration::Duration> {
+    pub fn longest_correlation(&self) -> Option<crate::base::duration::Duration> {
         self.rules
             .iter()
             .flat_map(|r| {
@@ -195,7 +184,7 @@ impl RuleSet {
         files: Vec<FileStatus>,
     ) -> Self {
         rules.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut fields = path::FieldTable::default();
+        let mut fields = crate::base::path::FieldTable::default();
         for rule in &mut rules {
             rule.when.intern(&mut fields);
         }
@@ -254,7 +243,7 @@ impl RuleSet {
         ev: &'e Event,
         history: &'e dyn History,
     ) -> impl Iterator<Item = &'s Rule> + use<'s, 'e> {
-        let slots = path::Slots::resolve(&self.fields, &ev.data);
+        let slots = crate::base::path::Slots::resolve(&self.fields, &ev.data);
         self.index
             .entries(&ev.kind)
             .filter(move |e| {

@@ -9,14 +9,14 @@ use serde_json::{Map, Value};
 
 use super::Rule;
 use super::condition::Truth;
-use super::diag::Cx;
 use super::file::{RawCorrelation, RawOnce, RawThreshold};
-use super::path::FieldPath;
-use super::value::key_text;
-use crate::duration::Duration;
+use crate::base::diag::Cx;
+use crate::base::duration::Duration;
+use crate::base::path::FieldPath;
+use crate::base::value::key_text;
+use crate::base::yaml::join_key;
 use crate::event::{Event, content_id, parse_time};
 use crate::template::{Templates, Tpl};
-use crate::yaml::join_key;
 
 /// What the engine remembers about earlier (and, for `absent`, later) events.
 pub trait History {

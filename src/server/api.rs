@@ -233,7 +233,7 @@ async fn retry_dead<S: Store>(
     Query(q): Query<DeadQuery>,
 ) -> Result<Response, ApiError> {
     let filter = DeadFilter {
-        endpoint: q.endpoint.map(|e| crate::net::endpoint_of(&e).unwrap_or(e)),
+        endpoint: q.endpoint.map(|e| crate::base::net::endpoint_of(&e).unwrap_or(e)),
         rule: q.rule,
     };
     let n = st.store.retry_dead(&filter, st.clock.now()).await?;
@@ -302,7 +302,7 @@ async fn set_clock<S: Store>(
             })?
             .with_timezone(&chrono::Utc),
         (None, Some(by)) => {
-            let by = crate::duration::Duration::parse(&by)
+            let by = crate::base::duration::Duration::parse(&by)
                 .map_err(|e| ApiError::BadRequest(format!("`advance`: {e}")))?;
             st.clock
                 .now()

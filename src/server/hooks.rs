@@ -191,7 +191,7 @@ async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
-    timeout: crate::duration::Duration,
+    timeout: crate::base::duration::Duration,
 ) -> Result<Bytes, IngestError> {
     let announced = headers
         .get(header::CONTENT_LENGTH)

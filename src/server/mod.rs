@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::clock::Clock;
+use crate::base::clock::Clock;
 use crate::config::{Config, StoreUrl};
 use crate::delivery::{self, Deliverer, policy::Policy};
 use crate::ingest::{self, Submit};
@@ -234,7 +234,7 @@ pub async fn run(
     let deliverer = Arc::new(Deliverer {
         store: store.clone(),
         rules: rules.clone(),
-        clients: crate::net::Clients::new(&config.allow_private_targets),
+        clients: crate::base::net::Clients::new(&config.allow_private_targets),
         policy: Policy {
             retries: config.delivery.retries.clone(),
         },

@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::DecodeError;
+use crate::base::path::FieldPath;
+use crate::base::value::key_text;
 use crate::event::{Event, content_id, parse_time};
-use crate::rules::path::FieldPath;
-use crate::rules::value::key_text;
 
 /// Where the fields are, compiled from the source's config.
 #[derive(Debug, Clone)]

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::base::path::FieldPath;
 use crate::config::{Auth, Format, Source};
 use crate::event::Event;
-use crate::rules::path::FieldPath;
 
 /// A configured source, ready to authenticate and decode requests.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::duration::Duration;
+use crate::base::duration::Duration;
 use crate::event::Event;
 use crate::rules::RuleSet;
 

@@ -25,8 +25,8 @@ use super::{
     Committed, ContactChange, ContactRow, DeadFilter, EndpointRow, EventDetail, EventRow, Finished, Job,
     JobRow, ListRow, NewEvent, Rendered, Stats, Store, StoreError, SuppressionRow, from_millis,
 };
+use crate::base::duration::Duration;
 use crate::config::Durability;
-use crate::duration::Duration;
 use crate::rules::RuleSet;
 
 /// Schema migrations, in order; `PRAGMA user_version` records how many ran.

@@ -536,7 +536,7 @@ async fn outbound_http_signed_with_basic_auth_and_the_ssrf_guard() {
     assert_eq!(sink.next(10).await.json(), json!({"a": 1}));
 }
 
-/// 32 bytes, as `hookflow::net::sign::generate` makes them.
+/// 32 bytes, as `hookflow::base::net::sign::generate` makes them.
 const SERVER_SECRET: &str = "whsec_c2VydmVyLXNlY3JldC1vZi10aGlydHktdHdvLWJ5dGVzIQ==";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -556,8 +556,8 @@ async fn redirects_are_failures_and_sign_true_uses_the_server_secret() {
     let second = sink.next(10).await;
     assert_eq!(second.body, "hi fay@example.org");
     let sig = second.header("webhook-signature").to_owned();
-    let expected = hookflow::net::sign::sign(
-        &[hookflow::net::sign::Secret::parse(SERVER_SECRET).unwrap()],
+    let expected = hookflow::base::net::sign::sign(
+        &[hookflow::base::net::sign::Secret::parse(SERVER_SECRET).unwrap()],
         second.header("webhook-id"),
         second.header("webhook-timestamp").parse().unwrap(),
         second.body.as_bytes(),
@@ -693,7 +693,10 @@ actions:
 async fn the_official_library_verifies_signatures_with_each_rotated_secret() {
     crate::util::python_module("standardwebhooks", "standardwebhooks");
     let mut sink = crate::sink::Sink::start().await;
-    let (old, new) = (hookflow::net::sign::generate(), hookflow::net::sign::generate());
+    let (old, new) = (
+        hookflow::base::net::sign::generate(),
+        hookflow::base::net::sign::generate(),
+    );
     // The new secret is written without its base64 padding: both forms are accepted.
     let new_unpadded = new.trim_end_matches('=').to_owned();
     let rule = format!(
@@ -723,7 +726,7 @@ async fn the_official_library_verifies_signatures_with_each_rotated_secret() {
     for secret in [&old, &new] {
         assert_eq!(verify(secret, &got.body), (0, "ok\n".to_owned()), "{secret}");
     }
-    assert_eq!(verify(&hookflow::net::sign::generate(), &got.body).0, 1);
+    assert_eq!(verify(&hookflow::base::net::sign::generate(), &got.body).0, 1);
     assert_eq!(verify(&old, &got.body.replace('7', "8")).0, 1);
 
     // A secret the libraries would not read is a load error, at its place in the file.

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use hookflow::rules::path::FieldPath;
+use hookflow::base::path::FieldPath;
 use serde_json::Value;
 
 const PACKAGE: &str = "jsonpath-rfc9535@1.3.0";

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{admin, json_column, stateful};
-use crate::duration::Duration;
+use crate::base::duration::Duration;
 use crate::rules::RuleSet;
 use crate::store::{
     Committed, DeadFilter, EndpointRow, Finished, Job, NewEvent, NewJob, Next, Rendered, StoreError,
@@ -311,7 +311,7 @@ pub(super) fn resume_endpoint(
     now: DateTime<Utc>,
 ) -> Result<Option<(EndpointRow, u64)>, StoreError> {
     let id: i64 = id_or_url.parse().unwrap_or(-1);
-    let url = crate::net::endpoint_of(id_or_url).unwrap_or_else(|| id_or_url.to_owned());
+    let url = crate::base::net::endpoint_of(id_or_url).unwrap_or_else(|| id_or_url.to_owned());
     let Some(endpoint) = tx
         .query_row(
             &format!("{} WHERE id = ? OR url = ?", admin::ENDPOINT_SELECT),

@@ -6,9 +6,9 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
+use crate::base::path::FieldPath;
 use crate::engine::jobs_for;
 use crate::event::Event;
-use crate::rules::path::FieldPath;
 use crate::rules::stateful::{Correlation, History, Threshold, WindowCounts};
 use crate::rules::{Rule, RuleSet, Truth};
 use crate::store::{NewEvent, NewJob, StoreError, millis};

@@ -4,7 +4,15 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::yaml::{Pos, Positions};
+use crate::base::yaml::{Pos, Positions};
+
+/// What files are compiled for: facts about the server that decide whether a rule can
+/// work there, so `check` and a reload refuse what would only fail when it fires.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The server has `http.signing_secret`: `sign: true` can sign.
+    pub signing_secret: bool,
+}
 
 /// One problem in one rule file, phrased for the person who edits it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -37,7 +45,7 @@ pub(crate) struct Cx<'a> {
     pub rule: Option<String>,
     pub errors: Vec<Diagnostic>,
     /// The server the rules are compiled for.
-    pub context: super::Context,
+    pub context: Context,
 }
 
 impl<'a> Cx<'a> {
@@ -47,7 +55,7 @@ impl<'a> Cx<'a> {
             positions,
             rule: None,
             errors: Vec::new(),
-            context: super::Context::default(),
+            context: Context::default(),
         }
     }
 
@@ -81,7 +89,7 @@ impl<'a> Cx<'a> {
 
     /// `${env:NAME}` substitution, reporting an unset variable at `path`.
     pub fn env(&mut self, path: &str, text: &str) -> Option<String> {
-        match crate::env::substitute(text) {
+        match crate::base::env::substitute(text) {
             Ok(s) => Some(s.into_owned()),
             Err(msg) => {
                 self.at_value(path, msg);

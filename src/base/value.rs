@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::event::parse_time;
+use crate::base::time::parse_time;
 
 /// A number as compared: exact integers, else a float.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -10,11 +10,13 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use serde::de::DeserializeOwned;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
-use crate::suggest::did_you_mean;
+use crate::base::suggest::did_you_mean;
 
 /// A 1-based line and column.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -412,6 +414,63 @@ impl MarkedEventReceiver for Recorder {
             column: mark.col() + 1,
         };
         self.events.push((ev, pos));
+    }
+}
+
+/// A string or a list of strings; remembers which, so dry runs echo the rule's own shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StringList {
+    pub items: Vec<String>,
+    pub was_list: bool,
+}
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StringList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StringList, E> {
+                Ok(StringList {
+                    items: vec![v.to_owned()],
+                    was_list: false,
+                })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StringList, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StringList, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StringList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(StringList {
+                    items,
+                    was_list: true,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for StringList {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StringOrList".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "anyOf": [
+                { "type": "string" },
+                { "type": "array", "items": { "type": "string" } }
+            ]
+        })
     }
 }
 

@@ -1,0 +1,26 @@
+//! The bottom layer: what every other module may use, importing nothing above it.
+//!
+//! - [`clock`]: where the server's "now" comes from: the system clock or a manual one.
+//! - [`diag`]: located problems (`file:line:col`) and the context files compile in.
+//! - [`duration`]: `30s`, `24h`, `1h30m`, capped at a hundred years.
+//! - [`env`]: `${env:NAME}` substitution.
+//! - [`logging`]: log lines event data cannot forge; the filter.
+//! - [`net`]: outbound HTTP clients with the SSRF guard, special-purpose addresses,
+//!   Standard Webhooks signatures, endpoint identity.
+//! - [`path`]: where a condition looks in a payload: names, dotted paths, RFC 9535 JSONPath.
+//! - [`value`]: how literals compare with payload values (the coercion rules).
+//! - [`suggest`]: did-you-mean suggestions for error messages.
+//! - [`time`]: times as providers write them.
+//! - [`yaml`]: the one module that knows the YAML libraries.
+
+pub mod clock;
+pub mod diag;
+pub mod duration;
+pub mod env;
+pub mod logging;
+pub mod net;
+pub mod path;
+pub mod suggest;
+pub mod time;
+pub mod value;
+pub mod yaml;
