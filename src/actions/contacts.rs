@@ -1,14 +1,32 @@
 //! `contacts: { list, add | remove | update: EMAIL, set?: { prop: value } }`.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use super::email::check_address;
 use super::{JsonTpl, field, template};
 use crate::base::diag::Cx;
 use crate::base::yaml::join_key;
-use crate::rules::file::RawContacts;
 use crate::template::{Templates, Tpl};
+
+/// A contact-list change: exactly one of `add`, `remove`, `update`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawContacts {
+    /// The list's name.
+    pub list: String,
+    /// Add this address (a template) to the list.
+    pub add: Option<String>,
+    /// Remove this address from the list.
+    pub remove: Option<String>,
+    /// Update this address's properties (only if it is on the list).
+    pub update: Option<String>,
+    /// Properties to merge into the contact; string values are templates.
+    pub set: Option<BTreeMap<String, Value>>,
+}
 
 #[derive(Debug)]
 pub struct ContactsSpec {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -11,8 +12,31 @@ use crate::base::diag::Cx;
 use crate::base::suggest::did_you_mean;
 use crate::base::yaml::StringList;
 use crate::base::yaml::{join_index, join_key};
-use crate::rules::file::RawEmail;
 use crate::template::{Templates, Tpl};
+
+/// An email. Body from `text`, `html` or `template` (files `templates/NAME.txt.hbs` and/or
+/// `templates/NAME.html.hbs`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    /// Recipient address(es); templates.
+    pub to: StringList,
+    /// Subject line; a template (not HTML-escaped).
+    pub subject: String,
+    /// Name of a template pair in the templates folder.
+    pub template: Option<String>,
+    /// Plain-text body; a template.
+    pub text: Option<String>,
+    /// HTML body; a template whose values are HTML-escaped.
+    pub html: Option<String>,
+    /// Sender; defaults to the server's configured `from`.
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    pub cc: Option<StringList>,
+    pub bcc: Option<StringList>,
+    /// Extra headers; values are templates.
+    pub headers: Option<BTreeMap<String, String>>,
+}
 
 #[derive(Debug)]
 pub struct EmailSpec {

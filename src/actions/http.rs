@@ -2,15 +2,56 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{JsonTpl, field, opt_template, render_opt, template};
 use crate::base::diag::Cx;
 use crate::base::duration::Duration;
-use crate::base::yaml::join_key;
-use crate::rules::file::{RawHttp, RawSign};
+use crate::base::yaml::{StringList, join_key};
 use crate::template::{Templates, Tpl};
+
+/// An outbound HTTP request.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// The URL; a template.
+    pub url: String,
+    /// GET, POST (default), PUT, PATCH or DELETE.
+    pub method: Option<String>,
+    /// Request headers; values are templates.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// A JSON body; every string leaf is a template, so event data cannot break the JSON.
+    pub json: Option<Value>,
+    /// A raw body; a template.
+    pub body: Option<String>,
+    /// Per-attempt timeout.
+    pub timeout: Option<Duration>,
+    /// Standard Webhooks signature: `true` (server's secret) or `{ secret: ... }`.
+    pub sign: Option<RawSign>,
+    /// HTTP basic auth, usually from `${env:…}`; the password is never stored with the job.
+    pub auth: Option<RawBasicAuth>,
+}
+
+/// `{ username, password }` for HTTP basic auth.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// How to sign an outbound request.
+#[derive(Debug, Deserialize, JsonSchema, Clone)]
+#[serde(untagged)]
+pub enum RawSign {
+    Enabled(bool),
+    Secret {
+        /// A `whsec_...` secret, usually `${env:NAME}`; a list signs with each (rotation).
+        secret: StringList,
+    },
+}
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 

@@ -1,13 +1,20 @@
 //! `log: { message }` — a line in the server log and the event's audit trail.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{field, template};
 use crate::base::diag::Cx;
 use crate::base::yaml::join_key;
-use crate::rules::file::RawLog;
 use crate::template::{Templates, Tpl};
+
+/// `log: { message }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub message: String,
+}
 
 #[derive(Debug)]
 pub struct LogSpec {

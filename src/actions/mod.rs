@@ -8,33 +8,122 @@ pub mod http;
 pub mod log;
 pub mod suppress;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::base::diag::Cx;
 use crate::base::duration::Duration;
 use crate::base::yaml::join_key;
-use crate::rules::file::RawAction;
 use crate::template::{Templates, Tpl};
 
-/// The kinds, for messages.
-pub const KINDS: &[&str] = &["email", "http", "contacts", "suppress", "unsuppress", "log"];
+/// Every action kind, spelled once: its key in a rule (the field of [`RawAction`]), the
+/// variant, and its file's three forms — as written (`Raw…`), compiled (`…Spec`: templates
+/// built) and rendered for one event (`Rendered…`: what runs, and what a dry run shows).
+/// Adding a kind is a line here and a file beside this one.
+macro_rules! kinds {
+    ($( $(#[doc = $doc:literal])* $key:ident : $variant:ident ( $raw:ty, $spec:ty, $rendered:ty ) ),+ $(,)?) => {
+        /// The kinds' keys, in the order the docs list them.
+        pub const KINDS: &[&str] = &[$(stringify!($key)),+];
+
+        /// One action. Exactly one of the kinds must be set.
+        #[derive(Debug, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        #[schemars(extend("minProperties" = 1))]
+        pub struct RawAction {
+            /// Run this action later (durably), e.g. `2h`.
+            pub delay: Option<Duration>,
+            $( $(#[doc = $doc])* pub $key: Option<$raw>, )+
+        }
+
+        /// A compiled action's kind.
+        #[derive(Debug)]
+        pub enum ActionKind {
+            $( $variant(Box<$spec>), )+
+        }
+
+        /// An action rendered for one event.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        pub enum RenderedKind {
+            $( $variant($rendered), )+
+        }
+
+        impl ActionKind {
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( ActionKind::$variant(_) => stringify!($key), )+
+                }
+            }
+
+            fn render(&self, t: &Templates, ctx: &Value) -> Result<RenderedKind, String> {
+                Ok(match self {
+                    $( ActionKind::$variant(s) => RenderedKind::$variant(s.render(t, ctx)?), )+
+                })
+            }
+        }
+
+        impl RenderedKind {
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( RenderedKind::$variant(_) => stringify!($key), )+
+                }
+            }
+        }
+
+        /// Compiles one `actions:` entry; `None` after reporting its errors.
+        pub(crate) fn compile(cx: &mut Cx, t: &mut Templates, path: &str, raw: RawAction) -> Option<ActionSpec> {
+            let given: Vec<&str> = [$( raw.$key.is_some() ),+]
+                .iter()
+                .zip(KINDS)
+                .filter_map(|(set, name)| set.then_some(*name))
+                .collect();
+            if given.len() != 1 {
+                let msg = if given.is_empty() {
+                    format!("this action has no kind; give one of: {}", KINDS.join(", "))
+                } else {
+                    format!(
+                        "this action has {} kinds ({}); put each in its own `- ` entry",
+                        given.len(),
+                        given.join(", ")
+                    )
+                };
+                cx.at_value(path, msg);
+                return None;
+            }
+            let here = join_key(path, given[0]);
+            let RawAction { delay, $( $key ),+ } = raw;
+            $(
+                if let Some(raw) = $key {
+                    let spec = <$spec>::compile(cx, t, &here, raw)?;
+                    return Some(ActionSpec { delay, kind: ActionKind::$variant(Box::new(spec)) });
+                }
+            )+
+            None
+        }
+    };
+}
+
+kinds! {
+    /// Send an email.
+    email: Email(email::RawEmail, email::EmailSpec, email::RenderedEmail),
+    /// Call a URL (an outbound webhook).
+    http: Http(http::RawHttp, http::HttpSpec, http::RenderedHttp),
+    /// Change a contact list.
+    contacts: Contacts(contacts::RawContacts, contacts::ContactsSpec, contacts::RenderedContacts),
+    /// Add an address to the global suppression list.
+    suppress: Suppress(suppress::RawSuppress, suppress::SuppressSpec, suppress::RenderedSuppress),
+    /// Remove an address from the global suppression list.
+    unsuppress: Unsuppress(suppress::RawUnsuppress, suppress::UnsuppressSpec, suppress::RenderedUnsuppress),
+    /// Write a line to the log and the event's audit trail.
+    log: Log(log::RawLog, log::LogSpec, log::RenderedLog),
+}
 
 /// A compiled action of a rule.
 #[derive(Debug)]
 pub struct ActionSpec {
     pub delay: Option<Duration>,
     pub kind: ActionKind,
-}
-
-#[derive(Debug)]
-pub enum ActionKind {
-    Email(Box<email::EmailSpec>),
-    Http(Box<http::HttpSpec>),
-    Contacts(contacts::ContactsSpec),
-    Suppress(suppress::SuppressSpec),
-    Unsuppress(suppress::UnsuppressSpec),
-    Log(log::LogSpec),
 }
 
 /// An action rendered for one event: what would be (or will be) executed.
@@ -46,97 +135,18 @@ pub struct Rendered {
     pub delay: Option<Duration>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum RenderedKind {
-    Email(email::RenderedEmail),
-    Http(http::RenderedHttp),
-    Contacts(contacts::RenderedContacts),
-    Suppress(suppress::RenderedSuppress),
-    Unsuppress(suppress::RenderedUnsuppress),
-    Log(log::RenderedLog),
-}
-
 impl ActionSpec {
     /// Renders every template of the action against `ctx` (see [`crate::template::context`]).
     pub fn render(&self, t: &Templates, ctx: &Value) -> Result<Rendered, String> {
-        let action = match &self.kind {
-            ActionKind::Email(s) => RenderedKind::Email(s.render(t, ctx)?),
-            ActionKind::Http(s) => RenderedKind::Http(s.render(t, ctx)?),
-            ActionKind::Contacts(s) => RenderedKind::Contacts(s.render(t, ctx)?),
-            ActionKind::Suppress(s) => RenderedKind::Suppress(s.render(t, ctx)?),
-            ActionKind::Unsuppress(s) => RenderedKind::Unsuppress(s.render(t, ctx)?),
-            ActionKind::Log(s) => RenderedKind::Log(s.render(t, ctx)?),
-        };
         Ok(Rendered {
-            action,
+            action: self.kind.render(t, ctx)?,
             delay: self.delay,
         })
     }
 
     pub fn kind_name(&self) -> &'static str {
-        match self.kind {
-            ActionKind::Email(_) => "email",
-            ActionKind::Http(_) => "http",
-            ActionKind::Contacts(_) => "contacts",
-            ActionKind::Suppress(_) => "suppress",
-            ActionKind::Unsuppress(_) => "unsuppress",
-            ActionKind::Log(_) => "log",
-        }
+        self.kind.name()
     }
-}
-
-/// Compiles one `actions:` entry; `None` after reporting its errors.
-pub(crate) fn compile(cx: &mut Cx, t: &mut Templates, path: &str, raw: RawAction) -> Option<ActionSpec> {
-    let RawAction {
-        delay,
-        email,
-        http,
-        contacts,
-        suppress,
-        unsuppress,
-        log,
-    } = raw;
-    let given: Vec<&str> = [
-        email.is_some(),
-        http.is_some(),
-        contacts.is_some(),
-        suppress.is_some(),
-        unsuppress.is_some(),
-        log.is_some(),
-    ]
-    .iter()
-    .zip(KINDS)
-    .filter_map(|(set, name)| set.then_some(*name))
-    .collect();
-    if given.len() != 1 {
-        let msg = if given.is_empty() {
-            format!("this action has no kind; give one of: {}", KINDS.join(", "))
-        } else {
-            format!(
-                "this action has {} kinds ({}); put each in its own `- ` entry",
-                given.len(),
-                given.join(", ")
-            )
-        };
-        cx.at_value(path, msg);
-        return None;
-    }
-    let here = join_key(path, given[0]);
-    let kind = if let Some(raw) = email {
-        ActionKind::Email(Box::new(email::EmailSpec::compile(cx, t, &here, raw)?))
-    } else if let Some(raw) = http {
-        ActionKind::Http(Box::new(http::HttpSpec::compile(cx, t, &here, raw)?))
-    } else if let Some(raw) = contacts {
-        ActionKind::Contacts(contacts::ContactsSpec::compile(cx, t, &here, raw)?)
-    } else if let Some(raw) = suppress {
-        ActionKind::Suppress(suppress::SuppressSpec::compile(cx, t, &here, raw)?)
-    } else if let Some(raw) = unsuppress {
-        ActionKind::Unsuppress(suppress::UnsuppressSpec::compile(cx, t, &here, raw)?)
-    } else {
-        ActionKind::Log(log::LogSpec::compile(cx, t, &here, log?)?)
-    };
-    Some(ActionSpec { delay, kind })
 }
 
 /// Compiles a template at `path` after `${env:…}` substitution. A substituted value is

@@ -1,6 +1,7 @@
 //! `suppress: { email, reason }` and `unsuppress: { email }` — the global suppression list
 //! that every `email` action checks before sending.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -8,8 +9,22 @@ use super::email::check_address;
 use super::{field, opt_template, render_opt, template};
 use crate::base::diag::Cx;
 use crate::base::yaml::join_key;
-use crate::rules::file::{RawSuppress, RawUnsuppress};
 use crate::template::{Templates, Tpl};
+
+/// `suppress: { email, reason }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSuppress {
+    pub email: String,
+    pub reason: Option<String>,
+}
+
+/// `unsuppress: { email }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUnsuppress {
+    pub email: String,
+}
 
 #[derive(Debug)]
 pub struct SuppressSpec {

@@ -19,17 +19,14 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::actions::ActionKind;
 use crate::actions::http::Signing;
+use crate::actions::{ActionKind, KINDS};
 use crate::base::clock::Clock;
 use crate::base::duration::Duration;
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::store::{Finished, Job, Next, Store};
 use policy::{Outcome, Policy};
-
-/// The action kinds that have an executor; jobs of other kinds wait in the store.
-pub const KINDS: &[&str] = &["http", "log", "email", "contacts", "suppress", "unsuppress"];
 
 /// Everything a worker shares with the others.
 pub struct Deliverer<S> {

@@ -3,8 +3,6 @@
 //! published JSON Schema (`schemas/rule.schema.json`) from these same types, so the schema
 //! and the loader cannot disagree. Nothing here is interpreted yet: see `compile.rs`.
 
-use std::collections::BTreeMap;
-
 pub use crate::base::yaml::StringList;
 use schemars::JsonSchema;
 use serde::de::{self, Deserializer};
@@ -44,7 +42,7 @@ pub struct RawRule {
     pub once: Option<RawOnce>,
     /// What to do, in order. Each entry has exactly one kind (`email`, `http`, `contacts`,
     /// `suppress`, `unsuppress`, `log`) and may carry a `delay`.
-    pub actions: Vec<RawAction>,
+    pub actions: Vec<crate::actions::RawAction>,
     /// Example events checked by `hookflow check`.
     #[serde(default)]
     pub tests: Vec<RawTestCase>,
@@ -198,130 +196,6 @@ pub struct RawOnce {
     /// For how long a key blocks further firings.
     #[serde(rename = "for")]
     pub period: Duration,
-}
-
-/// One action. Exactly one of the kinds must be set.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("minProperties" = 1))]
-pub struct RawAction {
-    /// Run this action later (durably), e.g. `2h`.
-    pub delay: Option<Duration>,
-    /// Send an email.
-    pub email: Option<RawEmail>,
-    /// Call a URL (an outbound webhook).
-    pub http: Option<RawHttp>,
-    /// Change a contact list.
-    pub contacts: Option<RawContacts>,
-    /// Add an address to the global suppression list.
-    pub suppress: Option<RawSuppress>,
-    /// Remove an address from the global suppression list.
-    pub unsuppress: Option<RawUnsuppress>,
-    /// Write a line to the log and the event's audit trail.
-    pub log: Option<RawLog>,
-}
-
-/// An email. Body from `text`, `html` or `template` (files `templates/NAME.txt.hbs` and/or
-/// `templates/NAME.html.hbs`).
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawEmail {
-    /// Recipient address(es); templates.
-    pub to: StringList,
-    /// Subject line; a template (not HTML-escaped).
-    pub subject: String,
-    /// Name of a template pair in the templates folder.
-    pub template: Option<String>,
-    /// Plain-text body; a template.
-    pub text: Option<String>,
-    /// HTML body; a template whose values are HTML-escaped.
-    pub html: Option<String>,
-    /// Sender; defaults to the server's configured `from`.
-    pub from: Option<String>,
-    pub reply_to: Option<String>,
-    pub cc: Option<StringList>,
-    pub bcc: Option<StringList>,
-    /// Extra headers; values are templates.
-    pub headers: Option<BTreeMap<String, String>>,
-}
-
-/// An outbound HTTP request.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawHttp {
-    /// The URL; a template.
-    pub url: String,
-    /// GET, POST (default), PUT, PATCH or DELETE.
-    pub method: Option<String>,
-    /// Request headers; values are templates.
-    pub headers: Option<BTreeMap<String, String>>,
-    /// A JSON body; every string leaf is a template, so event data cannot break the JSON.
-    pub json: Option<Value>,
-    /// A raw body; a template.
-    pub body: Option<String>,
-    /// Per-attempt timeout.
-    pub timeout: Option<Duration>,
-    /// Standard Webhooks signature: `true` (server's secret) or `{ secret: ... }`.
-    pub sign: Option<RawSign>,
-    /// HTTP basic auth, usually from `${env:…}`; the password is never stored with the job.
-    pub auth: Option<RawBasicAuth>,
-}
-
-/// `{ username, password }` for HTTP basic auth.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawBasicAuth {
-    pub username: String,
-    pub password: String,
-}
-
-/// How to sign an outbound request.
-#[derive(Debug, Deserialize, JsonSchema, Clone)]
-#[serde(untagged)]
-pub enum RawSign {
-    Enabled(bool),
-    Secret {
-        /// A `whsec_...` secret, usually `${env:NAME}`; a list signs with each (rotation).
-        secret: StringList,
-    },
-}
-
-/// A contact-list change: exactly one of `add`, `remove`, `update`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawContacts {
-    /// The list's name.
-    pub list: String,
-    /// Add this address (a template) to the list.
-    pub add: Option<String>,
-    /// Remove this address from the list.
-    pub remove: Option<String>,
-    /// Update this address's properties (only if it is on the list).
-    pub update: Option<String>,
-    /// Properties to merge into the contact; string values are templates.
-    pub set: Option<BTreeMap<String, Value>>,
-}
-
-/// `suppress: { email, reason }`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawSuppress {
-    pub email: String,
-    pub reason: Option<String>,
-}
-
-/// `unsuppress: { email }`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawUnsuppress {
-    pub email: String,
-}
-
-/// `log: { message }`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawLog {
-    pub message: String,
 }
 
 /// An inline test case, run by `hookflow check`.
