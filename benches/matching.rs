@@ -8,7 +8,7 @@ use std::path::Path;
 use chrono::Utc;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use hookflow::event::Event;
-use hookflow::rules::{NoHistory, RuleSet, Truth};
+use hookflow::rules::{NoState as NoHistory, RuleSet, Truth};
 use hookflow::sources::mailjet;
 
 const TYPES: [&str; 7] = ["sent", "open", "click", "bounce", "blocked", "spam", "unsub"];

@@ -6,7 +6,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::event::Event;
-use crate::rules::{Diagnostic, Expect, Explain, MemoryHistory, Rule, RuleSet, TestCase, Truth};
+use std::sync::Arc;
+
+use crate::engine;
+use crate::rules::{Diagnostic, Expect, Explain, Rule, RuleSet, TestCase, Truth};
 use crate::sources::mailjet;
 
 #[derive(Debug, Serialize)]
@@ -45,7 +48,7 @@ impl CheckReport {
 }
 
 /// Runs every inline test of every loaded rule.
-pub fn check(set: &RuleSet) -> CheckReport {
+pub fn check(set: &Arc<RuleSet>) -> CheckReport {
     let mut tests = TestSummary::default();
     let mut warnings = set.warnings().to_vec();
     for rule in set.rules() {
@@ -98,9 +101,9 @@ pub fn test_event(rule: &Rule, data: &Value) -> Result<Event, String> {
     events.pop().ok_or_else(|| "no event".into())
 }
 
-fn run_case(set: &RuleSet, rule: &Rule, case: &TestCase) -> Result<(), String> {
+/// Decides the case's event after its history, as the server would have, and compares.
+fn run_case(set: &Arc<RuleSet>, rule: &Rule, case: &TestCase) -> Result<(), String> {
     let ev = test_event(rule, &case.event)?;
-    let history = MemoryHistory::around(&ev, case.history.as_deref().unwrap_or_default())?;
     if !rule.sees(&ev) {
         return match case.expect {
             Expect::NoMatch => Ok(()),
@@ -110,24 +113,39 @@ fn run_case(set: &RuleSet, rule: &Rule, case: &TestCase) -> Result<(), String> {
             )),
         };
     }
-    let decision = rule.decide(&ev, &history, set.templates());
-    match (case.expect, decision.fires) {
-        (Expect::NoMatch, Truth::True) => Err("expected no match, but the rule fired".into()),
-        (Expect::NoMatch, _) => Ok(()),
-        (Expect::Match, Truth::True) => {
-            let rendered = decision.render_actions(&ev, set.templates())?;
+    let (sequence, at) = engine::history_around(&ev, case.history.as_deref().unwrap_or_default())?;
+    let mut replayed = engine::replay(set, &sequence)?;
+    let mine = replayed.swap_remove(at);
+    let fired = mine.fired.contains(&rule.id);
+    match (case.expect, fired) {
+        (Expect::NoMatch, true) => Err("expected no match, but the rule fired".into()),
+        (Expect::NoMatch, false) => Ok(()),
+        (Expect::Match, true) => {
+            let jobs: Vec<_> = mine.jobs.iter().filter(|j| j.rule_id == rule.id).collect();
+            if let Some(j) = jobs.iter().find(|j| j.error.is_some()) {
+                return Err(format!(
+                    "actions[{}].{}: {}",
+                    j.action_index,
+                    j.kind,
+                    j.error.as_deref().unwrap_or_default()
+                ));
+            }
             match &case.actions {
-                Some(expected) => compare_actions(expected, &rendered),
+                Some(expected) => {
+                    let rendered: Vec<Value> = jobs.iter().map(|j| j.action.clone()).collect();
+                    compare_actions(expected, &rendered)
+                }
                 None => Ok(()),
             }
         }
-        (Expect::Match, _) => {
+        (Expect::Match, false) => {
+            let why = crate::dryrun::explain_rule(rule, &ev, &mine.fired, &mine.decisions);
             let mut msg = format!(
                 "expected a match, but {}",
-                decision.reason.unwrap_or_else(|| "the rule did not fire".into())
+                why.reason.unwrap_or_else(|| "the rule did not fire".into())
             );
             let mut failing = Vec::new();
-            failing_leaves(&rule.when.explain(&ev, &history), &mut failing);
+            failing_leaves(&why.conditions, &mut failing);
             for line in failing {
                 msg.push_str("\n  ");
                 msg.push_str(&line);
@@ -157,7 +175,7 @@ pub fn failing_leaves(e: &Explain, out: &mut Vec<String>) {
 }
 
 /// Each expected action must be a subset of the rendered one at the same position.
-fn compare_actions(expected: &[Value], rendered: &[crate::actions::Rendered]) -> Result<(), String> {
+fn compare_actions(expected: &[Value], rendered: &[Value]) -> Result<(), String> {
     if expected.len() > rendered.len() {
         return Err(format!(
             "expected {} actions, the rule rendered {}",
@@ -166,8 +184,7 @@ fn compare_actions(expected: &[Value], rendered: &[crate::actions::Rendered]) ->
         ));
     }
     for (i, (want, got)) in expected.iter().zip(rendered).enumerate() {
-        let got = serde_json::to_value(got).unwrap_or(Value::Null);
-        if let Some(diff) = subset_diff(want, &got, "") {
+        if let Some(diff) = subset_diff(want, got, "") {
             return Err(format!("actions[{i}]: {diff}"));
         }
     }

@@ -1,12 +1,16 @@
 //! `hookflow test`: which rules match an event and what their actions would be, fully
-//! rendered, without executing anything.
+//! rendered, without executing anything. With history, the event and its history are
+//! decided as the server would have ([`engine::replay`]); without, stateful rules say
+//! what they would need.
+
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::actions::Rendered;
+use crate::engine::{self, Answers, Outcome, RuleDecision, StateUsed};
 use crate::event::Event;
-use crate::rules::{Explain, History, MemoryHistory, NoHistory, RuleSet, StateUsed, Truth};
+use crate::rules::{Explain, NoState, Rule, RuleSet, Truth};
 
 #[derive(Debug, Serialize)]
 pub struct DryRun {
@@ -21,7 +25,7 @@ pub struct EventResult {
     pub matches: Vec<MatchResult>,
     /// Rules that would need history (earlier or later events) to decide.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub needs_history: Vec<Pending>,
+    pub needs_history: Vec<NeedsHistory>,
     /// With `--explain`: every rule that could see the event, condition by condition.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Vec<RuleExplain>>,
@@ -30,14 +34,15 @@ pub struct EventResult {
 #[derive(Debug, Serialize)]
 pub struct MatchResult {
     pub rule: String,
-    pub actions: Vec<Rendered>,
+    /// Each action as rendered (`kind`, and its fields).
+    pub actions: Vec<Value>,
     /// Set when the rule fires but an action cannot be rendered (e.g. a missing field).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Pending {
+pub struct NeedsHistory {
     pub rule: String,
     pub reason: String,
 }
@@ -49,7 +54,7 @@ pub struct RuleExplain {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub conditions: Explain,
-    /// For stateful rules: the timer, window or once-key the decision used.
+    /// For stateful rules: the timer, window, once-key and `after` answers used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<StateUsed>,
 }
@@ -57,61 +62,172 @@ pub struct RuleExplain {
 /// Runs `events` through `set`. `history` entries (with `ago:`/`later:`) are placed around
 /// each event; `None` means no history at all, and stateful rules report that they need it.
 pub fn dry_run(
-    set: &RuleSet,
+    set: &Arc<RuleSet>,
     events: &[Event],
     history: Option<&[Value]>,
     explain: bool,
 ) -> Result<DryRun, String> {
     let mut out = Vec::with_capacity(events.len());
     for ev in events {
-        let memory;
-        let hist: &dyn History = match history {
-            Some(entries) => {
-                memory = MemoryHistory::around(ev, entries)?;
-                &memory
-            }
-            None => &NoHistory,
-        };
-        let mut result = EventResult {
-            kind: ev.kind.clone(),
-            matches: Vec::new(),
-            needs_history: Vec::new(),
-            explain: None,
-        };
-        let mut explained = Vec::new();
-        for decision in set.decide(ev, hist) {
-            match decision.fires {
-                Truth::True => {
-                    let (actions, error) = match decision.render_actions(ev, set.templates()) {
-                        Ok(a) => (a, None),
-                        Err(e) => (Vec::new(), Some(e)),
-                    };
-                    result.matches.push(MatchResult {
-                        rule: decision.rule.id.clone(),
-                        actions,
-                        error,
-                    });
-                }
-                Truth::Unknown => result.needs_history.push(Pending {
-                    rule: decision.rule.id.clone(),
-                    reason: decision.reason.clone().unwrap_or_default(),
-                }),
-                Truth::False => {}
-            }
-            if explain {
-                explained.push(RuleExplain {
-                    rule: decision.rule.id.clone(),
-                    fires: decision.fires,
-                    reason: decision.reason.clone(),
-                    conditions: decision.rule.when.explain(ev, hist),
-                    state: decision.state(),
-                });
-            }
-        }
-        if explain {
-            result.explain = Some(explained);
-        }
-        out.push(result);
+        out.push(match history {
+            Some(entries) => with_history(set, ev, entries, explain)?,
+            None => without_history(set, ev, explain),
+        });
     }
     Ok(DryRun { events: out })
+}
+
+/// Stateless rules decide; stateful ones say what they would need.
+fn without_history(set: &Arc<RuleSet>, ev: &Event, explain: bool) -> EventResult {
+    let planned = engine::plan(set, ev.clone(), ev.time);
+    let matches = group_jobs(&planned.matched, &planned.jobs);
+    let mut needs_history = Vec::new();
+    let mut explained = Vec::new();
+    for rule in set.candidates(ev) {
+        let when = if rule.enabled {
+            rule.when.eval(ev, &NoState)
+        } else {
+            Truth::False
+        };
+        let need = (when != Truth::False && rule.is_stateful()).then(|| needs(rule));
+        let fires = if need.is_some() {
+            Truth::Unknown
+        } else if planned.matched.contains(&rule.id) {
+            Truth::True
+        } else {
+            Truth::False
+        };
+        if explain {
+            explained.push(RuleExplain {
+                rule: rule.id.clone(),
+                fires,
+                reason: need.clone().or_else(|| not_firing(rule, fires)),
+                conditions: rule.when.explain(ev, &NoState),
+                state: planned_state(set, rule, ev),
+            });
+        }
+        if let Some(reason) = need {
+            needs_history.push(NeedsHistory {
+                rule: rule.id.clone(),
+                reason,
+            });
+        }
+    }
+    EventResult {
+        kind: ev.kind.clone(),
+        matches,
+        needs_history,
+        explain: explain.then_some(explained),
+    }
+}
+
+/// The event decided after its history, as the server would have.
+fn with_history(
+    set: &Arc<RuleSet>,
+    ev: &Event,
+    entries: &[Value],
+    explain: bool,
+) -> Result<EventResult, String> {
+    let (sequence, at) = engine::history_around(ev, entries)?;
+    let mut replayed = engine::replay(set, &sequence)?;
+    let mine = replayed.swap_remove(at);
+    let explain = explain.then(|| {
+        set.candidates(ev)
+            .map(|rule| explain_rule(rule, ev, &mine.fired, &mine.decisions))
+            .collect()
+    });
+    Ok(EventResult {
+        kind: ev.kind.clone(),
+        matches: group_jobs(&mine.fired, &mine.jobs),
+        needs_history: Vec::new(),
+        explain,
+    })
+}
+
+/// A rule's part in an event's decision: whether it fired, why (not), and the state used.
+pub fn explain_rule(rule: &Rule, ev: &Event, fired: &[String], decisions: &[RuleDecision]) -> RuleExplain {
+    let mine: Vec<&RuleDecision> = decisions.iter().filter(|d| d.rule == rule.id).collect();
+    let fires = Truth::from_bool(fired.contains(&rule.id));
+    // The last word is the latest decision: a timer that fired or was cancelled.
+    let last = mine.last();
+    let state = mine.iter().map(|d| &d.state).find(|s| !s.is_empty()).cloned();
+    let after = state.as_ref().map_or(&[][..], |s| s.after.as_slice());
+    RuleExplain {
+        rule: rule.id.clone(),
+        fires,
+        reason: last
+            .and_then(|d| d.reason.clone())
+            .filter(|_| last.is_some_and(|d| d.outcome != Outcome::Fires) || fires == Truth::True)
+            .or_else(|| not_firing(rule, fires)),
+        conditions: rule.when.explain(ev, &Answers(after)),
+        state,
+    }
+}
+
+fn not_firing(rule: &Rule, fires: Truth) -> Option<String> {
+    match fires {
+        Truth::True => None,
+        _ if !rule.enabled => Some("the rule is disabled (`enabled: false`)".into()),
+        _ => Some("a condition does not hold".into()),
+    }
+}
+
+/// What can be said of a stateful rule's state from the event alone: an `absent` timer's
+/// due time, the rendered `once` key.
+fn planned_state(set: &RuleSet, rule: &Rule, ev: &Event) -> Option<StateUsed> {
+    let mut state = StateUsed::default();
+    if let Some(a) = rule.absent.as_ref().filter(|a| a.key(ev).is_some()) {
+        state.absent_due_at = Some((ev.time + a.within.to_chrono()).to_rfc3339());
+    }
+    if let Some(once) = &rule.once {
+        let ctx = crate::template::context(ev, &rule.id, None);
+        state.once_key = set.templates().render(&once.per, &ctx).ok();
+    }
+    (!state.is_empty()).then_some(state)
+}
+
+/// What a stateful rule needs to decide, in a few words.
+fn needs(rule: &Rule) -> String {
+    if let Some(a) = &rule.absent {
+        return format!(
+            "needs history: fires {} later unless an event `{}` with the same {} arrives",
+            a.within,
+            a.event,
+            a.same.as_str()
+        );
+    }
+    if rule.when.is_stateful() {
+        return "needs history: `after` asks about earlier events".into();
+    }
+    if let Some(th) = &rule.threshold {
+        return format!("needs history: counts events over {}", th.window);
+    }
+    "needs history: `once` fires once per key and period".into()
+}
+
+/// The fired rules, in id order, each with its rendered actions (or the error that kept
+/// one from rendering).
+fn group_jobs(fired: &[String], jobs: &[crate::store::NewJob]) -> Vec<MatchResult> {
+    let mut ids: Vec<&String> = fired.iter().collect();
+    ids.sort();
+    ids.dedup();
+    ids.into_iter()
+        .map(|rule| {
+            let mine: Vec<_> = jobs.iter().filter(|j| &j.rule_id == rule).collect();
+            let error = mine.iter().find_map(|j| {
+                j.error
+                    .as_ref()
+                    .map(|e| format!("actions[{}].{}: {e}", j.action_index, j.kind))
+            });
+            MatchResult {
+                rule: rule.clone(),
+                actions: if error.is_some() {
+                    Vec::new()
+                } else {
+                    mine.iter().map(|j| j.action.clone()).collect()
+                },
+                error,
+            }
+        })
+        .collect()
 }

@@ -53,7 +53,7 @@ pub async fn writer<S: Store>(
         }
         let events = all.len();
         let started = std::time::Instant::now();
-        match store.commit(all, rules.load_full()).await {
+        match store.commit(all, crate::engine::retention(&rules.load())).await {
             Ok(Committed { fired, jobs }) => {
                 metrics.committed(events, started.elapsed().as_secs_f64());
                 let mut rest = fired.into_iter();

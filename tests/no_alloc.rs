@@ -5,7 +5,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::Utc;
-use hookflow::rules::{NoHistory, RuleSet};
+use hookflow::rules::{NoState as NoHistory, RuleSet};
 use hookflow::sources::mailjet;
 
 struct Counting;

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use hookflow::check::{CheckReport, check};
@@ -39,7 +40,7 @@ pub fn run(config: Option<&Path>, a: Args) -> Result<ExitCode> {
 
 /// The rules of `dir` (else the config's folder), compiled for the configured server.
 /// Templates: `templates`, else beside a folder given by hand, else the config's.
-pub fn load(config: &Config, dir: Option<&Path>, templates: Option<&Path>) -> Result<RuleSet> {
+pub fn load(config: &Config, dir: Option<&Path>, templates: Option<&Path>) -> Result<Arc<RuleSet>> {
     let rules_dir = dir.unwrap_or(&config.rules_dir);
     if !rules_dir.is_dir() {
         bail!(
@@ -55,11 +56,11 @@ pub fn load(config: &Config, dir: Option<&Path>, templates: Option<&Path>) -> Re
         (None, Some(_)) => beside,
         (None, None) => config.templates_dir.clone(),
     };
-    Ok(RuleSet::load_in(
+    Ok(Arc::new(RuleSet::load_in(
         rules_dir,
         &templates_dir,
         &config.rules_context(),
-    ))
+    )))
 }
 
 pub fn text(r: &CheckReport) -> String {

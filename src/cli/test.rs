@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use hookflow::dryrun::{DryRun, dry_run};
-use hookflow::rules::{Explain, StateUsed, Truth};
+use hookflow::engine::StateUsed;
+use hookflow::rules::{Explain, Truth};
 use hookflow::sources::SourceSpec;
 use serde_json::Value;
 

@@ -7,13 +7,14 @@
 
 use std::fmt::{self, Write as _};
 
+use chrono::{DateTime, Utc};
 use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
 use serde_yaml::{Mapping, Value as Yaml};
 
 use super::file::RawCorrelation;
-use super::stateful::{Correlation, History};
+use super::stateful::Correlation;
 use crate::base::diag::Cx;
 use crate::base::duration::Duration;
 use crate::base::path::{FieldPath, FieldTable, Slots};
@@ -41,6 +42,21 @@ pub const OPERATORS: &[&str] = &[
     "empty",
     "within",
 ];
+
+/// Answers `after`'s question: whether an event of `c.event` with `key` in `c.same`
+/// happened in `[from, to]`. The engine asks its state; without any, it is unknown.
+pub trait Seen {
+    fn seen(&self, c: &Correlation, key: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Truth;
+}
+
+/// No state at all: every `after` is unknown ("needs history").
+pub struct NoState;
+
+impl Seen for NoState {
+    fn seen(&self, _: &Correlation, _: &str, _: DateTime<Utc>, _: DateTime<Utc>) -> Truth {
+        Truth::Unknown
+    }
+}
 
 /// Kleene truth: `Unknown` is "needs history".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -202,12 +218,12 @@ impl fmt::Display for Op {
 
 impl Cond {
     /// Evaluates against one event; `history` answers `after`.
-    pub fn eval(&self, ev: &Event, history: &dyn History) -> Truth {
+    pub fn eval(&self, ev: &Event, history: &dyn Seen) -> Truth {
         self.eval_in(ev, None, history)
     }
 
     /// [`Cond::eval`] with the event's fields looked up once (see [`Slots`]).
-    pub fn eval_in(&self, ev: &Event, slots: Option<&Slots<'_>>, history: &dyn History) -> Truth {
+    pub fn eval_in(&self, ev: &Event, slots: Option<&Slots<'_>>, history: &dyn Seen) -> Truth {
         match self {
             Cond::All(parts) => {
                 let mut acc = Truth::True;
@@ -231,7 +247,10 @@ impl Cond {
             }
             Cond::Not(inner) => inner.eval_in(ev, slots, history).not(),
             Cond::Field { path, op } => Truth::from_bool(op.holds(path, ev, slots)),
-            Cond::After(c) => c.after_holds(ev, history),
+            Cond::After(c) => match c.key(ev) {
+                Some(key) => history.seen(c, &key, ev.time - c.within.to_chrono(), ev.time),
+                None => Truth::False,
+            },
         }
     }
 
@@ -266,7 +285,7 @@ impl Cond {
     }
 
     /// The evaluation spelled out, one node per condition, with the values seen.
-    pub fn explain(&self, ev: &Event, history: &dyn History) -> Explain {
+    pub fn explain(&self, ev: &Event, history: &dyn Seen) -> Explain {
         match self {
             Cond::All(parts) | Cond::Any(parts) => {
                 let name = if matches!(self, Cond::All(_)) {

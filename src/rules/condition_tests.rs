@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::base::yaml::Positions;
-use crate::rules::stateful::NoHistory;
+use crate::rules::condition::NoState as NoHistory;
 
 /// Compiles `when` (YAML) and returns a closure evaluating it, or the error messages.
 fn when(yaml: &str) -> Result<Cond, Vec<String>> {

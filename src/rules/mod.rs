@@ -10,7 +10,6 @@ pub mod file;
 pub mod stateful;
 
 mod compile;
-mod decide;
 mod index;
 mod load;
 
@@ -21,11 +20,10 @@ use crate::event::Event;
 use crate::template::Templates;
 
 pub use crate::base::diag::{Context, Diagnostic};
-pub use condition::{Cond, Explain, Truth};
-pub use decide::{Decision, StateUsed, WindowState};
+pub use condition::{Cond, Explain, NoState, Seen, Truth};
 pub use file::Expect;
 pub use load::{FileStatus, Memory};
-pub use stateful::{Correlation, History, MemoryHistory, NoHistory, Once, Threshold};
+pub use stateful::{Correlation, Once, Threshold, WindowCounts};
 
 /// A compiled rule.
 #[derive(Debug)]
@@ -241,7 +239,7 @@ impl RuleSet {
     pub fn matching<'s, 'e>(
         &'s self,
         ev: &'e Event,
-        history: &'e dyn History,
+        history: &'e dyn Seen,
     ) -> impl Iterator<Item = &'s Rule> + use<'s, 'e> {
         let slots = crate::base::path::Slots::resolve(&self.fields, &ev.data);
         self.index
@@ -252,12 +250,5 @@ impl RuleSet {
                     && e.when.eval_in(ev, Some(&slots), history) == Truth::True
             })
             .map(|e| &self.rules[e.rule as usize])
-    }
-
-    /// Every candidate rule's full decision for `ev`.
-    pub fn decide<'a>(&'a self, ev: &Event, history: &dyn History) -> Vec<Decision<'a>> {
-        self.candidates(ev)
-            .map(|r| r.decide(ev, history, &self.templates))
-            .collect()
     }
 }

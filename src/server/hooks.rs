@@ -236,10 +236,17 @@ fn decode(
 fn plan<S>(st: &AppState<S>, events: Vec<Event>) -> Vec<NewEvent> {
     let rules = st.rules.load_full();
     let now = st.clock.now();
-    events
+    let planned: Vec<NewEvent> = events
         .into_iter()
         .map(|ev| engine::plan(&rules, ev, now))
-        .collect()
+        .collect();
+    for item in &planned {
+        for job in item.jobs.iter().filter(|j| j.error.is_some()) {
+            let error = job.error.as_deref().unwrap_or_default();
+            tracing::warn!(rule = %job.rule_id, event = %item.event.id, "action {} cannot be rendered: {error}", job.action_index);
+        }
+    }
+    planned
 }
 
 /// Hands the batch to the group-commit writer and waits for the commit. Per event: the

@@ -302,7 +302,8 @@ pub async fn fire_due_timers<S: Store>(
     let mut fired = 0;
     loop {
         // A round takes at most a few hundred: repeat until none is left.
-        let (rules_fired, taken) = store.fire_timers(now, rules.load_full()).await?;
+        let decide = Arc::new(crate::engine::Timers(rules.load_full()));
+        let (rules_fired, taken) = store.fire_timers(now, decide).await?;
         if taken == 0 {
             break;
         }

@@ -8,6 +8,7 @@
 //! hands), but the last commits before a power cut can be lost; it syncs less often.
 
 pub mod sqlite;
+pub mod state;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,7 +19,6 @@ use serde_json::Value;
 
 use crate::base::duration::Duration;
 use crate::event::Event;
-use crate::rules::RuleSet;
 
 /// Store failures. Shown to operators (logs, CLI), never to webhook senders.
 #[derive(Debug, thiserror::Error)]
@@ -39,37 +39,18 @@ pub enum StoreError {
 }
 
 /// An accepted event with what the rules planned for it, written in one transaction.
-#[derive(Clone)]
 pub struct NewEvent {
     pub event: Event,
     /// `event.data` as JSON text, serialised on the request's thread rather than by the
     /// store's single writer.
     pub payload: String,
     pub received_at: DateTime<Utc>,
+    /// Rules that fired at planning, and their jobs.
     pub matched: Vec<String>,
     pub jobs: Vec<NewJob>,
-    /// Rules the store decides in the commit transaction (`after`, `once`, `absent`,
-    /// `threshold`), from the same rule set as `matched` and `jobs`.
-    pub stateful: Vec<Pending>,
-    /// The rule set this event was planned with.
-    pub rules: Arc<RuleSet>,
-    /// What `after` and `absent` may later ask about this event: `(field, value)` for
-    /// each correlation field of its type (see `RuleSet::correlation_fields`).
-    pub facts: Vec<(String, String)>,
-    /// `(rule id, key)` of the `absent` timers this event cancels if they cover its time.
-    pub cancels: Vec<(String, String)>,
-}
-
-/// A stateful rule of an event, with what its templates say for this event. The keys are
-/// rendered when the event is planned, on the request's thread, so the store's single
-/// writer spends its time on the state alone.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub rule_id: String,
-    /// `threshold.group_by`, rendered (empty without `group_by`); the error if it failed.
-    pub group: Option<Result<String, String>>,
-    /// `once.per`, rendered; the error if it failed.
-    pub once: Option<Result<String, String>>,
+    /// What stateful rules decide for this event, in the commit transaction, with the
+    /// state it reads and writes (`None`: nothing stateful concerns it).
+    pub stateful: Option<Box<dyn state::Stateful>>,
 }
 
 #[derive(Debug, Clone)]
@@ -278,14 +259,15 @@ pub struct Stats {
 /// The store's operations. Futures are `Send` so workers and handlers can await them
 /// on any runtime thread.
 pub trait Store: Send + Sync + 'static {
-    /// Writes many events and their jobs in one transaction; per event, whether it was
-    /// new (`false`: a duplicate, not processed again), and how many jobs were added.
-    /// Stateful rules of each event (`NewEvent::stateful`) are decided against `rules` in
-    /// the same transaction, with the state they read and write.
+    /// Writes many events and their jobs in one transaction; per event, the rules that
+    /// fired (`None`: a duplicate, not processed again), and how many jobs were added.
+    /// Each new event's `stateful` part decides in the same transaction, over the state
+    /// it reads and writes ([`state::State`]); its decisions are kept with the event.
+    /// State older than `retention` is pruned now and then.
     fn commit(
         &self,
         batch: Vec<NewEvent>,
-        rules: Arc<RuleSet>,
+        retention: state::Retention,
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
 
     /// Takes up to `limit` jobs of `kinds` due at `now` whose endpoint is not suspended
@@ -365,13 +347,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<(EndpointRow, u64)>, StoreError>> + Send;
     fn stats(&self) -> impl Future<Output = Result<Stats, StoreError>> + Send;
 
-    /// Fires the `absent` timers due at `now` (their jobs planned, the timers deleted, in
-    /// one transaction: none lost, none fired twice); returns the rule of each that fired
-    /// and how many timers it took from the store (fired or not).
+    /// Fires the `absent` timers due at `now`, each decided by `decide` (their jobs
+    /// stored, the timers deleted, in one transaction: none lost, none fired twice);
+    /// returns the rule of each that fired and how many timers it took (fired or not).
     fn fire_timers(
         &self,
         now: DateTime<Utc>,
-        rules: Arc<RuleSet>,
+        decide: Arc<dyn state::FireTimers>,
     ) -> impl Future<Output = Result<(Vec<String>, usize), StoreError>> + Send;
     /// When the next timer is due.
     fn next_timer(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;

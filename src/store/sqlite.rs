@@ -10,9 +10,10 @@
 //! writer writes.
 
 mod admin;
+mod ingest;
 mod lists;
 mod queue;
-mod stateful;
+mod state;
 mod windows;
 
 use std::path::{Path, PathBuf};
@@ -21,13 +22,13 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use super::state::{FireTimers, Retention};
 use super::{
     Committed, ContactChange, ContactRow, DeadFilter, EndpointRow, EventDetail, EventRow, Finished, Job,
     JobRow, ListRow, NewEvent, Rendered, Stats, Store, StoreError, SuppressionRow, from_millis,
 };
 use crate::base::duration::Duration;
 use crate::config::Durability;
-use crate::rules::RuleSet;
 
 /// Schema migrations, in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_timers.sql"),
     include_str!("../../migrations/0005_job_indexes.sql"),
     include_str!("../../migrations/0006_endpoint_health.sql"),
+    include_str!("../../migrations/0007_decisions.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside the
@@ -319,14 +321,14 @@ fn in_list(kinds: &[&str]) -> String {
 }
 
 impl Store for SqliteStore {
-    async fn commit(&self, batch: Vec<NewEvent>, rules: Arc<RuleSet>) -> Result<Committed, StoreError> {
+    async fn commit(&self, batch: Vec<NewEvent>, retention: Retention) -> Result<Committed, StoreError> {
         let (committed, batch) = self
             .write(move |w| {
                 w.commits += 1;
-                let prune = w.commits % queue::PRUNE_EVERY == 1;
+                let prune = w.commits % ingest::PRUNE_EVERY == 1;
                 let done = (|| {
                     let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let committed = queue::commit(&tx, &batch, &rules, prune, &mut w.windows)?;
+                    let committed = ingest::commit(&tx, &batch, retention, prune, &mut w.windows)?;
                     tx.commit()?;
                     Ok::<_, StoreError>(committed)
                 })();
@@ -450,10 +452,21 @@ impl Store for SqliteStore {
     async fn fire_timers(
         &self,
         now: DateTime<Utc>,
-        rules: Arc<RuleSet>,
+        decide: Arc<dyn FireTimers>,
     ) -> Result<(Vec<String>, usize), StoreError> {
-        self.transaction(move |tx| stateful::fire_timers(tx, &rules, now))
-            .await
+        self.write(move |w| {
+            let done = (|| {
+                let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let fired = ingest::fire_timers(&tx, &*decide, now, &mut w.windows)?;
+                tx.commit()?;
+                Ok::<_, StoreError>(fired)
+            })();
+            if done.is_err() {
+                w.windows.clear();
+            }
+            done
+        })
+        .await
     }
 
     async fn next_timer(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -551,7 +564,7 @@ mod tests {
         assert_eq!(rows, vec![("e2".to_owned(), 3000), ("e1".to_owned(), 5000)]);
     }
 
-    fn new_event(id: &str, rules: &Arc<RuleSet>) -> NewEvent {
+    fn new_event(id: &str) -> NewEvent {
         let now = chrono::Utc::now();
         NewEvent {
             event: crate::event::Event {
@@ -574,10 +587,7 @@ mod tests {
                 due_at: now,
                 error: None,
             }],
-            stateful: Vec::new(),
-            rules: rules.clone(),
-            facts: Vec::new(),
-            cancels: Vec::new(),
+            stateful: None,
         }
     }
 
@@ -589,13 +599,8 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("h.db"), Durability::Full)
             .await
             .unwrap();
-        let rules = Arc::new(RuleSet::load(dir.path(), None));
-        let batch = vec![
-            new_event("a", &rules),
-            new_event("a/b", &rules),
-            new_event("a0", &rules),
-        ];
-        let committed = store.commit(batch, rules).await.unwrap();
+        let batch = vec![new_event("a"), new_event("a/b"), new_event("a0")];
+        let committed = store.commit(batch, Retention::default()).await.unwrap();
         assert!(committed.fired.iter().all(Option::is_some), "{committed:?}");
         for id in ["a", "a/b", "a0"] {
             let detail = store.event(id).await.unwrap().unwrap();

@@ -1,0 +1,137 @@
+//! State in memory: what `hookflow test --history` and inline tests decide over. It keeps
+//! what the server's store keeps — facts, timers, window buckets, quiet periods — in the
+//! same shape, so the one algorithm reads the same answers from either.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::event::Event;
+use crate::store::StoreError;
+use crate::store::state::{DueTimer, State, Timer};
+
+/// One window's buckets: bucket start → events per type.
+type Buckets = BTreeMap<i64, Vec<(String, u64)>>;
+
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    /// `(kind, field, key)` → the times such events happened.
+    facts: HashMap<(String, String, String), Vec<i64>>,
+    /// Pending timers, with the event that started each.
+    timers: Vec<DueTimer>,
+    /// `(rule, group)` → bucket start → events per type.
+    windows: HashMap<(String, String), Buckets>,
+    /// `(rule, key)` → end of the quiet period.
+    marks: HashMap<(String, String), i64>,
+    /// The event being decided (the one a timer belongs to).
+    current: Option<Event>,
+    /// Decisions added later to an event (a timer cancelled), by event id.
+    notes: HashMap<String, Vec<String>>,
+}
+
+impl MemoryState {
+    /// Sets the event being decided, before deciding it.
+    pub fn deciding(&mut self, ev: &Event) {
+        self.current = Some(ev.clone());
+    }
+
+    /// Takes the timers due at `now` or before, earliest first.
+    pub fn due(&mut self, now: i64) -> Vec<DueTimer> {
+        let (mut due, pending): (Vec<_>, Vec<_>) = self.timers.drain(..).partition(|t| t.due <= now);
+        self.timers = pending;
+        due.sort_by_key(|t| t.due);
+        due
+    }
+
+    /// The decisions added to event `id` after it was decided.
+    pub fn notes(&mut self, id: &str) -> Vec<String> {
+        self.notes.remove(id).unwrap_or_default()
+    }
+}
+
+impl State for MemoryState {
+    fn seen(&mut self, kind: &str, field: &str, key: &str, from: i64, to: i64) -> Result<bool, StoreError> {
+        let at = (kind.to_owned(), field.to_owned(), key.to_owned());
+        Ok(self
+            .facts
+            .get(&at)
+            .is_some_and(|times| times.iter().any(|t| (from..=to).contains(t))))
+    }
+
+    fn record(&mut self, kind: &str, field: &str, key: &str, at: i64) -> Result<(), StoreError> {
+        let times = self
+            .facts
+            .entry((kind.to_owned(), field.to_owned(), key.to_owned()))
+            .or_default();
+        if !times.contains(&at) {
+            times.push(at);
+        }
+        Ok(())
+    }
+
+    fn start_timer(&mut self, timer: &Timer) -> Result<(), StoreError> {
+        let event = self
+            .current
+            .clone()
+            .ok_or_else(|| StoreError::Corrupt("a timer started outside an event".into()))?;
+        self.timers.push(DueTimer {
+            rule: timer.rule.clone(),
+            key: timer.key.clone(),
+            start: timer.start,
+            due: timer.due,
+            event,
+        });
+        Ok(())
+    }
+
+    fn cancel_timers(&mut self, rule: &str, key: &str, at: i64, note: &str) -> Result<usize, StoreError> {
+        let mut cancelled = 0;
+        let notes = &mut self.notes;
+        self.timers.retain(|t| {
+            let hit = t.rule == rule && t.key == key && t.start <= at && at <= t.due;
+            if hit {
+                cancelled += 1;
+                notes.entry(t.event.id.clone()).or_default().push(note.to_owned());
+            }
+            !hit
+        });
+        Ok(cancelled)
+    }
+
+    fn count(
+        &mut self,
+        rule: &str,
+        group: &str,
+        kind: &str,
+        bucket: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let buckets = self
+            .windows
+            .entry((rule.to_owned(), group.to_owned()))
+            .or_default();
+        let counts = buckets.entry(bucket).or_default();
+        match counts.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind.to_owned(), 1)),
+        }
+        let mut sums: Vec<(String, u64)> = Vec::new();
+        if from < to {
+            for (kind, n) in buckets.range(from + 1..=to).flat_map(|(_, c)| c) {
+                match sums.iter_mut().find(|(k, _)| k == kind) {
+                    Some((_, total)) => *total += n,
+                    None => sums.push((kind.clone(), *n)),
+                }
+            }
+        }
+        Ok(sums)
+    }
+
+    fn mark(&mut self, rule: &str, key: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.marks.get(&(rule.to_owned(), key.to_owned())).copied())
+    }
+
+    fn set_mark(&mut self, rule: &str, key: &str, until: i64) -> Result<(), StoreError> {
+        self.marks.insert((rule.to_owned(), key.to_owned()), until);
+        Ok(())
+    }
+}

@@ -1,0 +1,280 @@
+//! The engine: what an event does. [`plan`] matches it against the rules on the request
+//! path (nothing slow, no I/O) and renders the jobs of the rules that fire outright; the
+//! stateful rules are decided by [`decide`], the one algorithm for `after`, `absent`,
+//! `threshold` and `once`, over a [`State`] — the store's transaction in the server,
+//! [`MemoryState`] offline ([`replay`]). Both sides therefore decide alike by construction.
+
+mod decide;
+mod memory;
+mod replay;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::base::net::endpoint_of;
+use crate::base::value::key_text;
+use crate::event::Event;
+use crate::rules::{NoState, Rule, RuleSet, Truth};
+use crate::store::state::{Decided, DueTimer, FireTimers, Retention, State, Stateful};
+use crate::store::{NewEvent, NewJob, StoreError};
+use crate::template::context;
+
+pub use decide::{AfterAnswer, Answers, Outcome, RuleDecision, StateUsed, WindowState};
+pub use memory::MemoryState;
+pub use replay::{Replayed, history_around, replay};
+
+/// Plans `ev`: matched rule ids and one job per action of each rule that fires. An action
+/// that cannot be rendered becomes a failed job carrying the error, visible in the audit
+/// trail, instead of being dropped.
+///
+/// Rules that need history (`after`), memory (`once`), a timer (`absent`) or a window
+/// (`threshold`) go into the event's [`Plan`], which the store has the engine decide
+/// inside the commit transaction, where the state they read and write is exact.
+pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewEvent {
+    let mut matched = Vec::new();
+    let mut jobs = Vec::new();
+    let mut candidates = Vec::new();
+    // One template context for every key of this event; only `rule.id` differs per rule.
+    let mut ctx = None;
+    for rule in rules.matching(&ev, &NoState) {
+        if rule.once.is_some() || rule.absent.is_some() || rule.threshold.is_some() {
+            candidates.push(candidate(rules, rule, &ev, &mut ctx));
+            continue;
+        }
+        matched.push(rule.id.clone());
+        jobs.extend(jobs_for(rules, rule, &ev, None, received_at));
+    }
+    for rule in rules.candidates(&ev) {
+        let decidable = rule.enabled && rule.when.is_stateful();
+        if decidable && rule.when.eval(&ev, &NoState) == Truth::Unknown {
+            candidates.push(candidate(rules, rule, &ev, &mut ctx));
+        }
+    }
+    let facts: Vec<(String, String)> = rules
+        .correlation_fields()
+        .iter()
+        .filter(|(kind, _)| *kind == ev.kind)
+        .filter_map(|(_, field)| Some((field.as_str().to_owned(), key_text(field.first(&ev.data)?)?)))
+        .collect();
+    let cancels: Vec<(String, String)> = rules
+        .with_absent()
+        .filter_map(|rule| {
+            let absent = rule.absent.as_ref().filter(|a| a.event == ev.kind)?;
+            Some((rule.id.clone(), absent.key(&ev)?))
+        })
+        .collect();
+    let stateful = (!candidates.is_empty() || !facts.is_empty() || !cancels.is_empty()).then(|| {
+        Box::new(Plan {
+            rules: rules.clone(),
+            candidates,
+            facts,
+            cancels,
+        }) as Box<dyn Stateful>
+    });
+    NewEvent {
+        payload: ev.data.to_string(),
+        event: ev,
+        received_at,
+        matched,
+        jobs,
+        stateful,
+    }
+}
+
+/// What stateful rules decide for one event, planned with the rule set of its time.
+pub struct Plan {
+    rules: Arc<RuleSet>,
+    candidates: Vec<Candidate>,
+    /// `(field, value)` for each correlation field of the event's type: the facts `after`
+    /// and `absent` may later ask about.
+    facts: Vec<(String, String)>,
+    /// `(rule id, key)` of the `absent` timers this event cancels if they cover its time.
+    cancels: Vec<(String, String)>,
+}
+
+/// A stateful rule of an event, with what its templates say for this event: rendered on
+/// the request's thread, so that the store's single writer spends its time on state.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub rule_id: String,
+    /// `threshold.group_by`, rendered (empty without `group_by`); the error if it failed.
+    pub group: Option<Result<String, String>>,
+    /// `once.per`, rendered; the error if it failed.
+    pub once: Option<Result<String, String>>,
+}
+
+impl Stateful for Plan {
+    fn decide(
+        &self,
+        ev: &Event,
+        received_at: DateTime<Utc>,
+        state: &mut dyn State,
+    ) -> Result<Decided, StoreError> {
+        let mut out = Decided::default();
+        for c in &self.candidates {
+            let Some(rule) = self.rules.get(&c.rule_id).filter(|r| r.enabled) else {
+                continue;
+            };
+            let d = decide::rule(rule, ev, c, state)?;
+            if d.outcome == Outcome::Fires {
+                out.fired.push(rule.id.clone());
+                out.jobs
+                    .extend(jobs_for(&self.rules, rule, ev, d.vars.as_ref(), received_at));
+            }
+            out.decisions.push(d.to_json());
+        }
+        let t = ev.time.timestamp_millis();
+        for (field, key) in &self.facts {
+            state.record(&ev.kind, field, key, t)?;
+        }
+        if !self.cancels.is_empty() {
+            let note = serde_json::json!({
+                "outcome": "cancelled",
+                "reason": format!("`{}` {} arrived at {}", ev.kind, ev.id, ev.time.to_rfc3339()),
+            });
+            for (rule_id, key) in &self.cancels {
+                let mut note = note.clone();
+                note["rule"] = rule_id.as_str().into();
+                state.cancel_timers(rule_id, key, t, &note.to_string())?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Due `absent` timers, decided with the rules in service.
+pub struct Timers(pub Arc<RuleSet>);
+
+impl FireTimers for Timers {
+    fn fire(
+        &self,
+        timer: &DueTimer,
+        now: DateTime<Utc>,
+        state: &mut dyn State,
+    ) -> Result<Decided, StoreError> {
+        let mut out = Decided::default();
+        let d = decide::timer(&self.0, timer, state)?;
+        if d.outcome == Outcome::Fires
+            && let Some(rule) = self.0.get(&timer.rule)
+        {
+            out.fired.push(rule.id.clone());
+            out.jobs.extend(jobs_for(&self.0, rule, &timer.event, None, now));
+        }
+        out.decisions.push(d.to_json());
+        Ok(out)
+    }
+}
+
+/// How long the store keeps state for `rules`.
+pub fn retention(rules: &RuleSet) -> Retention {
+    let day = 86_400_000;
+    let facts = rules
+        .longest_correlation()
+        .map_or(0, |d| d.as_secs() as i64 * 1000);
+    let windows = rules
+        .rules()
+        .iter()
+        .filter_map(|r| r.threshold.as_ref().map(|t| t.window.as_secs() as i64 * 1000))
+        .max()
+        .unwrap_or(0);
+    Retention {
+        facts_ms: facts + day,
+        windows_ms: windows + day,
+    }
+}
+
+/// A stateful rule with its `threshold.group_by` and `once.per` keys rendered for `ev`.
+fn candidate(rules: &RuleSet, rule: &Rule, ev: &Event, ctx: &mut Option<Value>) -> Candidate {
+    let mut render = |tpl: &crate::template::Tpl| {
+        let ctx = ctx.get_or_insert_with(|| context(ev, &rule.id, None));
+        if let Value::Object(map) = ctx {
+            map.insert("rule".into(), serde_json::json!({ "id": rule.id }));
+        }
+        rules.templates().render(tpl, ctx).map_err(|e| e.to_string())
+    };
+    Candidate {
+        rule_id: rule.id.clone(),
+        group: rule.threshold.as_ref().map(|th| match &th.group_by {
+            Some(tpl) => render(tpl),
+            None => Ok(String::new()),
+        }),
+        once: rule.once.as_ref().map(|once| render(&once.per)),
+    }
+}
+
+/// The jobs of a rule that fires for `ev`: one per action, rendered now.
+pub fn jobs_for(
+    rules: &RuleSet,
+    rule: &Rule,
+    ev: &Event,
+    vars: Option<&Map<String, Value>>,
+    received_at: DateTime<Utc>,
+) -> Vec<NewJob> {
+    let ctx = context(ev, &rule.id, vars);
+    (0..rule.actions.len())
+        .map(|i| job_for(rules, rule, i, ev, &ctx, received_at))
+        .collect()
+}
+
+/// A failed job's action rendered again from the rule in service and the stored event
+/// (the rule may have been fixed since). The error says why it cannot be.
+pub fn rerender(
+    rules: &RuleSet,
+    rule_id: &str,
+    action_index: u32,
+    ev: &Event,
+    now: DateTime<Utc>,
+) -> Result<crate::store::Rendered, String> {
+    let rule = rules
+        .get(rule_id)
+        .ok_or_else(|| format!("rule `{rule_id}` is no longer loaded"))?;
+    let i = action_index as usize;
+    if i >= rule.actions.len() {
+        return Err(format!("rule `{rule_id}` no longer has action #{i}"));
+    }
+    let job = job_for(rules, rule, i, ev, &context(ev, &rule.id, None), now);
+    match job.error {
+        Some(e) => Err(format!("it still cannot be rendered: {e}")),
+        None => Ok(crate::store::Rendered {
+            action: job.action,
+            endpoint: job.endpoint,
+        }),
+    }
+}
+
+/// Action `i` of `rule` for `ev`, rendered against `ctx`.
+fn job_for(
+    rules: &RuleSet,
+    rule: &Rule,
+    i: usize,
+    ev: &Event,
+    ctx: &Value,
+    received_at: DateTime<Utc>,
+) -> NewJob {
+    let spec = &rule.actions[i];
+    let mut job = NewJob {
+        key: format!("{}/{}/{}", ev.id, rule.id, i),
+        rule_id: rule.id.clone(),
+        action_index: i as u32,
+        kind: spec.kind_name().to_owned(),
+        action: Value::Null,
+        endpoint: None,
+        due_at: received_at,
+        error: None,
+    };
+    match spec.render(rules.templates(), ctx) {
+        Ok(rendered) => {
+            if let Some(delay) = rendered.delay {
+                job.due_at = received_at + delay.to_chrono();
+            }
+            if let crate::actions::RenderedKind::Http(http) = &rendered.action {
+                job.endpoint = endpoint_of(&http.url);
+            }
+            job.action = serde_json::to_value(&rendered).unwrap_or(Value::Null);
+        }
+        Err(e) => job.error = Some(e),
+    }
+    job
+}

@@ -1,0 +1,180 @@
+//! The ingest write path: new events and their jobs in one transaction, each event's
+//! stateful part decided (by the engine, through [`State`]) inside it; and due timers,
+//! fired the same way.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, Transaction, params};
+
+use super::state::{Hot, SqliteState, add_decision, delete_timer, due_timers, prune};
+use super::windows::Windows;
+use crate::store::state::{FireTimers, Retention};
+use crate::store::{Committed, NewEvent, NewJob, StoreError, millis};
+
+/// How often (in commits) expired correlation facts, once-marks and window buckets are
+/// deleted: rarely enough to cost nothing per event, often enough to bound the tables.
+pub(super) const PRUNE_EVERY: u64 = 256;
+
+/// Stores `batch` (new events only: an id seen before is skipped) with their jobs, and
+/// has each new event's stateful part decide, in arrival order, so each sees the state
+/// the events before it (in this batch too) left.
+pub(super) fn commit(
+    tx: &Transaction<'_>,
+    batch: &[NewEvent],
+    retention: Retention,
+    prune_now: bool,
+    windows: &mut Windows,
+) -> Result<Committed, StoreError> {
+    let mut inserted = Vec::with_capacity(batch.len());
+    // The row (`seq`) of each new event, for the timers it starts.
+    let mut seqs = Vec::with_capacity(batch.len());
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO events (id, source, type, time, received_at, payload, matched)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )?;
+        for item in batch {
+            let ev = &item.event;
+            let n = insert.execute(params![
+                ev.id,
+                ev.source,
+                ev.kind,
+                millis(ev.time),
+                millis(item.received_at),
+                item.payload,
+                matched_json(item.matched.iter()),
+            ])?;
+            // An id twice in one batch is new once: the second insert changes nothing.
+            inserted.push(n == 1);
+            seqs.push(tx.last_insert_rowid());
+        }
+    }
+    let mut jobs: Vec<(&str, i64, &NewJob)> = Vec::new();
+    let mut decided: Vec<(&str, i64, NewJob)> = Vec::new();
+    let mut hot = Hot::prepare(tx)?;
+    let mut all_fired = Vec::with_capacity(batch.len());
+    for ((item, new), seq) in batch.iter().zip(&inserted).zip(&seqs) {
+        if !*new {
+            all_fired.push(None);
+            continue;
+        }
+        let created = millis(item.received_at);
+        let mut fired = item.matched.clone();
+        if let Some(stateful) = &item.stateful {
+            let mut state = SqliteState {
+                tx,
+                hot: &mut hot,
+                windows,
+                seq: *seq,
+            };
+            let d = stateful.decide(&item.event, item.received_at, &mut state)?;
+            if !d.fired.is_empty() || !d.decisions.is_empty() {
+                fired.extend(d.fired);
+                tx.prepare_cached("UPDATE events SET matched = ?, decisions = ? WHERE seq = ?")?
+                    .execute(params![
+                        matched_json(fired.iter()),
+                        (!d.decisions.is_empty()).then(|| format!("[{}]", d.decisions.join(","))),
+                        seq
+                    ])?;
+            }
+            decided.extend(d.jobs.into_iter().map(|j| (item.event.id.as_str(), created, j)));
+        }
+        jobs.extend(item.jobs.iter().map(|j| (item.event.id.as_str(), created, j)));
+        all_fired.push(Some(fired));
+    }
+    drop(hot);
+    jobs.extend(decided.iter().map(|(id, created, job)| (*id, *created, job)));
+    insert_jobs(tx, &jobs)?;
+    if let Some(now) = batch.iter().map(|i| i.received_at).max().filter(|_| prune_now) {
+        prune(tx, retention, now)?;
+    }
+    Ok(Committed {
+        fired: all_fired,
+        jobs: jobs.len(),
+    })
+}
+
+/// Fires due `absent` timers: each is deleted and decided (job keys are the usual
+/// `event/rule/index`, so a timer fired again after a crash adds nothing); what was
+/// decided is added to the event's decisions. Returns the rules that fired and how many
+/// timers were taken.
+pub(super) fn fire_timers(
+    tx: &Connection,
+    decide: &dyn FireTimers,
+    now: DateTime<Utc>,
+    windows: &mut Windows,
+) -> Result<(Vec<String>, usize), StoreError> {
+    let due = due_timers(tx, now)?;
+    let mut fired = Vec::new();
+    let mut hot = Hot::prepare(tx)?;
+    for timer in &due {
+        delete_timer(tx, timer)?;
+        let mut state = SqliteState {
+            tx,
+            hot: &mut hot,
+            windows,
+            seq: timer.seq,
+        };
+        let d = decide.fire(&timer.timer, now, &mut state)?;
+        let ev = &timer.timer.event;
+        let rows: Vec<(&str, i64, &NewJob)> =
+            d.jobs.iter().map(|j| (ev.id.as_str(), millis(now), j)).collect();
+        insert_jobs(tx, &rows)?;
+        if !d.fired.is_empty() {
+            let mut matched: Vec<String> = serde_json::from_str(&timer.matched).unwrap_or_default();
+            matched.extend(d.fired.iter().cloned());
+            tx.prepare_cached("UPDATE events SET matched = ? WHERE seq = ?")?
+                .execute(params![matched_json(matched.iter()), timer.seq])?;
+        }
+        for decision in &d.decisions {
+            add_decision(tx, timer.seq, decision)?;
+        }
+        fired.extend(d.fired);
+    }
+    Ok((fired, due.len()))
+}
+
+/// The `matched` column: a JSON array of rule ids.
+pub(super) fn matched_json<'a>(ids: impl Iterator<Item = &'a String>) -> String {
+    serde_json::to_string(&ids.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+}
+
+/// Inserts jobs (and their endpoints). Each job is `(event id, created at in unix ms,
+/// job)`; a job whose key exists is left alone, so replays add nothing.
+pub(super) fn insert_jobs(tx: &Connection, jobs: &[(&str, i64, &NewJob)]) -> Result<(), StoreError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let endpoints: BTreeSet<&str> = jobs
+        .iter()
+        .filter_map(|(_, _, j)| j.endpoint.as_deref())
+        .collect();
+    let mut endpoint =
+        tx.prepare_cached("INSERT OR IGNORE INTO endpoints (url, status) VALUES (?, 'active')")?;
+    for url in endpoints {
+        endpoint.execute([url])?;
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO jobs (idempotency_key, event_id, rule_id, action_index, kind, action,
+            endpoint, status, next_attempt_at, last_error, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    for (event_id, created, job) in jobs {
+        insert.execute(params![
+            job.key,
+            event_id,
+            job.rule_id,
+            job.action_index,
+            job.kind,
+            job.action.to_string(),
+            job.endpoint,
+            if job.error.is_some() { "failed" } else { "pending" },
+            millis(job.due_at),
+            job.error,
+            created,
+            created,
+        ])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! [`State`] over the writer's transaction: facts, timers, window counts and marks are
+//! read and written in the transaction that stores the event (or fires the timer), so a
+//! decision and the state it changes commit together. The store decides nothing here: it
+//! answers the engine's questions and writes its rows. Due timers are loaded here too.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
+
+use super::windows::Windows;
+use crate::event::Event;
+use crate::store::state::{DueTimer, Retention, State, Timer};
+use crate::store::{StoreError, millis};
+
+/// The statements run for nearly every stateful event, prepared once per transaction
+/// instead of looked up in the connection's statement cache each time (hashing their SQL).
+pub(super) struct Hot<'c> {
+    seen: CachedStatement<'c>,
+    insert_fact: CachedStatement<'c>,
+    insert_timer: CachedStatement<'c>,
+    count: CachedStatement<'c>,
+    mark: CachedStatement<'c>,
+    set_mark: CachedStatement<'c>,
+}
+
+impl<'c> Hot<'c> {
+    pub(super) fn prepare(tx: &'c Connection) -> Result<Self, StoreError> {
+        Ok(Self {
+            seen: tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM facts WHERE kind = ? AND field = ? AND key = ? AND time BETWEEN ? AND ?)",
+            )?,
+            insert_fact: tx
+                .prepare_cached("INSERT OR IGNORE INTO facts (kind, field, key, time) VALUES (?, ?, ?, ?)")?,
+            insert_timer: tx
+                .prepare_cached("INSERT INTO timers (due_at, event_seq, rule_id, key, start) VALUES (?, ?, ?, ?, ?)")?,
+            count: tx.prepare_cached(
+                "INSERT INTO window_counts (rule_id, grp, kind, bucket, n) VALUES (?, ?, ?, ?, 1)
+                 ON CONFLICT (rule_id, grp, kind, bucket) DO UPDATE SET n = n + 1",
+            )?,
+            mark: tx.prepare_cached("SELECT until FROM marks WHERE rule_id = ? AND key = ?")?,
+            set_mark: tx.prepare_cached(
+                "INSERT INTO marks (rule_id, key, until) VALUES (?1, ?2, ?3) ON CONFLICT (rule_id, key) DO UPDATE SET until = ?3",
+            )?,
+        })
+    }
+}
+
+/// The state of one transaction, deciding the event in row `seq`.
+pub(super) struct SqliteState<'a, 'c> {
+    pub tx: &'c Connection,
+    pub hot: &'a mut Hot<'c>,
+    pub windows: &'a mut Windows,
+    pub seq: i64,
+}
+
+impl State for SqliteState<'_, '_> {
+    fn seen(&mut self, kind: &str, field: &str, key: &str, from: i64, to: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .hot
+            .seen
+            .query_row(params![kind, field, key, from, to], |r| r.get(0))?)
+    }
+
+    fn record(&mut self, kind: &str, field: &str, key: &str, at: i64) -> Result<(), StoreError> {
+        self.hot.insert_fact.execute(params![kind, field, key, at])?;
+        Ok(())
+    }
+
+    fn start_timer(&mut self, timer: &Timer) -> Result<(), StoreError> {
+        self.hot
+            .insert_timer
+            .execute(params![timer.due, self.seq, timer.rule, timer.key, timer.start])?;
+        Ok(())
+    }
+
+    fn cancel_timers(&mut self, rule: &str, key: &str, at: i64, note: &str) -> Result<usize, StoreError> {
+        let seqs: Vec<i64> = self
+            .tx
+            .prepare_cached(
+                "DELETE FROM timers WHERE rule_id = ?1 AND key = ?2 AND start <= ?3 AND due_at >= ?3 RETURNING event_seq",
+            )?
+            .query_map(params![rule, key, at], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for seq in &seqs {
+            add_decision(self.tx, *seq, note)?;
+        }
+        Ok(seqs.len())
+    }
+
+    fn count(
+        &mut self,
+        rule: &str,
+        group: &str,
+        kind: &str,
+        bucket: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.hot.count.execute(params![rule, group, kind, bucket])?;
+        let window = to - from;
+        let sums = self
+            .windows
+            .add_and_sum(self.tx, (rule, group), kind, bucket, (from, to), 2 * window)?;
+        Ok(sums.into_iter().map(|(k, n)| (k, n.max(0) as u64)).collect())
+    }
+
+    fn mark(&mut self, rule: &str, key: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .hot
+            .mark
+            .query_row(params![rule, key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_mark(&mut self, rule: &str, key: &str, until: i64) -> Result<(), StoreError> {
+        self.hot.set_mark.execute(params![rule, key, until])?;
+        Ok(())
+    }
+}
+
+/// Appends a decision (a JSON object) to event `seq`'s.
+pub(super) fn add_decision(tx: &Connection, seq: i64, decision: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE events SET decisions = json_insert(COALESCE(decisions, '[]'), '$[#]', json(?)) WHERE seq = ?",
+    )?
+    .execute(params![decision, seq])?;
+    Ok(())
+}
+
+/// Expiry, not growth: facts and window buckets older than `retention` (by the clock)
+/// and once-marks past their period are deleted.
+pub(super) fn prune(tx: &Connection, retention: Retention, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let now = millis(now);
+    tx.prepare_cached("DELETE FROM facts WHERE time < ?")?
+        .execute([now - retention.facts_ms])?;
+    tx.prepare_cached("DELETE FROM marks WHERE until < ?")?
+        .execute([now])?;
+    tx.prepare_cached("DELETE FROM window_counts WHERE bucket < ?")?
+        .execute([now - retention.windows_ms])?;
+    Ok(())
+}
+
+/// A due timer and the row of the event that started it.
+pub(super) struct Due {
+    pub seq: i64,
+    pub timer: DueTimer,
+    pub matched: String,
+}
+
+/// Up to 200 timers due at `now`, earliest first.
+pub(super) fn due_timers(tx: &Connection, now: DateTime<Utc>) -> Result<Vec<Due>, StoreError> {
+    let due = tx
+        .prepare_cached(
+            "SELECT t.rule_id, e.id, t.key, t.start, t.due_at, e.source, e.type, e.time, e.payload, e.matched, t.event_seq
+             FROM timers t JOIN events e ON e.seq = t.event_seq WHERE t.due_at <= ? ORDER BY t.due_at LIMIT 200",
+        )?
+        .query_map([millis(now)], |r| {
+            Ok(Due {
+                seq: r.get(10)?,
+                matched: r.get(9)?,
+                timer: DueTimer {
+                    rule: r.get(0)?,
+                    key: r.get(2)?,
+                    start: r.get(3)?,
+                    due: r.get(4)?,
+                    event: Event {
+                        id: r.get(1)?,
+                        source: r.get(5)?,
+                        kind: r.get(6)?,
+                        time: crate::store::from_millis(r.get(7)?),
+                        data: super::json_column(r, 8)?,
+                    },
+                },
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(due)
+}
+
+pub(super) fn delete_timer(tx: &Connection, due: &Due) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM timers WHERE due_at = ? AND event_seq = ? AND rule_id = ?")?
+        .execute(params![due.timer.due, due.seq, due.timer.rule])?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! The state stateful rules keep, as the decision engine asks for it — and the hooks by
+//! which the engine decides inside a store's transaction without the store knowing
+//! anything of rules.
+//!
+//! The engine (`engine::decide`) holds the one algorithm for `after`, `absent`,
+//! `threshold` and `once`. It reads and writes state only through [`State`]: the
+//! server's store implements it over the transaction that commits the event (so a
+//! decision and the state it changes commit together), and `engine::MemoryState`
+//! implements it for `hookflow test --history` and inline tests. What an event needs
+//! decided travels with it as a [`Stateful`]; due timers are decided by a [`FireTimers`].
+//! Times are unix milliseconds.
+
+use crate::event::Event;
+
+use super::{NewJob, StoreError};
+
+/// Questions and writes about stateful rules' memory.
+pub trait State {
+    /// Whether an event of type `kind` whose `field` had the value `key` happened at a
+    /// time in `[from, to]`: what `after` asks, and what cancels an `absent` timer.
+    fn seen(&mut self, kind: &str, field: &str, key: &str, from: i64, to: i64) -> Result<bool, StoreError>;
+
+    /// Records such a fact, for later questions.
+    fn record(&mut self, kind: &str, field: &str, key: &str, at: i64) -> Result<(), StoreError>;
+
+    /// Starts an `absent` timer for the event being decided.
+    fn start_timer(&mut self, timer: &Timer) -> Result<(), StoreError>;
+
+    /// Deletes the timers of `rule` for `key` whose period covers `at`, adding `note` (a
+    /// JSON object: what cancelled them) to the decisions of the events that started
+    /// them. Returns how many.
+    fn cancel_timers(&mut self, rule: &str, key: &str, at: i64, note: &str) -> Result<usize, StoreError>;
+
+    /// Counts one event of type `kind` into bucket `bucket` (its start) of `rule`'s window
+    /// for `group`, then sums the buckets starting in `(from, to]`: events per type.
+    fn count(
+        &mut self,
+        rule: &str,
+        group: &str,
+        kind: &str,
+        bucket: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// When `rule`'s quiet period for `key` (a `once` key, a threshold's group) ends.
+    fn mark(&mut self, rule: &str, key: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Starts (or extends) that quiet period.
+    fn set_mark(&mut self, rule: &str, key: &str, until: i64) -> Result<(), StoreError>;
+}
+
+/// An `absent` timer: `rule` fires for the event that started it at `due`, unless an
+/// event of type `cancel_kind` with `key` in `cancel_field` arrives in `[start, due]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timer {
+    pub rule: String,
+    pub key: String,
+    pub start: i64,
+    pub due: i64,
+}
+
+/// A due timer, with the event that started it.
+#[derive(Debug, Clone)]
+pub struct DueTimer {
+    pub rule: String,
+    pub key: String,
+    pub start: i64,
+    pub due: i64,
+    pub event: Event,
+}
+
+/// What deciding an event (or a timer) came to.
+#[derive(Debug, Default)]
+pub struct Decided {
+    /// Rules that fired.
+    pub fired: Vec<String>,
+    /// Their jobs.
+    pub jobs: Vec<NewJob>,
+    /// The decisions to keep with the event (a JSON object each): what cannot be worked
+    /// out again later, because it depended on state at that moment.
+    pub decisions: Vec<String>,
+}
+
+/// The part of an event that stateful rules decide, planned when the event was, decided
+/// in the transaction that stores it.
+pub trait Stateful: Send + Sync {
+    fn decide(
+        &self,
+        event: &Event,
+        received_at: chrono::DateTime<chrono::Utc>,
+        state: &mut dyn State,
+    ) -> Result<Decided, StoreError>;
+}
+
+/// Decides due `absent` timers (with the rules in service when they fall due).
+pub trait FireTimers: Send + Sync {
+    fn fire(
+        &self,
+        timer: &DueTimer,
+        now: chrono::DateTime<chrono::Utc>,
+        state: &mut dyn State,
+    ) -> Result<Decided, StoreError>;
+}
+
+/// How long state must be kept, from the rules in service: facts for the longest
+/// correlation, window buckets for the longest window (each plus a day for late events).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub facts_ms: i64,
+    pub windows_ms: i64,
+}
