@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use crate::engine;
 use crate::rules::{Diagnostic, Expect, Explain, Rule, RuleSet, TestCase, Truth};
-use crate::sources::mailjet;
+use crate::sources::mailjet::Mailjet;
+use crate::sources::{Source, Sources};
 
 #[derive(Debug, Serialize)]
 pub struct CheckReport {
@@ -47,8 +48,8 @@ impl CheckReport {
     }
 }
 
-/// Runs every inline test of every loaded rule.
-pub fn check(set: &Arc<RuleSet>) -> CheckReport {
+/// Runs every inline test of every loaded rule; test events are decoded by `sources`.
+pub fn check(set: &Arc<RuleSet>, sources: &Sources) -> CheckReport {
     let mut tests = TestSummary::default();
     let mut warnings = set.warnings().to_vec();
     for rule in set.rules() {
@@ -63,7 +64,7 @@ pub fn check(set: &Arc<RuleSet>) -> CheckReport {
             });
         }
         for (i, case) in rule.tests.iter().enumerate() {
-            match run_case(set, rule, case) {
+            match run_case(set, sources, rule, case) {
                 Ok(()) => tests.passed += 1,
                 Err(message) => {
                     tests.failed += 1;
@@ -87,23 +88,25 @@ pub fn check(set: &Arc<RuleSet>) -> CheckReport {
     }
 }
 
-/// The event of an inline test, as its rule's source would deliver it. Mailjet always
-/// sends `time`; a test event that leaves it out gets the current time, so templates
-/// using `{{time}}` render as they will in production.
-pub fn test_event(rule: &Rule, data: &Value) -> Result<Event, String> {
-    let source = rule.source.as_deref().unwrap_or("mailjet");
+/// The event of an inline test, decoded as its rule's source would deliver it (by that
+/// source's provider; Mailjet's when no source is configured for it), with the fields the
+/// provider always sends filled in (Mailjet's `time`: templates using `{{time}}` render
+/// as they will in production).
+pub fn test_event(rule: &Rule, data: &Value, sources: &Sources) -> Result<Event, String> {
     let now = Utc::now();
+    let fallback = Source::new(Mailjet, None);
+    let (name, source) = sources
+        .for_rule(rule.source.as_deref())
+        .unwrap_or((rule.source.as_deref().unwrap_or("mailjet"), &fallback));
     let mut data = data.clone();
-    if let Value::Object(map) = &mut data {
-        map.entry("time").or_insert_with(|| Value::from(now.timestamp()));
-    }
-    let mut events = mailjet::decode(source, data, now).map_err(|e| e.to_string())?;
+    source.provider.complete_test_event(&mut data, now);
+    let mut events = source.decode(name, data, None, now).map_err(|e| e.to_string())?;
     events.pop().ok_or_else(|| "no event".into())
 }
 
 /// Decides the case's event after its history, as the server would have, and compares.
-fn run_case(set: &Arc<RuleSet>, rule: &Rule, case: &TestCase) -> Result<(), String> {
-    let ev = test_event(rule, &case.event)?;
+fn run_case(set: &Arc<RuleSet>, sources: &Sources, rule: &Rule, case: &TestCase) -> Result<(), String> {
+    let ev = test_event(rule, &case.event, sources)?;
     if !rule.sees(&ev) {
         return match case.expect {
             Expect::NoMatch => Ok(()),

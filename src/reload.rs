@@ -27,16 +27,7 @@ use tokio::task::JoinHandle;
 use crate::metrics::Metrics;
 use crate::rules::{Context, Diagnostic, Memory, RuleSet};
 
-/// How changes are noticed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Mode {
-    /// File-system events (inotify on Linux).
-    Events,
-    /// Scan every interval, for file systems without events (network mounts).
-    Poll(Duration),
-    /// Only SIGHUP and the admin API reload.
-    Off,
-}
+pub use crate::config::Reload as Mode;
 
 /// The rule set in service and how to rebuild it.
 pub struct Reloader {

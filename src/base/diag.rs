@@ -12,6 +12,9 @@ use crate::base::yaml::{Pos, Positions};
 pub struct Context {
     /// The server has `http.signing_secret`: `sign: true` can sign.
     pub signing_secret: bool,
+    /// Per configured source: its provider's name and the event types it sends, when
+    /// that list is fixed (a rule for another type is likely a typo).
+    pub event_types: std::collections::BTreeMap<String, Option<(String, Vec<String>)>>,
 }
 
 /// One problem in one rule file, phrased for the person who edits it.

@@ -26,7 +26,7 @@ pub struct Args {
 pub fn run(config: Option<&Path>, a: Args) -> Result<ExitCode> {
     let config = super::config(config)?;
     let set = load(&config, a.dir.as_deref(), a.templates.as_deref())?;
-    let report = check(&set);
+    let report = check(&set, &config.sources);
     match a.format {
         Format::Json => super::output::println(&serde_json::to_string_pretty(&report)?)?,
         Format::Text => super::output::print(&text(&report))?,

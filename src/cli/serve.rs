@@ -36,7 +36,7 @@ pub fn run(config: Option<&Path>, a: Args) -> Result<ExitCode> {
 async fn serve(path: Option<&Path>, no_watch: bool, clock: Clock) -> Result<ExitCode> {
     let mut config = super::config(path)?;
     if no_watch {
-        config.reload = hookflow::reload::Mode::Off;
+        config.reload = hookflow::config::Reload::Off;
     }
     tracing::info!("configuration: {}", config.origin);
     for source in config.open_sources() {

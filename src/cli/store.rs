@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use chrono::Utc;
 use clap::Subcommand;
-use hookflow::config::StoreUrl;
 use hookflow::store::Store;
+use hookflow::store::StoreConfig;
 use hookflow::store::sqlite::SqliteStore;
 
 use super::output::println;
@@ -40,8 +40,8 @@ pub enum Suppressions {
 /// beside it, through SQLite's own locking.
 pub async fn open(path: Option<&Path>) -> Result<SqliteStore> {
     let config = super::config(path)?;
-    let StoreUrl::Sqlite(db) = &config.store;
-    Ok(SqliteStore::open(db, config.durability).await?)
+    let StoreConfig::Sqlite { path, durability } = &config.store;
+    Ok(SqliteStore::open(path, *durability).await?)
 }
 
 pub async fn endpoints(config: Option<&Path>, command: Endpoints) -> Result<ExitCode> {

@@ -9,7 +9,6 @@ use chrono::Utc;
 use hookflow::dryrun::{DryRun, dry_run};
 use hookflow::engine::StateUsed;
 use hookflow::rules::{Explain, Truth};
-use hookflow::sources::SourceSpec;
 use serde_json::Value;
 
 use super::Format;
@@ -45,7 +44,7 @@ pub fn run(config: Option<&Path>, a: Args) -> Result<ExitCode> {
         eprintln!("warning: not loaded: {e}");
     }
     let Some(source) = config.sources.get(&a.source) else {
-        let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
+        let known: Vec<&str> = config.sources.names().collect();
         bail!(
             "no source `{}` in {}; configured: {}",
             a.source,
@@ -54,7 +53,7 @@ pub fn run(config: Option<&Path>, a: Args) -> Result<ExitCode> {
         );
     };
     let body = read_data(&a.event, "event")?;
-    let events = SourceSpec::from_config(source)
+    let events = source
         .decode(&a.source, body, None, Utc::now())
         .map_err(|e| anyhow::anyhow!("{}: {e}", a.event.display()))?;
     let history = match &a.history {

@@ -11,10 +11,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::base::diag::Cx;
+use crate::base::diag::Diagnostic;
 use crate::base::duration::Duration;
 use crate::base::yaml::{self, Positions, join_index, join_key};
-use crate::rules::Diagnostic;
-pub use raw::{Durability, Format};
+pub use raw::Format;
+
+use crate::base::path::FieldPath;
+use crate::sources::json::JsonFormat;
+use crate::sources::mailjet::Mailjet;
+pub use crate::sources::{Auth, Encoding};
+use crate::sources::{Source, Sources};
+use crate::store::{Durability, StoreConfig};
 use raw::{RawAuth, RawConfig, RawDelivery, RawSource};
 
 /// Validated configuration.
@@ -23,21 +30,20 @@ pub struct Config {
     pub listen: SocketAddr,
     pub rules_dir: PathBuf,
     pub templates_dir: PathBuf,
-    pub store: StoreUrl,
-    pub durability: Durability,
+    pub store: StoreConfig,
     pub outbox: PathBuf,
     pub admin_token: Option<String>,
     pub body_limit: usize,
     pub ingest_queue: usize,
     /// Connections and how long a client may take: see [`Limits`].
     pub limits: Limits,
-    pub sources: BTreeMap<String, Source>,
+    pub sources: Sources,
     pub smtp: Option<Smtp>,
     pub delivery: Delivery,
     /// Standard Webhooks secrets for `sign: true`; several while rotating.
     pub signing_secret: Vec<crate::base::net::sign::Secret>,
     pub allow_private_targets: Vec<String>,
-    pub reload: crate::reload::Mode,
+    pub reload: Reload,
     pub on_reload_error: Option<String>,
     /// Where the config came from, for messages.
     pub origin: String,
@@ -63,38 +69,15 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum StoreUrl {
-    Sqlite(PathBuf),
-}
-
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub format: Format,
-    pub type_path: Option<String>,
-    pub id_path: Option<String>,
-    pub time_path: Option<String>,
-    pub auth: Option<Auth>,
-}
-
-#[derive(Debug, Clone)]
-pub enum Auth {
-    Basic {
-        username: String,
-        password: String,
-    },
-    Hmac {
-        header: String,
-        secret: String,
-        encoding: Encoding,
-        prefix: String,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    Hex,
-    Base64,
+/// How changes to rules and templates are noticed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reload {
+    /// File-system events (inotify on Linux).
+    Events,
+    /// Scan every interval, for file systems without events (network mounts).
+    Poll(std::time::Duration),
+    /// Only SIGHUP and the admin API reload.
+    Off,
 }
 
 #[derive(Debug, Clone)]
@@ -130,28 +113,21 @@ impl Config {
             base
         };
         let mut sources = BTreeMap::new();
-        sources.insert(
-            "mailjet".to_owned(),
-            Source {
-                format: Format::Mailjet,
-                type_path: None,
-                id_path: None,
-                time_path: None,
-                auth: None,
-            },
-        );
+        sources.insert("mailjet".to_owned(), Source::new(Mailjet, None));
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             rules_dir: base.join("rules"),
             templates_dir: base.join("templates"),
-            store: StoreUrl::Sqlite(base.join("data/hookflow.db")),
-            durability: Durability::Full,
+            store: StoreConfig::Sqlite {
+                path: base.join("data/hookflow.db"),
+                durability: Durability::Full,
+            },
             outbox: base.join("data/outbox"),
             admin_token: None,
             body_limit: 1024 * 1024,
             ingest_queue: 1024,
             limits: Limits::default(),
-            sources,
+            sources: Sources(sources),
             smtp: None,
             delivery: Delivery {
                 workers: 16,
@@ -160,7 +136,7 @@ impl Config {
             },
             signing_secret: Vec::new(),
             allow_private_targets: Vec::new(),
-            reload: crate::reload::Mode::Events,
+            reload: Reload::Events,
             on_reload_error: None,
             origin: "built-in defaults".to_owned(),
         }
@@ -211,9 +187,10 @@ impl Config {
     }
 
     /// What the rules are compiled for.
-    pub fn rules_context(&self) -> crate::rules::Context {
-        crate::rules::Context {
+    pub fn rules_context(&self) -> crate::base::diag::Context {
+        crate::base::diag::Context {
             signing_secret: !self.signing_secret.is_empty(),
+            event_types: self.sources.event_types(),
         }
     }
 
@@ -305,12 +282,16 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
     if let Some(p) = raw.outbox.and_then(|p| cx.env("outbox", &p)) {
         c.outbox = base.join(p);
     }
+    let StoreConfig::Sqlite {
+        path: store_path,
+        durability,
+    } = &mut c.store;
     if let Some(url) = raw.store.and_then(|s| cx.env("store", &s)) {
         match url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
         {
-            Some(p) if !p.is_empty() => c.store = StoreUrl::Sqlite(base.join(p)),
+            Some(p) if !p.is_empty() => *store_path = base.join(p),
             _ => cx.at_value(
                 "store",
                 format!("unsupported store `{url}`; use `sqlite://PATH` (e.g. `sqlite://data/hookflow.db`)"),
@@ -318,7 +299,7 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
         }
     }
     if let Some(d) = raw.durability {
-        c.durability = d;
+        *durability = d;
     }
     c.admin_token = raw
         .admin_token
@@ -361,10 +342,10 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
         }
     }
     if let Some(sources) = raw.sources {
-        c.sources.clear();
+        c.sources.0.clear();
         for (name, src) in sources {
             if let Some(s) = source(cx, &join_key("sources", &name), &name, src) {
-                c.sources.insert(name, s);
+                c.sources.0.insert(name, s);
             }
         }
     }
@@ -383,13 +364,13 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
     }
     if let Some(reload) = raw.reload {
         c.reload = match (reload.watch, reload.poll) {
-            (Some(false), _) => crate::reload::Mode::Off,
+            (Some(false), _) => Reload::Off,
             (_, Some(every)) if every.as_secs() == 0 => {
                 cx.at_value("reload.poll", "`poll` must be at least 1s");
                 c.reload
             }
-            (_, Some(every)) => crate::reload::Mode::Poll(every.to_std()),
-            _ => crate::reload::Mode::Events,
+            (_, Some(every)) => Reload::Poll(every.to_std()),
+            _ => Reload::Events,
         };
     }
     if let Some(target) = raw.on_reload_error
@@ -464,12 +445,17 @@ fn source(cx: &mut Cx, path: &str, name: &str, raw: RawSource) -> Option<Source>
         Some(a) => Some(auth(cx, &join_key(path, "auth"), a)?),
         None => None,
     };
-    Some(Source {
-        format: raw.format,
-        type_path: raw.type_path,
-        id_path: raw.id_path,
-        time_path: raw.time_path,
-        auth,
+    let path = |p: &Option<String>| p.as_deref().and_then(|p| FieldPath::parse(p).ok());
+    Some(match raw.format {
+        Format::Mailjet => Source::new(Mailjet, auth),
+        Format::Json => Source::new(
+            JsonFormat {
+                type_path: path(&raw.type_path)?,
+                id_path: path(&raw.id_path),
+                time_path: path(&raw.time_path),
+            },
+            auth,
+        ),
     })
 }
 
@@ -581,9 +567,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.listen.port(), 9090);
-        assert!(matches!(&c.store, StoreUrl::Sqlite(p) if p.ends_with("state/h.db")));
-        assert!(matches!(&c.sources["mailjet"].auth, Some(Auth::Basic { password, .. }) if password == "pw"));
-        assert_eq!(c.sources["shop"].format, Format::Json);
+        assert!(matches!(&c.store, StoreConfig::Sqlite { path, .. } if path.ends_with("state/h.db")));
+        assert!(
+            matches!(&c.sources.0["mailjet"].auth, Some(Auth::Basic { password, .. }) if password == "pw")
+        );
+        assert_eq!(c.sources.0["shop"].provider.display(), "JSON");
         assert_eq!(
             c.delivery.retries,
             vec![

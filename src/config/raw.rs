@@ -23,7 +23,7 @@ pub struct RawConfig {
     pub store: Option<String>,
     /// `full` (default): an acknowledged event survives power loss. `normal`: it survives
     /// a crash of hookflow, but the last moments before a power cut may be lost; faster.
-    pub durability: Option<Durability>,
+    pub durability: Option<crate::store::Durability>,
     /// Folder for emails when no SMTP server is configured. Default `data/outbox`.
     pub outbox: Option<String>,
     /// Bearer token required by `/api`; usually `${env:HOOKFLOW_ADMIN_TOKEN}`. Without it
@@ -71,13 +71,6 @@ pub struct RawReload {
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     pub url: String,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Durability {
-    Full,
-    Normal,
 }
 
 /// One event source.

@@ -15,9 +15,6 @@ use crate::base::suggest::did_you_mean;
 use crate::base::yaml::{join_index, join_key};
 use crate::template::Templates;
 
-/// Mailjet's event types: a rule for another type warns (a typo would never fire).
-pub const MAILJET_TYPES: &[&str] = &["sent", "open", "click", "bounce", "blocked", "spam", "unsub"];
-
 /// Compiles one rule found at `base` (`""` for a one-rule file, `rules[2]` otherwise).
 pub(super) fn compile_rule(
     cx: &mut Cx,
@@ -126,6 +123,24 @@ fn compile_on(cx: &mut Cx, warnings: &mut Vec<super::Diagnostic>, base: &str, ra
         }
         return Some(On::Any);
     }
+    let known = known_types(cx, raw.source.as_deref());
+    if let Some(source) = raw.source.as_deref()
+        && !cx.context.event_types.is_empty()
+        && !cx.context.event_types.contains_key(source)
+    {
+        let names: Vec<&str> = cx.context.event_types.keys().map(String::as_str).collect();
+        let pos = cx.positions.value(&join_key(base, "source")).unwrap_or_default();
+        warnings.push(super::Diagnostic {
+            file: cx.file.to_owned(),
+            line: pos.line,
+            column: pos.column,
+            rule: cx.rule.clone(),
+            message: format!(
+                "no source `{source}` in the configuration (it has: {}); this rule sees no events",
+                names.join(", ")
+            ),
+        });
+    }
     let mut types = Vec::with_capacity(items.len());
     for (i, kind) in items.iter().enumerate() {
         let here = if raw.on.was_list {
@@ -137,17 +152,15 @@ fn compile_on(cx: &mut Cx, warnings: &mut Vec<super::Diagnostic>, base: &str, ra
             cx.at_value(&here, "empty event type");
             continue;
         }
-        let mailjet = raw.source.as_deref().is_none_or(|s| s == "mailjet");
-        if mailjet && !MAILJET_TYPES.contains(&kind.as_str()) {
-            let mut msg = format!("`{kind}` is not a Mailjet event type");
-            if let Some(best) = did_you_mean(kind, MAILJET_TYPES.iter().copied()) {
+        if let Some((provider, sent)) = known.as_ref().filter(|(_, t)| !t.contains(kind)) {
+            let mut msg = format!("`{kind}` is not a {provider} event type");
+            if let Some(best) = did_you_mean(kind, sent.iter().map(String::as_str)) {
                 let _ = write!(msg, " — did you mean `{best}`?");
             }
-            let _ = write!(
-                msg,
-                " (Mailjet sends: {}); set `source:` if this rule is for another provider",
-                MAILJET_TYPES.join(", ")
-            );
+            let _ = write!(msg, " ({provider} sends: {})", sent.join(", "));
+            if raw.source.is_none() {
+                msg.push_str("; set `source:` if this rule is for another provider");
+            }
             let pos = cx.positions.value(&here).unwrap_or_default();
             warnings.push(super::Diagnostic {
                 file: cx.file.to_owned(),
@@ -162,19 +175,34 @@ fn compile_on(cx: &mut Cx, warnings: &mut Vec<super::Diagnostic>, base: &str, ra
     Some(On::Types(types))
 }
 
+/// The event types a rule can see, when they are known: its source's provider's, or
+/// (without `source:`) those of every configured provider, when each has a fixed list.
+fn known_types(cx: &Cx, source: Option<&str>) -> Option<(String, Vec<String>)> {
+    let types = &cx.context.event_types;
+    match source {
+        Some(s) => types.get(s).cloned().flatten(),
+        None => {
+            let lists: Vec<&(String, Vec<String>)> =
+                types.values().map(Option::as_ref).collect::<Option<_>>()?;
+            let (first, _) = lists.first()?;
+            let provider = if lists.iter().all(|(p, _)| p == first) {
+                first.clone()
+            } else {
+                "known".to_owned()
+            };
+            let mut all: Vec<String> = lists.iter().flat_map(|(_, t)| t.iter().cloned()).collect();
+            all.dedup();
+            Some((provider, all))
+        }
+    }
+}
+
 fn compile_tests(cx: &mut Cx, base: &str, raw: Vec<super::file::RawTestCase>) -> Vec<TestCase> {
     let mut out = Vec::with_capacity(raw.len());
     for (i, case) in raw.into_iter().enumerate() {
         let path = join_index(&join_key(base, "tests"), i);
         match &case.event {
-            Value::Object(map) if map.get("event").is_some_and(Value::is_string) => {}
-            Value::Object(_) => {
-                cx.at_value(
-                    &join_key(&path, "event"),
-                    "a test event needs its type, e.g. `event: { event: open, ... }`",
-                );
-                continue;
-            }
+            Value::Object(_) => {}
             _ => {
                 cx.at_value(
                     &join_key(&path, "event"),

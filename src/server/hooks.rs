@@ -20,7 +20,7 @@ use super::AppState;
 use crate::engine;
 use crate::event::Event;
 use crate::ingest::Submit;
-use crate::sources::{DecodeError, SourceSpec, auth};
+use crate::sources::{DecodeError, Source, auth};
 use crate::store::{NewEvent, Store};
 
 /// Why a webhook request was refused. Client mistakes say what was wrong; a failure of
@@ -118,7 +118,7 @@ fn answer<S>(st: &AppState<S>, source: &str, result: Result<(), IngestError>) ->
         Err(e) => {
             let status = e.status().as_u16();
             st.metrics.rejected(status);
-            let known = if st.sources.contains_key(source) {
+            let known = if st.sources.contains(source) {
                 source
             } else {
                 "(unknown)"
@@ -140,7 +140,7 @@ async fn handle<S: Store>(
     let spec = st.sources.get(source).ok_or(IngestError::UnknownSource)?;
     media_type(headers)?;
     // Basic auth needs no body: an unknown sender is refused before it may send one.
-    let basic = matches!(spec.auth, Some(crate::config::Auth::Basic { .. }));
+    let basic = matches!(spec.auth, Some(crate::sources::Auth::Basic { .. }));
     if basic {
         authenticate(spec, headers, &[])?;
     }
@@ -209,20 +209,20 @@ async fn read_body(
     }
 }
 
-fn authenticate(spec: &SourceSpec, headers: &HeaderMap, body: &[u8]) -> Result<(), IngestError> {
+fn authenticate(spec: &Source, headers: &HeaderMap, body: &[u8]) -> Result<(), IngestError> {
     let Some(auth) = &spec.auth else {
         return Ok(());
     };
     auth::verify(auth, |name| headers.get(name).and_then(|v| v.to_str().ok()), body).map_err(|error| {
         IngestError::Unauthorized {
             error,
-            basic: matches!(auth, crate::config::Auth::Basic { .. }),
+            basic: matches!(auth, crate::sources::Auth::Basic { .. }),
         }
     })
 }
 
 fn decode(
-    spec: &SourceSpec,
+    spec: &Source,
     source: &str,
     body: &[u8],
     kind: Option<&str>,

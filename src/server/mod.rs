@@ -5,7 +5,6 @@ mod api;
 mod hooks;
 mod listen;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -17,13 +16,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::base::clock::Clock;
-use crate::config::{Config, StoreUrl};
+use crate::config::Config;
 use crate::delivery::{self, Deliverer, policy::Policy};
 use crate::ingest::{self, Submit};
 use crate::metrics::Metrics;
 use crate::reload::{self, Reloader};
 use crate::rules::RuleSet;
-use crate::sources::SourceSpec;
+use crate::sources::Sources;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -72,7 +71,7 @@ pub struct AppState<S> {
     pub ingest: mpsc::Sender<Submit>,
     pub wake: Arc<watch::Sender<u64>>,
     pub metrics: Arc<Metrics>,
-    pub sources: Arc<BTreeMap<String, SourceSpec>>,
+    pub sources: Arc<Sources>,
     pub reloader: Arc<Reloader>,
     pub clock: Clock,
     /// Held while firing timers, so a move of the manual clock (`POST /api/clock`) fires
@@ -191,9 +190,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(),
 ) -> Result<(), ServeError> {
-    let StoreUrl::Sqlite(path) = &config.store;
+    // The one place a backend is chosen.
+    let crate::store::StoreConfig::Sqlite { path, durability } = &config.store;
     let _lock = lock_store(path)?;
-    let store = Arc::new(SqliteStore::open(path, config.durability).await?);
+    let store = Arc::new(SqliteStore::open(path, *durability).await?);
     // Attempts a killed server left in flight run again now, not when their lease ends.
     match store.release_leases(clock.now()).await? {
         0 => {}
@@ -259,11 +259,7 @@ pub async fn run(
     ));
     let watcher = reload::spawn(reloader.clone(), config.reload, stopped);
 
-    let sources = config
-        .sources
-        .iter()
-        .map(|(n, s)| (n.clone(), SourceSpec::from_config(s)))
-        .collect();
+    let sources = config.sources.clone();
     let state = AppState {
         config,
         rules,

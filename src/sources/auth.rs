@@ -7,7 +7,26 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{Auth, Encoding};
+/// How a source's senders prove who they are.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// HTTP basic auth (what Mailjet supports: `https://user:pass@host/hooks/mailjet`).
+    Basic { username: String, password: String },
+    /// An HMAC-SHA256 of the raw body in a header.
+    Hmac {
+        header: String,
+        secret: String,
+        encoding: Encoding,
+        prefix: String,
+    },
+}
+
+/// How a signature is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Hex,
+    Base64,
+}
 
 /// Why a request was refused (HTTP 401). The message never echoes a secret.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::DecodeError;
+use super::{DecodeError, Provider};
 use crate::base::path::FieldPath;
 use crate::base::value::key_text;
 use crate::event::{Event, content_id, parse_time};
@@ -17,8 +17,12 @@ pub struct JsonFormat {
     pub time_path: Option<FieldPath>,
 }
 
-impl JsonFormat {
-    pub fn decode(&self, source: &str, body: Value, now: DateTime<Utc>) -> Result<Vec<Event>, DecodeError> {
+impl Provider for JsonFormat {
+    fn display(&self) -> &'static str {
+        "JSON"
+    }
+
+    fn decode(&self, source: &str, body: Value, now: DateTime<Utc>) -> Result<Vec<Event>, DecodeError> {
         super::items(body)?
             .into_iter()
             .enumerate()

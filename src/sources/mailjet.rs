@@ -5,8 +5,41 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::DecodeError;
+use super::{DecodeError, Provider};
 use crate::event::{Event, content_id, parse_time};
+
+/// The event types Mailjet sends.
+pub const TYPES: &[&str] = &["sent", "open", "click", "bounce", "blocked", "spam", "unsub"];
+
+/// Mailjet's format. It signs nothing: basic auth in the callback URL is all it offers.
+#[derive(Debug, Clone, Copy)]
+pub struct Mailjet;
+
+impl Provider for Mailjet {
+    fn display(&self) -> &'static str {
+        "Mailjet"
+    }
+
+    fn event_types(&self) -> Option<&'static [&'static str]> {
+        Some(TYPES)
+    }
+
+    fn decode(&self, source: &str, body: Value, now: DateTime<Utc>) -> Result<Vec<Event>, DecodeError> {
+        decode(source, body, now)
+    }
+
+    fn type_field(&self) -> Option<&'static str> {
+        Some("event")
+    }
+
+    /// Mailjet always sends `time`; a test event without one gets now, so that templates
+    /// using `{{time}}` render as they will in production.
+    fn complete_test_event(&self, data: &mut Value, now: DateTime<Utc>) {
+        if let Value::Object(map) = data {
+            map.entry("time").or_insert_with(|| Value::from(now.timestamp()));
+        }
+    }
+}
 
 /// Decodes a parsed body. `now` stands in for events without a usable `time`.
 pub fn decode(source: &str, body: Value, now: DateTime<Utc>) -> Result<Vec<Event>, DecodeError> {

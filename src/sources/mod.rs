@@ -1,52 +1,66 @@
-//! Provider formats: each turns a request body into events. Only the decoding lives here;
-//! authentication and HTTP come with the server.
+//! Where events come from. Each provider format is one file implementing [`Provider`]:
+//! how a request body becomes events, which event types the provider sends, where a type
+//! given in the URL goes. A configured [`Source`] pairs a provider with its name and its
+//! authentication; [`Sources`] is the registry the server serves at `/hooks/{name}`, and
+//! that `hookflow test --source` and `check` decode events with.
 
 pub mod auth;
 pub mod json;
 pub mod mailjet;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::base::path::FieldPath;
-use crate::config::{Auth, Format, Source};
+pub use auth::{Auth, Encoding};
+
 use crate::event::Event;
 
-/// A configured source, ready to authenticate and decode requests.
+/// A provider's webhook format.
+pub trait Provider: Send + Sync + std::fmt::Debug {
+    /// Its name in messages (`Mailjet`).
+    fn display(&self) -> &'static str;
+
+    /// The event types it sends, when that list is fixed: a rule for another type is
+    /// likely a typo. `None`: any type.
+    fn event_types(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    /// Decodes a parsed body. `now` stands in for events without a usable time.
+    fn decode(&self, source: &str, body: Value, now: DateTime<Utc>) -> Result<Vec<Event>, DecodeError>;
+
+    /// The field that holds the event type, for a type given in the URL
+    /// (`/hooks/{source}/{type}`) to fill in where events have none.
+    fn type_field(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// An inline test's event as the provider would send it: fields it always sends and
+    /// a test may leave out are filled in (Mailjet's `time`).
+    fn complete_test_event(&self, _data: &mut Value, _now: DateTime<Utc>) {}
+}
+
+/// A configured source: a provider, named, with its authentication.
 #[derive(Debug, Clone)]
-pub struct SourceSpec {
-    pub format: Decoder,
+pub struct Source {
+    pub provider: Arc<dyn Provider>,
     pub auth: Option<Auth>,
 }
 
-#[derive(Debug, Clone)]
-pub enum Decoder {
-    Mailjet,
-    Json(json::JsonFormat),
-}
-
-impl SourceSpec {
-    /// Builds the decoder; the config has already validated the paths.
-    pub fn from_config(source: &Source) -> Self {
-        let path = |p: &Option<String>| p.as_deref().and_then(|p| FieldPath::parse(p).ok());
-        let format = match source.format {
-            Format::Mailjet => Decoder::Mailjet,
-            Format::Json => Decoder::Json(json::JsonFormat {
-                type_path: path(&source.type_path)
-                    .unwrap_or_else(|| FieldPath::parse("type").expect("valid path")),
-                id_path: path(&source.id_path),
-                time_path: path(&source.time_path),
-            }),
-        };
+impl Source {
+    pub fn new(provider: impl Provider + 'static, auth: Option<Auth>) -> Self {
         Self {
-            format,
-            auth: source.auth.clone(),
+            provider: Arc::new(provider),
+            auth,
         }
     }
 
-    /// Decodes a parsed body. `url_type` is the type named in the URL
-    /// (`/hooks/mailjet/open`): events without a type get it, others must agree.
+    /// Decodes a parsed body posted to source `name`. `url_type` is the type named in
+    /// the URL (`/hooks/mailjet/open`): events without a type get it, others must agree.
     pub fn decode(
         &self,
         name: &str,
@@ -54,21 +68,18 @@ impl SourceSpec {
         url_type: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Event>, DecodeError> {
-        if let (Some(t), Decoder::Mailjet) = (url_type, &self.format) {
+        if let (Some(t), Some(field)) = (url_type, self.provider.type_field()) {
             let items: Vec<&mut Value> = match &mut body {
                 Value::Array(items) => items.iter_mut().collect(),
                 one => vec![one],
             };
             for item in items {
                 if let Value::Object(map) = item {
-                    map.entry("event").or_insert_with(|| Value::from(t));
+                    map.entry(field).or_insert_with(|| Value::from(t));
                 }
             }
         }
-        let events = match &self.format {
-            Decoder::Mailjet => mailjet::decode(name, body, now)?,
-            Decoder::Json(f) => f.decode(name, body, now)?,
-        };
+        let events = self.provider.decode(name, body, now)?;
         if let Some(t) = url_type
             && let Some((index, ev)) = events.iter().enumerate().find(|(_, e)| e.kind != t)
         {
@@ -79,6 +90,55 @@ impl SourceSpec {
             });
         }
         Ok(events)
+    }
+}
+
+/// Every configured source by name.
+#[derive(Debug, Clone, Default)]
+pub struct Sources(pub BTreeMap<String, Source>);
+
+impl Sources {
+    pub fn get(&self, name: &str) -> Option<&Source> {
+        self.0.get(name)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Source)> {
+        self.0.iter()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The source a rule's events come from: its `source:`, else the only configured
+    /// source, else `mailjet` when there is one.
+    pub fn for_rule(&self, source: Option<&str>) -> Option<(&str, &Source)> {
+        let name = match source {
+            Some(s) => s,
+            None if self.0.len() == 1 => self.0.keys().next()?.as_str(),
+            None => "mailjet",
+        };
+        self.0.get_key_value(name).map(|(n, s)| (n.as_str(), s))
+    }
+
+    /// For rule files: the event types each source's provider sends, when fixed.
+    pub fn event_types(&self) -> BTreeMap<String, Option<(String, Vec<String>)>> {
+        self.0
+            .iter()
+            .map(|(name, s)| {
+                let types = s.provider.event_types().map(|t| {
+                    (
+                        s.provider.display().to_owned(),
+                        t.iter().map(|x| (*x).to_owned()).collect(),
+                    )
+                });
+                (name.clone(), types)
+            })
+            .collect()
     }
 }
 

@@ -20,6 +20,25 @@ use serde_json::Value;
 use crate::base::duration::Duration;
 use crate::event::Event;
 
+/// Which store, and how durable: chosen once, in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreConfig {
+    /// The embedded default: one SQLite file.
+    Sqlite {
+        path: std::path::PathBuf,
+        durability: Durability,
+    },
+}
+
+/// `full` (default): an acknowledged event survives power loss. `normal`: it survives a
+/// crash of hookflow, but the last moments before a power cut may be lost; faster.
+#[derive(Debug, Clone, Copy, serde::Deserialize, schemars::JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    Full,
+    Normal,
+}
+
 /// Store failures. Shown to operators (logs, CLI), never to webhook senders.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -22,13 +22,13 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use super::Durability;
 use super::state::{FireTimers, Retention};
 use super::{
     Committed, ContactChange, ContactRow, DeadFilter, EndpointRow, EventDetail, EventRow, Finished, Job,
     JobRow, ListRow, NewEvent, Rendered, Stats, Store, StoreError, SuppressionRow, from_millis,
 };
 use crate::base::duration::Duration;
-use crate::config::Durability;
 
 /// Schema migrations, in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
