@@ -7,14 +7,13 @@
 ALTER TABLE events ADD COLUMN decisions TEXT;  -- JSON array, one object per decision; NULL: none
 ALTER TABLE events ADD COLUMN rule_set TEXT;   -- the rule set that planned it (rule_sets.hash)
 CREATE TABLE rule_files (
-    hash       TEXT    PRIMARY KEY,
-    path       TEXT    NOT NULL,
+    hash       TEXT    PRIMARY KEY,   -- of the text
     text       TEXT    NOT NULL,
     first_seen INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE rule_sets (
     hash       TEXT    PRIMARY KEY,
-    files      TEXT    NOT NULL,   -- JSON [[path, file hash], ...]
+    files      TEXT    NOT NULL,      -- JSON [[path, default rule id, file hash], ...]
     first_seen INTEGER NOT NULL
 ) WITHOUT ROWID;
 -- `once` and threshold marks share a table: `once` keys now carry their prefix, as

@@ -142,7 +142,7 @@ fn run_case(set: &Arc<RuleSet>, sources: &Sources, rule: &Rule, case: &TestCase)
             }
         }
         (Expect::Match, false) => {
-            let why = crate::dryrun::explain_rule(rule, &ev, &mine.fired, &mine.decisions);
+            let why = engine::explain_rule(rule, &ev, &mine.fired, &mine.decisions);
             let mut msg = format!(
                 "expected a match, but {}",
                 why.reason.unwrap_or_else(|| "the rule did not fire".into())

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{self, Answers, Outcome, RuleDecision, StateUsed};
+use crate::engine::{self, RuleExplain, StateUsed, explain_rule, not_firing};
 use crate::event::Event;
-use crate::rules::{Explain, NoState, Rule, RuleSet, Truth};
+use crate::rules::{NoState, Rule, RuleSet, Truth};
 
 #[derive(Debug, Serialize)]
 pub struct DryRun {
@@ -45,18 +45,6 @@ pub struct MatchResult {
 pub struct NeedsHistory {
     pub rule: String,
     pub reason: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RuleExplain {
-    pub rule: String,
-    pub fires: Truth,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub conditions: Explain,
-    /// For stateful rules: the timer, window, once-key and `after` answers used.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<StateUsed>,
 }
 
 /// Runs `events` through `set`. `history` entries (with `ago:`/`later:`) are placed around
@@ -142,34 +130,6 @@ fn with_history(
         needs_history: Vec::new(),
         explain,
     })
-}
-
-/// A rule's part in an event's decision: whether it fired, why (not), and the state used.
-pub fn explain_rule(rule: &Rule, ev: &Event, fired: &[String], decisions: &[RuleDecision]) -> RuleExplain {
-    let mine: Vec<&RuleDecision> = decisions.iter().filter(|d| d.rule == rule.id).collect();
-    let fires = Truth::from_bool(fired.contains(&rule.id));
-    // The last word is the latest decision: a timer that fired or was cancelled.
-    let last = mine.last();
-    let state = mine.iter().map(|d| &d.state).find(|s| !s.is_empty()).cloned();
-    let after = state.as_ref().map_or(&[][..], |s| s.after.as_slice());
-    RuleExplain {
-        rule: rule.id.clone(),
-        fires,
-        reason: last
-            .and_then(|d| d.reason.clone())
-            .filter(|_| last.is_some_and(|d| d.outcome != Outcome::Fires) || fires == Truth::True)
-            .or_else(|| not_firing(rule, fires)),
-        conditions: rule.when.explain(ev, &Answers(after)),
-        state,
-    }
-}
-
-fn not_firing(rule: &Rule, fires: Truth) -> Option<String> {
-    match fires {
-        Truth::True => None,
-        _ if !rule.enabled => Some("the rule is disabled (`enabled: false`)".into()),
-        _ => Some("a condition does not hold".into()),
-    }
 }
 
 /// What can be said of a stateful rule's state from the event alone: an `absent` timer's

@@ -7,6 +7,7 @@
 mod decide;
 mod memory;
 mod replay;
+mod why;
 
 use std::sync::Arc;
 
@@ -24,6 +25,8 @@ use crate::template::context;
 pub use decide::{AfterAnswer, Answers, Outcome, RuleDecision, StateUsed, WindowState};
 pub use memory::MemoryState;
 pub use replay::{Replayed, history_around, replay};
+pub(crate) use why::not_firing;
+pub use why::{RuleExplain, explain_rule};
 
 /// Plans `ev`: matched rule ids and one job per action of each rule that fires. An action
 /// that cannot be rendered becomes a failed job carrying the error, visible in the audit
@@ -80,6 +83,7 @@ pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewE
         matched,
         jobs,
         stateful,
+        rule_set: rules.version().clone(),
     }
 }
 

@@ -74,26 +74,63 @@ pub(super) fn load(
         });
     }
     warnings.append(&mut walk.warnings);
-    let mut sources: Vec<(PathBuf, String, Result<String, Diagnostic>)> = walk
+    let sources: Vec<(String, String, Result<String, Diagnostic>)> = walk
         .files
         .into_iter()
         .map(|path| {
             let shown = path.display().to_string();
             let text = read_source(&path, &shown);
-            (path, shown, text)
+            let rel = path.strip_prefix(rules_dir).unwrap_or(&path);
+            let default_id = rel.with_extension("").to_string_lossy().replace('\\', "/");
+            (shown, default_id, text)
         })
         .collect();
+    build(sources, templates, memory, context, errors, warnings)
+}
+
+/// Compiles stored rule files (a version of a rule set, to explain what it decided).
+/// Templates come from `templates_dir`.
+pub(super) fn from_texts(
+    files: Vec<crate::store::RuleFile>,
+    templates_dir: &Path,
+    context: &super::Context,
+) -> RuleSet {
+    let mut memory = Memory::default();
+    let mut templates = Templates::new();
+    let errors: Vec<Diagnostic> = templates
+        .load_dir(templates_dir, &mut memory.templates)
+        .into_iter()
+        .map(|(file, message)| Diagnostic {
+            file,
+            line: 1,
+            column: 1,
+            rule: None,
+            message,
+        })
+        .collect();
+    let sources = files.into_iter().map(|f| (f.path, f.id, Ok(f.text))).collect();
+    build(sources, templates, &mut memory, context, errors, Vec::new())
+}
+
+/// Compiles `sources` (see [`load`] for which version of each file serves).
+fn build(
+    mut sources: Vec<(String, String, Result<String, Diagnostic>)>,
+    mut templates: Templates,
+    memory: &mut Memory,
+    context: &super::Context,
+    mut errors: Vec<Diagnostic>,
+    mut warnings: Vec<Diagnostic>,
+) -> RuleSet {
     let unchanged = |shown: &str, text: &Result<String, Diagnostic>| matches!((memory.files.get(shown), text), (Some(good), Ok(t)) if good.text == *t);
-    sources.sort_by_cached_key(|(path, shown, text)| (!unchanged(shown, text), path.clone()));
+    sources.sort_by_cached_key(|(shown, _, text)| (!unchanged(shown, text), shown.clone()));
 
     let now = Utc::now();
     let mut rules: Vec<Rule> = Vec::new();
     let mut seen: HashMap<String, (String, usize)> = HashMap::new();
     let mut files = Vec::with_capacity(sources.len());
     let mut kept = HashMap::new();
-    for (path, shown, text) in sources {
-        let rel = path.strip_prefix(rules_dir).unwrap_or(&path);
-        let default_id = rel.with_extension("").to_string_lossy().replace('\\', "/");
+    let mut serving_files = Vec::new();
+    for (shown, default_id, text) in sources {
         let mut compile = |text: &str| {
             let (file_rules, mut file_errors) =
                 compile_source(text, &shown, &default_id, &mut templates, &mut warnings, context);
@@ -131,6 +168,12 @@ pub(super) fn load(
             errors: current_errors.clone(),
         });
         if let Some(g) = good {
+            serving_files.push(crate::store::RuleFile {
+                path: shown.clone(),
+                id: default_id.clone(),
+                hash: g.version.clone(),
+                text: g.text.clone(),
+            });
             kept.insert(shown, g);
         }
         errors.extend(current_errors);
@@ -139,7 +182,8 @@ pub(super) fn load(
     memory.files = kept;
     files.sort_by(|a, b| a.file.cmp(&b.file));
     errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-    RuleSet::new(rules, templates, errors, warnings, files)
+    let version = std::sync::Arc::new(crate::store::RuleSetVersion::of(serving_files));
+    RuleSet::new(rules, templates, errors, warnings, files, version)
 }
 
 /// Errors for rules whose id another file already has.

@@ -98,6 +98,8 @@ pub struct RuleSet {
     /// Positions in `rules` of the rules with `absent`: every event asks which of their
     /// timers it cancels, and scanning all rules for that would cost O(rules) per event.
     absent: Vec<usize>,
+    /// The files serving, by content hash: which version of the rules decided an event.
+    version: std::sync::Arc<crate::store::RuleSetVersion>,
 }
 
 impl RuleSet {
@@ -180,6 +182,7 @@ impl RuleSet {
         errors: Vec<Diagnostic>,
         warnings: Vec<Diagnostic>,
         files: Vec<FileStatus>,
+        version: std::sync::Arc<crate::store::RuleSetVersion>,
     ) -> Self {
         rules.sort_by(|a, b| a.id.cmp(&b.id));
         let mut fields = crate::base::path::FieldTable::default();
@@ -199,7 +202,18 @@ impl RuleSet {
             errors,
             warnings,
             files,
+            version,
         }
+    }
+
+    /// The version of the rules serving: the hash and text of each file.
+    pub fn version(&self) -> &std::sync::Arc<crate::store::RuleSetVersion> {
+        &self.version
+    }
+
+    /// Compiles a stored version of a rule set (to explain an event it decided).
+    pub fn from_texts(files: Vec<crate::store::RuleFile>, templates_dir: &Path, context: &Context) -> Self {
+        load::from_texts(files, templates_dir, context)
     }
 
     pub fn rules(&self) -> &[Rule] {

@@ -12,6 +12,10 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use std::sync::Arc;
+
+use crate::engine::RuleDecision;
+use crate::rules::RuleSet;
 use crate::store::{DeadFilter, JobRow, Store, StoreError};
 
 pub fn router<S: Store>(state: AppState<S>) -> Router<AppState<S>> {
@@ -105,14 +109,54 @@ async fn events<S: Store>(
     Ok(Json(st.store.events(q.kind.as_deref(), limit(&q)).await?).into_response())
 }
 
+/// The audit trail of one event, and why each rule that could see it did or did not
+/// fire: conditions worked out again from the payload with the version of the rules that
+/// decided (kept by the store), stateful decisions as they were made.
 async fn event<S: Store>(
     State(st): State<AppState<S>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match st.store.event(&id).await? {
-        Some(detail) => Ok(Json(detail).into_response()),
-        None => Err(ApiError::NotFound(format!("no event `{id}`"))),
+    let Some(detail) = st.store.event(&id).await? else {
+        return Err(ApiError::NotFound(format!("no event `{id}`")));
+    };
+    let current = st.rules.load_full();
+    let (set, version_note) = match detail.rule_set.as_deref() {
+        Some(hash) if hash == current.version().hash => (current, None),
+        Some(hash) => match st.store.rule_set(hash).await? {
+            Some(files) => {
+                let (templates, context) = (st.config.templates_dir.clone(), st.config.rules_context());
+                let set =
+                    tokio::task::spawn_blocking(move || RuleSet::from_texts(files, &templates, &context))
+                        .await
+                        .map_err(|e| ApiError::Conflict(format!("cannot compile rule set {hash}: {e}")))?;
+                (Arc::new(set), None)
+            }
+            None => (
+                current,
+                Some(format!(
+                    "rule set {hash} is not stored; explained with the rules now serving"
+                )),
+            ),
+        },
+        None => (
+            current,
+            Some("no rule set recorded; explained with the rules now serving".to_owned()),
+        ),
+    };
+    let ev = stored_event_of(&detail)?;
+    let matched: Vec<String> = serde_json::from_value(detail.event.matched.clone()).unwrap_or_default();
+    let decisions: Vec<RuleDecision> = serde_json::from_value(detail.decisions.clone()).unwrap_or_default();
+    let why: Vec<_> = set
+        .candidates(&ev)
+        .map(|rule| crate::engine::explain_rule(rule, &ev, &matched, &decisions))
+        .collect();
+    let mut body =
+        serde_json::to_value(&detail).map_err(|e| ApiError::Store(StoreError::Corrupt(e.to_string())))?;
+    body["why"] = serde_json::to_value(why).unwrap_or_default();
+    if let Some(note) = version_note {
+        body["why_note"] = note.into();
     }
+    Ok(Json(body).into_response())
 }
 
 /// Every status a job can have.
@@ -184,15 +228,19 @@ async fn stored_event<S: Store>(st: &AppState<S>, id: &str) -> Result<crate::eve
         .event(id)
         .await?
         .ok_or_else(|| ApiError::Conflict(format!("its event `{id}` is no longer stored")))?;
+    stored_event_of(&detail)
+}
+
+fn stored_event_of(detail: &crate::store::EventDetail) -> Result<crate::event::Event, ApiError> {
     let time = chrono::DateTime::parse_from_rfc3339(&detail.event.time)
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|e| ApiError::Store(StoreError::Corrupt(e.to_string())))?;
     Ok(crate::event::Event {
-        id: detail.event.id,
-        source: detail.event.source,
-        kind: detail.event.kind,
+        id: detail.event.id.clone(),
+        source: detail.event.source.clone(),
+        kind: detail.event.kind.clone(),
         time,
-        data: detail.payload,
+        data: detail.payload.clone(),
     })
 }
 

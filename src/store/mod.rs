@@ -70,6 +70,8 @@ pub struct NewEvent {
     /// What stateful rules decide for this event, in the commit transaction, with the
     /// state it reads and writes (`None`: nothing stateful concerns it).
     pub stateful: Option<Box<dyn state::Stateful>>,
+    /// The version of the rules that planned it.
+    pub rule_set: Arc<RuleSetVersion>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +97,44 @@ pub struct Committed {
     /// Jobs added, planned at ingest or by stateful rules: the delivery workers are woken
     /// only when there is something for them.
     pub jobs: usize,
+}
+
+/// One rule file as it served: the text a rule set version is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleFile {
+    /// The file as shown in messages.
+    pub path: String,
+    /// Its default rule id (its path under the rules folder, without extension).
+    pub id: String,
+    /// The hash of its text.
+    pub hash: String,
+    pub text: String,
+}
+
+/// A version of the rule set: its files, and a hash of their hashes. Events record the
+/// version that planned them; the store keeps each version's files once.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RuleSetVersion {
+    pub hash: String,
+    pub files: Vec<RuleFile>,
+}
+
+impl RuleSetVersion {
+    pub fn of(mut files: Vec<RuleFile>) -> Self {
+        use sha2::{Digest, Sha256};
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut h = Sha256::new();
+        for f in &files {
+            h.update(f.path.as_bytes());
+            h.update([0]);
+            h.update(f.hash.as_bytes());
+            h.update([b'\n']);
+        }
+        Self {
+            hash: hex::encode(&h.finalize()[..8]),
+            files,
+        }
+    }
 }
 
 /// A leased job, ready to run.
@@ -175,6 +215,12 @@ pub struct EventDetail {
     #[serde(flatten)]
     pub event: EventRow,
     pub payload: Value,
+    /// The stateful decisions made for it, as they were made.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub decisions: Value,
+    /// The version of the rules that planned it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_set: Option<String>,
     pub jobs: Vec<JobDetail>,
 }
 
@@ -326,6 +372,8 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<EventRow>, StoreError>> + Send;
     fn event(&self, id: &str) -> impl Future<Output = Result<Option<EventDetail>, StoreError>> + Send;
+    /// A stored rule set version's files.
+    fn rule_set(&self, hash: &str) -> impl Future<Output = Result<Option<Vec<RuleFile>>, StoreError>> + Send;
     fn jobs(
         &self,
         status: Option<&str>,

@@ -26,7 +26,7 @@ use super::Durability;
 use super::state::{FireTimers, Retention};
 use super::{
     Committed, ContactChange, ContactRow, DeadFilter, EndpointRow, EventDetail, EventRow, Finished, Job,
-    JobRow, ListRow, NewEvent, Rendered, Stats, Store, StoreError, SuppressionRow, from_millis,
+    JobRow, ListRow, NewEvent, Rendered, RuleFile, Stats, Store, StoreError, SuppressionRow, from_millis,
 };
 use crate::base::duration::Duration;
 
@@ -61,6 +61,8 @@ pub(super) struct Writer {
     commits: u64,
     /// Threshold windows, as committed.
     windows: windows::Windows,
+    /// Rule set versions known to be stored (each is written once).
+    rule_sets: std::collections::HashSet<String>,
 }
 
 /// Read-only connections, opened on demand and kept for reuse.
@@ -112,6 +114,7 @@ impl SqliteStore {
                         conn,
                         commits: 0,
                         windows: Default::default(),
+                        rule_sets: Default::default(),
                     },
                     tasks,
                 )
@@ -190,8 +193,9 @@ fn run_writer(mut writer: Writer, tasks: mpsc::Receiver<Task>) {
     while let Ok(task) = tasks.recv() {
         let run = std::panic::AssertUnwindSafe(|| task(&mut writer));
         if std::panic::catch_unwind(run).is_err() {
-            // The windows' copy may hold counts of the transaction that rolled back.
+            // The copies may hold what the transaction that rolled back wrote.
             writer.windows.clear();
+            writer.rule_sets.clear();
             tracing::error!("a store task panicked; its transaction was rolled back");
         }
     }
@@ -328,13 +332,16 @@ impl Store for SqliteStore {
                 let prune = w.commits % ingest::PRUNE_EVERY == 1;
                 let done = (|| {
                     let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let committed = ingest::commit(&tx, &batch, retention, prune, &mut w.windows)?;
+                    let committed =
+                        ingest::commit(&tx, &batch, retention, prune, &mut w.windows, &mut w.rule_sets)?;
                     tx.commit()?;
                     Ok::<_, StoreError>(committed)
                 })();
                 if done.is_err() {
-                    // The windows' copy may hold counts that were rolled back.
+                    // The windows' copy may hold counts, and the known rule sets versions,
+                    // that were rolled back.
                     w.windows.clear();
+                    w.rule_sets.clear();
                 }
                 // Freed by the caller: the writer's time is the store's throughput.
                 Ok((done?, batch))
@@ -387,6 +394,11 @@ impl Store for SqliteStore {
     async fn event(&self, id: &str) -> Result<Option<EventDetail>, StoreError> {
         let id = id.to_owned();
         self.read(move |conn| admin::event(conn, &id)).await
+    }
+
+    async fn rule_set(&self, hash: &str) -> Result<Option<Vec<RuleFile>>, StoreError> {
+        let hash = hash.to_owned();
+        self.read(move |conn| admin::rule_set(conn, &hash)).await
     }
 
     async fn jobs(&self, status: Option<&str>, limit: u32) -> Result<Vec<JobRow>, StoreError> {
@@ -588,6 +600,7 @@ mod tests {
                 error: None,
             }],
             stateful: None,
+            rule_set: Default::default(),
         }
     }
 

@@ -348,3 +348,104 @@ async fn an_event_time_past_year_9999_is_not_a_time() {
     assert_eq!(years, ["20", "20", "20"], "{events}");
     assert_eq!(server.get("/api/stats").await["timers_pending"], 3);
 }
+
+/// The id of the newest event.
+async fn newest(server: &Server) -> String {
+    server.get("/api/events?limit=1").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The server says why: `/api/events/{id}` shows, per rule that could see the event, the
+/// decision and its reason — a rule held back by `once` (key, quiet until), an `absent`
+/// timer started, then cancelled or fired — with the conditions worked out by the version
+/// of the rules that decided, even after the file changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_says_why_with_the_rules_that_decided() {
+    let dir = tempfile::tempdir().unwrap();
+    project(
+        dir.path(),
+        CONFIG,
+        &[("discount.yaml", DISCOUNT), ("slow.yaml", SLOW)],
+    );
+    let t0 = 1_800_000_000;
+    let server = Server::start_with(dir.path(), &["--manual-clock", "2027-01-15T08:00:00Z"]);
+    let why = |detail: &Value, rule: &str| -> Value {
+        detail["why"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["rule"] == rule)
+            .cloned()
+            .unwrap_or_else(|| panic!("no `{rule}` in {detail}"))
+    };
+
+    post(&server, ev("sent", 1, "a@example.org", t0)).await;
+    let sent = newest(&server).await;
+    post(&server, ev("open", 1, "a@example.org", t0 + 60)).await;
+    let first = newest(&server).await;
+    post(&server, ev("sent", 2, "a@example.org", t0 + 120)).await;
+    post(&server, ev("open", 2, "a@example.org", t0 + 180)).await;
+    let held = newest(&server).await;
+
+    let d = server.get(&format!("/api/events/{first}")).await;
+    let w = why(&d, "discount");
+    assert_eq!(w["fires"], "true", "{w}");
+    assert_eq!(w["state"]["after"][0]["seen"], true, "{w}");
+
+    let d = server.get(&format!("/api/events/{held}")).await;
+    assert_eq!(d["matched"], json!([]));
+    let w = why(&d, "discount");
+    assert_eq!(w["fires"], "false", "{w}");
+    assert!(
+        w["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("once: already fired for a@example.org, quiet until 2027-01-16T08:01:00"),
+        "{w}"
+    );
+    assert_eq!(w["state"]["once_key"], "a@example.org");
+    // Conditions, worked out again: the campaign matched, the send was seen.
+    let conditions = w["conditions"].to_string();
+    assert!(conditions.contains("mj_campaign_id eq 7173"), "{conditions}");
+    assert!(conditions.contains("\"saw\":7173"), "{conditions}");
+
+    // The sent event's timer: started, then cancelled by the open.
+    let d = server.get(&format!("/api/events/{sent}")).await;
+    let w = why(&d, "slow");
+    assert_eq!(w["fires"], "false", "{w}");
+    assert!(
+        w["reason"].as_str().unwrap().contains("arrived at"),
+        "cancelled: {w}"
+    );
+    let outcomes: Vec<&str> = d["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["rule"] == "slow")
+        .map(|x| x["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["waits", "cancelled"], "{d}");
+
+    // An unopened send's timer fires when the clock gets there.
+    post(&server, ev("sent", 3, "b@example.org", t0)).await;
+    let second_sent = newest(&server).await;
+    assert_eq!(advance(&server, "48h").await, 1);
+    let d = server.get(&format!("/api/events/{second_sent}")).await;
+    let w = why(&d, "slow");
+    assert_eq!(w["fires"], "true", "{w}");
+    assert!(w["reason"].as_str().unwrap().starts_with("no `open`"), "{w}");
+
+    // The rule changes: the old event is still explained by the version that decided.
+    std::fs::write(
+        dir.path().join("rules/discount.yaml"),
+        DISCOUNT.replace("7173", "9999"),
+    )
+    .unwrap();
+    server.post_json("/api/rules/reload", "").await;
+    let d = server.get(&format!("/api/events/{held}")).await;
+    assert!(d.get("why_note").is_none(), "{d}");
+    let conditions = why(&d, "discount")["conditions"].to_string();
+    assert!(conditions.contains("mj_campaign_id eq 7173"), "{conditions}");
+}

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::json_column;
 use crate::store::{
-    AttemptRow, EndpointRow, EventDetail, EventRow, JobDetail, JobRow, Stats, StoreError, rfc3339,
+    AttemptRow, EndpointRow, EventDetail, EventRow, JobDetail, JobRow, RuleFile, Stats, StoreError, rfc3339,
 };
 
 const JOB_COLUMNS: &str = "id, idempotency_key, event_id, rule_id, action_index, kind, status, attempts, next_attempt_at, endpoint, last_error, action";
@@ -64,11 +64,24 @@ pub(super) fn events(conn: &Connection, kind: Option<&str>, limit: u32) -> Resul
 pub(super) fn event(conn: &Connection, id: &str) -> Result<Option<EventDetail>, StoreError> {
     let found = conn
         .prepare_cached(
-            "SELECT id, source, type, time, received_at, matched, payload FROM events WHERE id = ?",
+            "SELECT id, source, type, time, received_at, matched, payload, decisions, rule_set FROM events WHERE id = ?",
         )?
-        .query_row([id], |r| Ok((event_row(r)?, json_column(r, "payload")?)))
+        .query_row([id], |r| {
+            let decisions: Option<String> = r.get("decisions")?;
+            let decisions = match decisions {
+                Some(text) => serde_json::from_str(&text).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        rusqlite::types::Type::Text,
+                        Box::new(StoreError::Corrupt(e.to_string())),
+                    )
+                })?,
+                None => serde_json::Value::Null,
+            };
+            Ok((event_row(r)?, json_column(r, "payload")?, decisions, r.get("rule_set")?))
+        })
         .optional()?;
-    let Some((event, payload)) = found else {
+    let Some((event, payload, decisions, rule_set)) = found else {
         return Ok(None);
     };
     // An event's jobs are keyed `event-id/…`: a range of the unique key ('0' follows '/').
@@ -97,7 +110,32 @@ pub(super) fn event(conn: &Connection, id: &str) -> Result<Option<EventDetail>, 
             .collect::<Result<_, _>>()?;
         jobs.push(JobDetail { job, attempts_made });
     }
-    Ok(Some(EventDetail { event, payload, jobs }))
+    Ok(Some(EventDetail {
+        event,
+        payload,
+        decisions,
+        rule_set,
+        jobs,
+    }))
+}
+
+pub(super) fn rule_set(conn: &Connection, hash: &str) -> Result<Option<Vec<RuleFile>>, StoreError> {
+    let files: Option<String> = conn
+        .prepare_cached("SELECT files FROM rule_sets WHERE hash = ?")?
+        .query_row([hash], |r| r.get(0))
+        .optional()?;
+    let Some(files) = files else {
+        return Ok(None);
+    };
+    let files: Vec<[String; 3]> =
+        serde_json::from_str(&files).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut text_of = conn.prepare_cached("SELECT text FROM rule_files WHERE hash = ?")?;
+    let mut out = Vec::with_capacity(files.len());
+    for [path, id, hash] in files {
+        let text: String = text_of.query_row([&hash], |r| r.get(0))?;
+        out.push(RuleFile { path, id, hash, text });
+    }
+    Ok(Some(out))
 }
 
 pub(super) fn jobs(conn: &Connection, status: Option<&str>, limit: u32) -> Result<Vec<JobRow>, StoreError> {

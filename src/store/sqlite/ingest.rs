@@ -2,7 +2,7 @@
 //! stateful part decided (by the engine, through [`State`]) inside it; and due timers,
 //! fired the same way.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Transaction, params};
@@ -10,7 +10,7 @@ use rusqlite::{Connection, Transaction, params};
 use super::state::{Hot, SqliteState, add_decision, delete_timer, due_timers, prune};
 use super::windows::Windows;
 use crate::store::state::{FireTimers, Retention};
-use crate::store::{Committed, NewEvent, NewJob, StoreError, millis};
+use crate::store::{Committed, NewEvent, NewJob, RuleSetVersion, StoreError, millis};
 
 /// How often (in commits) expired correlation facts, once-marks and window buckets are
 /// deleted: rarely enough to cost nothing per event, often enough to bound the tables.
@@ -25,14 +25,21 @@ pub(super) fn commit(
     retention: Retention,
     prune_now: bool,
     windows: &mut Windows,
+    known_sets: &mut HashSet<String>,
 ) -> Result<Committed, StoreError> {
+    for item in batch {
+        if !known_sets.contains(&item.rule_set.hash) {
+            record_rule_set(tx, &item.rule_set, item.received_at)?;
+            known_sets.insert(item.rule_set.hash.clone());
+        }
+    }
     let mut inserted = Vec::with_capacity(batch.len());
     // The row (`seq`) of each new event, for the timers it starts.
     let mut seqs = Vec::with_capacity(batch.len());
     {
         let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO events (id, source, type, time, received_at, payload, matched)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO events (id, source, type, time, received_at, payload, matched, rule_set)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )?;
         for item in batch {
             let ev = &item.event;
@@ -44,6 +51,7 @@ pub(super) fn commit(
                 millis(item.received_at),
                 item.payload,
                 matched_json(item.matched.iter()),
+                item.rule_set.hash,
             ])?;
             // An id twice in one batch is new once: the second insert changes nothing.
             inserted.push(n == 1);
@@ -93,6 +101,28 @@ pub(super) fn commit(
         fired: all_fired,
         jobs: jobs.len(),
     })
+}
+
+/// Keeps a rule set version's files (each text once) and the version itself.
+fn record_rule_set(tx: &Connection, version: &RuleSetVersion, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let now = millis(now);
+    let mut file =
+        tx.prepare_cached("INSERT OR IGNORE INTO rule_files (hash, text, first_seen) VALUES (?, ?, ?)")?;
+    for f in &version.files {
+        file.execute(params![f.hash, f.text, now])?;
+    }
+    let files: Vec<[&str; 3]> = version
+        .files
+        .iter()
+        .map(|f| [f.path.as_str(), f.id.as_str(), f.hash.as_str()])
+        .collect();
+    tx.prepare_cached("INSERT OR IGNORE INTO rule_sets (hash, files, first_seen) VALUES (?, ?, ?)")?
+        .execute(params![
+            version.hash,
+            serde_json::to_string(&files).unwrap_or_default(),
+            now
+        ])?;
+    Ok(())
 }
 
 /// Fires due `absent` timers: each is deleted and decided (job keys are the usual
