@@ -8,6 +8,8 @@ mod check;
 mod config;
 /// The rule-language page's examples load and behave as the page says.
 mod contract;
+/// Offline decisions equal the server's, over generated event sequences (proptest).
+mod differential;
 /// `hookflow test`: matches, rendered actions, explanations.
 mod dry_run;
 /// The public JSONPath compliance suite (RFC 9535), fetched from npm.

@@ -151,11 +151,11 @@ pub(super) fn fire_timers(
         let rows: Vec<(&str, i64, &NewJob)> =
             d.jobs.iter().map(|j| (ev.id.as_str(), millis(now), j)).collect();
         insert_jobs(tx, &rows)?;
-        if !d.fired.is_empty() {
-            let mut matched: Vec<String> = serde_json::from_str(&timer.matched).unwrap_or_default();
-            matched.extend(d.fired.iter().cloned());
-            tx.prepare_cached("UPDATE events SET matched = ? WHERE seq = ?")?
-                .execute(params![matched_json(matched.iter()), timer.seq])?;
+        // Appended in place: two timers of one event may fire in the same round, and the
+        // row as loaded would not have the first one's rule.
+        for rule in &d.fired {
+            tx.prepare_cached("UPDATE events SET matched = json_insert(matched, '$[#]', ?) WHERE seq = ?")?
+                .execute(params![rule, timer.seq])?;
         }
         for decision in &d.decisions {
             add_decision(tx, timer.seq, decision)?;

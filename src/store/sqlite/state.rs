@@ -143,20 +143,18 @@ pub(super) fn prune(tx: &Connection, retention: Retention, now: DateTime<Utc>) -
 pub(super) struct Due {
     pub seq: i64,
     pub timer: DueTimer,
-    pub matched: String,
 }
 
 /// Up to 200 timers due at `now`, earliest first.
 pub(super) fn due_timers(tx: &Connection, now: DateTime<Utc>) -> Result<Vec<Due>, StoreError> {
     let due = tx
         .prepare_cached(
-            "SELECT t.rule_id, e.id, t.key, t.start, t.due_at, e.source, e.type, e.time, e.payload, e.matched, t.event_seq
+            "SELECT t.rule_id, e.id, t.key, t.start, t.due_at, e.source, e.type, e.time, e.payload, t.event_seq
              FROM timers t JOIN events e ON e.seq = t.event_seq WHERE t.due_at <= ? ORDER BY t.due_at LIMIT 200",
         )?
         .query_map([millis(now)], |r| {
             Ok(Due {
-                seq: r.get(10)?,
-                matched: r.get(9)?,
+                seq: r.get(9)?,
                 timer: DueTimer {
                     rule: r.get(0)?,
                     key: r.get(2)?,
