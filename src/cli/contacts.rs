@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use clap::{Subcommand, ValueEnum};
-use hookflow::store::{ContactChange, ContactRow, Store};
+use hookflow::store::{ContactChange, ContactRow, Store, WithStore};
 use serde_json::Value;
 
 use super::output::{print, println};
@@ -33,7 +33,18 @@ pub enum ExportFormat {
 }
 
 pub async fn run(config: Option<&Path>, command: Command) -> Result<ExitCode> {
-    let store = super::store::open(config).await?;
+    super::store::with(config, command).await
+}
+
+impl WithStore for Command {
+    type Output = Result<ExitCode>;
+
+    fn with<S: Store>(self, store: S) -> impl std::future::Future<Output = Self::Output> + Send {
+        on(store, self)
+    }
+}
+
+async fn on<S: Store>(store: S, command: Command) -> Result<ExitCode> {
     match command {
         Command::Lists => {
             for l in store.lists().await? {

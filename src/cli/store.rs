@@ -6,9 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use chrono::Utc;
 use clap::Subcommand;
-use hookflow::store::Store;
-use hookflow::store::StoreConfig;
-use hookflow::store::sqlite::SqliteStore;
+use hookflow::store::{Access, Store, WithStore};
 
 use super::output::println;
 
@@ -36,16 +34,38 @@ pub enum Suppressions {
     },
 }
 
-/// The store named by the config. CLI commands do not take the server's lock: they work
-/// beside it, through SQLite's own locking.
-pub async fn open(path: Option<&Path>) -> Result<SqliteStore> {
+/// Runs `then` on the store the config names. CLI commands do not take the server's
+/// lock: they work beside it.
+pub async fn with<W: WithStore<Output = Result<ExitCode>>>(path: Option<&Path>, then: W) -> Result<ExitCode> {
     let config = super::config(path)?;
-    let StoreConfig::Sqlite { path, durability } = &config.store;
-    Ok(SqliteStore::open(path, *durability).await?)
+    hookflow::store::open(&config.store, Access::Beside, then).await?
 }
 
 pub async fn endpoints(config: Option<&Path>, command: Endpoints) -> Result<ExitCode> {
-    let store = open(config).await?;
+    with(config, command).await
+}
+
+pub async fn suppressions(config: Option<&Path>, command: Suppressions) -> Result<ExitCode> {
+    with(config, command).await
+}
+
+impl WithStore for Endpoints {
+    type Output = Result<ExitCode>;
+
+    fn with<S: Store>(self, store: S) -> impl std::future::Future<Output = Self::Output> + Send {
+        run_endpoints(store, self)
+    }
+}
+
+impl WithStore for Suppressions {
+    type Output = Result<ExitCode>;
+
+    fn with<S: Store>(self, store: S) -> impl std::future::Future<Output = Self::Output> + Send {
+        run_suppressions(store, self)
+    }
+}
+
+async fn run_endpoints<S: Store>(store: S, command: Endpoints) -> Result<ExitCode> {
     match command {
         Endpoints::List => {
             for e in store.endpoints().await? {
@@ -61,8 +81,7 @@ pub async fn endpoints(config: Option<&Path>, command: Endpoints) -> Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn suppressions(config: Option<&Path>, command: Suppressions) -> Result<ExitCode> {
-    let store = open(config).await?;
+async fn run_suppressions<S: Store>(store: S, command: Suppressions) -> Result<ExitCode> {
     match command {
         Suppressions::List => {
             for s in store.suppressions().await? {

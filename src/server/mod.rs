@@ -23,7 +23,6 @@ use crate::metrics::Metrics;
 use crate::reload::{self, Reloader};
 use crate::rules::RuleSet;
 use crate::sources::Sources;
-use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
 /// Why the server could not start or run.
@@ -35,32 +34,6 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Mail(String),
-    #[error(
-        "another hookflow server is using the store {0}; stop it first (two servers on one store would both deliver the same jobs)"
-    )]
-    StoreInUse(String),
-}
-
-/// Holds `<store>.lock` for the server's lifetime: a server owns its store (it takes back
-/// the leases of jobs left in flight when it starts), so a second one must not start on
-/// it. The operating system drops the lock when the process ends, `kill -9` included.
-/// CLI commands beside a running server do not take it.
-fn lock_store(path: &std::path::Path) -> Result<std::fs::File, ServeError> {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&name)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(ServeError::StoreInUse(path.display().to_string())),
-        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
-    }
 }
 
 /// What every handler shares.
@@ -188,12 +161,56 @@ pub async fn run(
     clock: Clock,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    ready: impl FnOnce(),
+    ready: impl FnOnce() + Send,
 ) -> Result<(), ServeError> {
-    // The one place a backend is chosen.
-    let crate::store::StoreConfig::Sqlite { path, durability } = &config.store;
-    let _lock = lock_store(path)?;
-    let store = Arc::new(SqliteStore::open(path, *durability).await?);
+    let backend = config.store.clone();
+    let serve = Serve {
+        config,
+        clock,
+        listener,
+        shutdown,
+        ready,
+    };
+    crate::store::open(&backend, crate::store::Access::Owner, serve).await?
+}
+
+/// The server, waiting for its store.
+struct Serve<F, R> {
+    config: Config,
+    clock: Clock,
+    listener: TcpListener,
+    shutdown: F,
+    ready: R,
+}
+
+impl<F, R> crate::store::WithStore for Serve<F, R>
+where
+    F: Future<Output = ()> + Send + 'static,
+    R: FnOnce() + Send,
+{
+    type Output = Result<(), ServeError>;
+
+    fn with<S: Store>(self, store: S) -> impl Future<Output = Self::Output> + Send {
+        run_on(
+            Arc::new(store),
+            self.config,
+            self.clock,
+            self.listener,
+            self.shutdown,
+            self.ready,
+        )
+    }
+}
+
+/// [`run`] on an open store.
+async fn run_on<S: Store>(
+    store: Arc<S>,
+    config: Config,
+    clock: Clock,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce() + Send,
+) -> Result<(), ServeError> {
     // Attempts a killed server left in flight run again now, not when their lease ends.
     match store.release_leases(clock.now()).await? {
         0 => {}

@@ -39,11 +39,20 @@ pub enum Durability {
     Normal,
 }
 
-/// Store failures. Shown to operators (logs, CLI), never to webhook senders.
+/// Store failures, whatever the backend. Shown to operators (logs, CLI), never to
+/// webhook senders.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database refused or failed (the backend's own error inside).
     #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(Box<dyn std::error::Error + Send + Sync>),
+    /// Another server holds the store: two would both deliver the same jobs.
+    #[error(
+        "another hookflow server is using the store {0}; stop it first (two servers on one store would both deliver the same jobs)"
+    )]
+    InUse(String),
+    #[error("cannot lock the store: {0}")]
+    Lock(std::io::Error),
     #[error("cannot start the store's threads: {0}")]
     Thread(std::io::Error),
     /// The store's writer thread is gone (it only stops when the store is dropped).
@@ -55,6 +64,35 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+/// Who opens the store: the server owns it (one at a time: it takes back the leases a
+/// killed server left), CLI commands work beside a running server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Owner,
+    Beside,
+}
+
+/// What to do with the store a config names, whatever its backend: the one place a
+/// backend is chosen ([`open`]) hands it over to this.
+pub trait WithStore {
+    type Output;
+    fn with<S: Store>(self, store: S) -> impl Future<Output = Self::Output> + Send;
+}
+
+/// Opens the store `config` names and gives it to `then`.
+pub async fn open<W: WithStore>(
+    config: &StoreConfig,
+    access: Access,
+    then: W,
+) -> Result<W::Output, StoreError> {
+    match config {
+        StoreConfig::Sqlite { path, durability } => {
+            let store = sqlite::SqliteStore::open_as(path, *durability, access).await?;
+            Ok(then.with(store).await)
+        }
+    }
 }
 
 /// An accepted event with what the rules planned for it, written in one transaction.
@@ -321,9 +359,8 @@ pub struct Stats {
     pub oldest_due_ms: Option<i64>,
 }
 
-/// The store's operations. Futures are `Send` so workers and handlers can await them
-/// on any runtime thread.
-pub trait Store: Send + Sync + 'static {
+/// Ingest: events in, with their jobs and their stateful decisions, in one transaction.
+pub trait Ingest: Send + Sync + 'static {
     /// Writes many events and their jobs in one transaction; per event, the rules that
     /// fired (`None`: a duplicate, not processed again), and how many jobs were added.
     /// Each new event's `stateful` part decides in the same transaction, over the state
@@ -334,7 +371,10 @@ pub trait Store: Send + Sync + 'static {
         batch: Vec<NewEvent>,
         retention: state::Retention,
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+}
 
+/// The job queue: leases, outcomes, retries by hand, endpoints.
+pub trait Queue: Send + Sync + 'static {
     /// Takes up to `limit` jobs of `kinds` due at `now` whose endpoint is not suspended
     /// (and jobs whose lease expired), oldest first, and holds them for `lease`. One
     /// transaction. Leases run on `real_now`, the wall clock: they bound a real attempt,
@@ -366,20 +406,6 @@ pub trait Store: Send + Sync + 'static {
         kinds: &[&str],
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
-    fn events(
-        &self,
-        kind: Option<&str>,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<EventRow>, StoreError>> + Send;
-    fn event(&self, id: &str) -> impl Future<Output = Result<Option<EventDetail>, StoreError>> + Send;
-    /// A stored rule set version's files.
-    fn rule_set(&self, hash: &str) -> impl Future<Output = Result<Option<Vec<RuleFile>>, StoreError>> + Send;
-    fn jobs(
-        &self,
-        status: Option<&str>,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<JobRow>, StoreError>> + Send;
-    fn job(&self, id: i64) -> impl Future<Output = Result<Option<JobRow>, StoreError>> + Send;
     /// Puts a finished job (succeeded, dead, failed, skipped) back in line now, with a
     /// fresh retry schedule; `rendered` replaces its action (a failed job rendered again).
     /// Whether there was such a job.
@@ -404,7 +430,6 @@ pub trait Store: Send + Sync + 'static {
         endpoint: &str,
         since: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    fn endpoints(&self) -> impl Future<Output = Result<Vec<EndpointRow>, StoreError>> + Send;
     /// Reactivates an endpoint (by id or URL) and requeues the jobs that died on it since
     /// it was suspended; returns the endpoint and how many jobs were requeued.
     fn resume_endpoint(
@@ -412,8 +437,10 @@ pub trait Store: Send + Sync + 'static {
         id_or_url: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<(EndpointRow, u64)>, StoreError>> + Send;
-    fn stats(&self) -> impl Future<Output = Result<Stats, StoreError>> + Send;
+}
 
+/// `absent` timers that fall due.
+pub trait Timers: Send + Sync + 'static {
     /// Fires the `absent` timers due at `now`, each decided by `decide` (their jobs
     /// stored, the timers deleted, in one transaction: none lost, none fired twice);
     /// returns the rule of each that fired and how many timers it took (fired or not).
@@ -424,7 +451,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(Vec<String>, usize), StoreError>> + Send;
     /// When the next timer is due.
     fn next_timer(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+}
 
+/// Contact lists and the suppression list.
+pub trait Lists: Send + Sync + 'static {
     /// Applies a contact-list change; replaying it changes nothing more. Returns what
     /// happened, for the audit trail.
     fn change_contact(
@@ -451,6 +481,32 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<SuppressionRow>, StoreError>> + Send;
     fn suppressions(&self) -> impl Future<Output = Result<Vec<SuppressionRow>, StoreError>> + Send;
 }
+
+/// Read-only queries, for the admin API, the CLI and (later) a dashboard.
+pub trait Reads: Send + Sync + 'static {
+    fn events(
+        &self,
+        kind: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<EventRow>, StoreError>> + Send;
+    fn event(&self, id: &str) -> impl Future<Output = Result<Option<EventDetail>, StoreError>> + Send;
+    /// A stored rule set version's files.
+    fn rule_set(&self, hash: &str) -> impl Future<Output = Result<Option<Vec<RuleFile>>, StoreError>> + Send;
+    fn jobs(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<JobRow>, StoreError>> + Send;
+    fn job(&self, id: i64) -> impl Future<Output = Result<Option<JobRow>, StoreError>> + Send;
+    fn endpoints(&self) -> impl Future<Output = Result<Vec<EndpointRow>, StoreError>> + Send;
+    fn stats(&self) -> impl Future<Output = Result<Stats, StoreError>> + Send;
+}
+
+/// Everything a backend offers. Futures are `Send` so workers and handlers can await them
+/// on any runtime thread; parts of the server ask only for the part they use.
+pub trait Store: Ingest + Queue + Timers + Lists + Reads {}
+
+impl<S: Ingest + Queue + Timers + Lists + Reads> Store for S {}
 
 /// The address part of `Name <a@b.com>`, lower-cased: how lists and suppressions key.
 pub fn address_key(mailbox: &str) -> String {

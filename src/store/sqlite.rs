@@ -25,8 +25,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use super::Durability;
 use super::state::{FireTimers, Retention};
 use super::{
-    Committed, ContactChange, ContactRow, DeadFilter, EndpointRow, EventDetail, EventRow, Finished, Job,
-    JobRow, ListRow, NewEvent, Rendered, RuleFile, Stats, Store, StoreError, SuppressionRow, from_millis,
+    Committed, ContactChange, ContactRow, DeadFilter, EndpointRow, EventDetail, EventRow, Finished, Ingest,
+    Job, JobRow, ListRow, Lists, NewEvent, Queue, Reads, Rendered, RuleFile, Stats, StoreError,
+    SuppressionRow, Timers, from_millis,
 };
 use crate::base::duration::Duration;
 
@@ -75,6 +76,36 @@ struct Readers {
 pub struct SqliteStore {
     writer: mpsc::Sender<Task>,
     readers: Arc<Readers>,
+    /// `<store>.lock`, held by the server that owns the store.
+    _lock: Option<Arc<std::fs::File>>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(Box::new(e))
+    }
+}
+
+/// Takes `<store>.lock`: a server owns its store (it takes back the leases of jobs left in
+/// flight when it starts), so a second one must not start on it. The operating system
+/// drops the lock when the process ends, `kill -9` included.
+fn lock(path: &Path) -> Result<std::fs::File, StoreError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(StoreError::Lock)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(StoreError::Lock)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse(path.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Lock(e)),
+    }
 }
 
 /// The checkpoint thread starts copying the write-ahead log into the database once the
@@ -91,6 +122,21 @@ const CHECKPOINT_PAGES: i64 = 4000;
 const RESTART_PAGES: i64 = 4 * CHECKPOINT_PAGES;
 
 impl SqliteStore {
+    /// [`SqliteStore::open`], as its owner (the server: holding `<store>.lock`) or beside one.
+    pub async fn open_as(
+        path: &Path,
+        durability: Durability,
+        access: super::Access,
+    ) -> Result<Self, StoreError> {
+        let lock = match access {
+            super::Access::Owner => Some(Arc::new(lock(path)?)),
+            super::Access::Beside => None,
+        };
+        let mut store = Self::open(path, durability).await?;
+        store._lock = lock;
+        Ok(store)
+    }
+
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -131,6 +177,7 @@ impl SqliteStore {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
             }),
+            _lock: None,
         })
     }
 
@@ -324,7 +371,7 @@ fn in_list(kinds: &[&str]) -> String {
         .join(",")
 }
 
-impl Store for SqliteStore {
+impl Ingest for SqliteStore {
     async fn commit(&self, batch: Vec<NewEvent>, retention: Retention) -> Result<Committed, StoreError> {
         let (committed, batch) = self
             .write(move |w| {
@@ -350,7 +397,9 @@ impl Store for SqliteStore {
         drop(batch);
         Ok(committed)
     }
+}
 
+impl Queue for SqliteStore {
     async fn lease(
         &self,
         now: DateTime<Utc>,
@@ -385,32 +434,6 @@ impl Store for SqliteStore {
         self.read(move |conn| queue::next_due(conn, &kinds)).await
     }
 
-    async fn events(&self, kind: Option<&str>, limit: u32) -> Result<Vec<EventRow>, StoreError> {
-        let kind = kind.map(str::to_owned);
-        self.read(move |conn| admin::events(conn, kind.as_deref(), limit))
-            .await
-    }
-
-    async fn event(&self, id: &str) -> Result<Option<EventDetail>, StoreError> {
-        let id = id.to_owned();
-        self.read(move |conn| admin::event(conn, &id)).await
-    }
-
-    async fn rule_set(&self, hash: &str) -> Result<Option<Vec<RuleFile>>, StoreError> {
-        let hash = hash.to_owned();
-        self.read(move |conn| admin::rule_set(conn, &hash)).await
-    }
-
-    async fn jobs(&self, status: Option<&str>, limit: u32) -> Result<Vec<JobRow>, StoreError> {
-        let status = status.map(str::to_owned);
-        self.read(move |conn| admin::jobs(conn, status.as_deref(), limit))
-            .await
-    }
-
-    async fn job(&self, id: i64) -> Result<Option<JobRow>, StoreError> {
-        self.read(move |conn| admin::job(conn, id)).await
-    }
-
     async fn retry_job(
         &self,
         id: i64,
@@ -443,10 +466,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn endpoints(&self) -> Result<Vec<EndpointRow>, StoreError> {
-        self.read(admin::endpoints).await
-    }
-
     async fn resume_endpoint(
         &self,
         id_or_url: &str,
@@ -456,11 +475,9 @@ impl Store for SqliteStore {
         self.transaction(move |tx| queue::resume_endpoint(tx, &id_or_url, now))
             .await
     }
+}
 
-    async fn stats(&self) -> Result<Stats, StoreError> {
-        self.read(admin::stats).await
-    }
-
+impl Timers for SqliteStore {
     async fn fire_timers(
         &self,
         now: DateTime<Utc>,
@@ -492,7 +509,9 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+impl Lists for SqliteStore {
     async fn change_contact(&self, change: &ContactChange, now: DateTime<Utc>) -> Result<String, StoreError> {
         let change = change.clone();
         self.transaction(move |tx| lists::change_contact(tx, &change, now))
@@ -532,6 +551,42 @@ impl Store for SqliteStore {
 
     async fn suppressions(&self) -> Result<Vec<SuppressionRow>, StoreError> {
         self.read(lists::suppressions).await
+    }
+}
+
+impl Reads for SqliteStore {
+    async fn events(&self, kind: Option<&str>, limit: u32) -> Result<Vec<EventRow>, StoreError> {
+        let kind = kind.map(str::to_owned);
+        self.read(move |conn| admin::events(conn, kind.as_deref(), limit))
+            .await
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<EventDetail>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| admin::event(conn, &id)).await
+    }
+
+    async fn rule_set(&self, hash: &str) -> Result<Option<Vec<RuleFile>>, StoreError> {
+        let hash = hash.to_owned();
+        self.read(move |conn| admin::rule_set(conn, &hash)).await
+    }
+
+    async fn jobs(&self, status: Option<&str>, limit: u32) -> Result<Vec<JobRow>, StoreError> {
+        let status = status.map(str::to_owned);
+        self.read(move |conn| admin::jobs(conn, status.as_deref(), limit))
+            .await
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<JobRow>, StoreError> {
+        self.read(move |conn| admin::job(conn, id)).await
+    }
+
+    async fn endpoints(&self) -> Result<Vec<EndpointRow>, StoreError> {
+        self.read(admin::endpoints).await
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        self.read(admin::stats).await
     }
 }
 
