@@ -28,5 +28,7 @@ mod server;
 mod sink;
 /// `after` and `once` decided by the server, across a restart.
 mod stateful;
+/// The store contract: what any backend must do, run on SQLite.
+mod store_contract;
 /// Running the binary, temporary rule folders.
 mod util;

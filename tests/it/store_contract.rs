@@ -1,0 +1,588 @@
+//! The store contract: what any backend must do, written against the traits alone
+//! (`Ingest`, `Queue`, `Timers`, `Lists`, `Reads`, and the `State` the engine decides
+//! over). The SQLite store runs it here; a PostgreSQL store runs the same functions.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use hookflow::base::duration::Duration;
+use hookflow::event::Event;
+use hookflow::store::state::{Decided, DueTimer, FireTimers, Retention, State, Stateful, Timer};
+use hookflow::store::{
+    Attempt, ContactChange, DeadFilter, Finished, NewEvent, NewJob, Next, Rendered, RuleFile, RuleSetVersion,
+    Store, StoreError,
+};
+use serde_json::json;
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+}
+
+fn event(id: &str, kind: &str, secs: i64) -> Event {
+    Event {
+        id: id.into(),
+        source: "mailjet".into(),
+        kind: kind.into(),
+        time: at(secs),
+        data: json!({"id": id}),
+    }
+}
+
+fn job(event: &str, rule: &str, endpoint: Option<&str>, due: DateTime<Utc>) -> NewJob {
+    NewJob {
+        key: format!("{event}/{rule}/0"),
+        rule_id: rule.into(),
+        action_index: 0,
+        kind: "http".into(),
+        action: json!({"kind": "http", "url": endpoint.unwrap_or("https://x.example/")}),
+        endpoint: endpoint.map(str::to_owned),
+        due_at: due,
+        error: None,
+    }
+}
+
+/// State kept for a century: these tests use times near 1970, and a prune must not take them.
+const KEEP: Retention = Retention {
+    facts_ms: 365 * 86_400_000 * 100,
+    windows_ms: 365 * 86_400_000 * 100,
+};
+
+fn version() -> Arc<RuleSetVersion> {
+    Arc::new(RuleSetVersion::of(vec![RuleFile {
+        path: "rules/r.yaml".into(),
+        id: "r".into(),
+        hash: "abc".into(),
+        text: "on: open\nactions: [ { log: { message: hi } } ]\n".into(),
+    }]))
+}
+
+fn new_event(
+    ev: Event,
+    matched: &[&str],
+    jobs: Vec<NewJob>,
+    stateful: Option<Box<dyn Stateful>>,
+) -> NewEvent {
+    NewEvent {
+        payload: ev.data.to_string(),
+        received_at: ev.time,
+        event: ev,
+        matched: matched.iter().map(|s| (*s).to_owned()).collect(),
+        jobs,
+        stateful,
+        rule_set: version(),
+    }
+}
+
+/// A stateful part that runs a script of state operations and keeps their answers.
+struct Script {
+    ops: Vec<Op>,
+    answers: Answers,
+    fire: Option<&'static str>,
+}
+
+enum Op {
+    Seen(&'static str, &'static str, &'static str, i64, i64),
+    Record(&'static str, &'static str, &'static str, i64),
+    StartTimer(&'static str, &'static str, i64, i64),
+    Cancel(&'static str, &'static str, i64),
+    Count(&'static str, &'static str, &'static str, i64, i64, i64),
+    Mark(&'static str, &'static str),
+    SetMark(&'static str, &'static str, i64),
+}
+
+impl Stateful for Script {
+    fn decide(
+        &self,
+        ev: &Event,
+        received_at: DateTime<Utc>,
+        state: &mut dyn State,
+    ) -> Result<Decided, StoreError> {
+        let mut answers = self.answers.lock().unwrap();
+        for op in &self.ops {
+            let answer = match op {
+                Op::Seen(k, f, key, from, to) => format!("{}", state.seen(k, f, key, *from, *to)?),
+                Op::Record(k, f, key, t) => format!("{:?}", state.record(k, f, key, *t)?),
+                Op::StartTimer(rule, key, start, due) => format!(
+                    "{:?}",
+                    state.start_timer(&Timer {
+                        rule: (*rule).into(),
+                        key: (*key).into(),
+                        start: *start,
+                        due: *due,
+                    })?
+                ),
+                Op::Cancel(rule, key, t) => {
+                    format!(
+                        "{}",
+                        state.cancel_timers(rule, key, *t, r#"{"rule":"t","outcome":"cancelled"}"#)?
+                    )
+                }
+                Op::Count(rule, group, kind, bucket, from, to) => {
+                    let mut sums = state.count(rule, group, kind, *bucket, *from, *to)?;
+                    sums.sort();
+                    format!("{sums:?}")
+                }
+                Op::Mark(rule, key) => format!("{:?}", state.mark(rule, key)?),
+                Op::SetMark(rule, key, until) => format!("{:?}", state.set_mark(rule, key, *until)?),
+            };
+            answers.push(answer);
+        }
+        let mut d = Decided::default();
+        if let Some(rule) = self.fire {
+            d.fired.push(rule.into());
+            d.jobs.push(job(&ev.id, rule, None, received_at));
+            d.decisions
+                .push(json!({"rule": rule, "outcome": "fires"}).to_string());
+        }
+        Ok(d)
+    }
+}
+
+/// The answers a script's operations got, in order.
+type Answers = Arc<Mutex<Vec<String>>>;
+
+fn script(ops: Vec<Op>, fire: Option<&'static str>) -> (Option<Box<dyn Stateful>>, Answers) {
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let s = Script {
+        ops,
+        answers: answers.clone(),
+        fire,
+    };
+    (Some(Box::new(s)), answers)
+}
+
+/// Fires every timer of rule `t`, unless its key is `skip`.
+struct Fire;
+
+impl FireTimers for Fire {
+    fn fire(&self, timer: &DueTimer, now: DateTime<Utc>, _: &mut dyn State) -> Result<Decided, StoreError> {
+        let mut d = Decided::default();
+        if timer.key != "skip" {
+            d.fired.push(timer.rule.clone());
+            d.jobs.push(job(&timer.event.id, &timer.rule, None, now));
+        }
+        d.decisions
+            .push(json!({"rule": timer.rule, "outcome": "fired"}).to_string());
+        Ok(d)
+    }
+}
+
+/// Commits: new events once, duplicates skipped, fired rules and jobs counted, the
+/// rule set version kept and readable.
+pub async fn commits_and_dedupes<S: Store>(store: &S) {
+    let batch = vec![
+        new_event(
+            event("e1", "open", 0),
+            &["r"],
+            vec![job("e1", "r", None, at(0))],
+            None,
+        ),
+        new_event(event("e2", "open", 1), &[], vec![], None),
+        new_event(
+            event("e1", "open", 0),
+            &["r"],
+            vec![job("e1", "r", None, at(0))],
+            None,
+        ),
+    ];
+    let c = store.commit(batch, Retention::default()).await.unwrap();
+    assert_eq!(c.fired, [Some(vec!["r".to_owned()]), Some(vec![]), None]);
+    assert_eq!(c.jobs, 1);
+    let again = store
+        .commit(
+            vec![new_event(event("e2", "open", 1), &[], vec![], None)],
+            Retention::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.fired, [None]);
+    let detail = store.event("e1").await.unwrap().unwrap();
+    assert_eq!(detail.event.matched, json!(["r"]));
+    assert_eq!(detail.jobs.len(), 1);
+    assert_eq!(detail.rule_set.as_deref(), Some(version().hash.as_str()));
+    let files = store.rule_set(&version().hash).await.unwrap().unwrap();
+    assert_eq!(files, version().files);
+    assert!(store.event("nope").await.unwrap().is_none());
+    let listed = store.events(Some("open"), 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e2", "e1"]
+    );
+    assert_eq!(store.stats().await.unwrap().events, 2);
+}
+
+/// The state the engine decides over: facts by inclusive period, window sums over
+/// buckets starting in `(from, to]`, marks, timers that start, cancel and fire once.
+pub async fn keeps_state_for_the_engine<S: Store>(store: &S) {
+    let (first, a1) = script(
+        vec![
+            Op::Record("sent", "MessageID", "7", 1000),
+            Op::Seen("sent", "MessageID", "7", 1000, 1000),
+            Op::Seen("sent", "MessageID", "7", 1001, 5000),
+            Op::Seen("sent", "MessageID", "8", 0, 5000),
+            Op::Count("w", "g", "blocked", 0, -60_000, 0),
+            Op::Count("w", "g", "sent", 0, -60_000, 0),
+            Op::Count("w", "g", "blocked", 60_000, 0, 60_000),
+            Op::Count("w", "h", "blocked", 60_000, 0, 60_000),
+            Op::Mark("once", "k"),
+            Op::SetMark("once", "k", 9000),
+            Op::Mark("once", "k"),
+            Op::StartTimer("t", "7", 1000, 2000),
+            Op::StartTimer("t", "skip", 1000, 3000),
+            Op::StartTimer("t", "9", 1000, 10_000),
+        ],
+        Some("s"),
+    );
+    let c = store
+        .commit(vec![new_event(event("s1", "sent", 1), &[], vec![], first)], KEEP)
+        .await
+        .unwrap();
+    assert_eq!(c.fired, [Some(vec!["s".to_owned()])]);
+    assert_eq!(
+        *a1.lock().unwrap(),
+        [
+            "()",
+            "true",
+            "false",
+            "false",
+            r#"[("blocked", 1)]"#,
+            r#"[("blocked", 1), ("sent", 1)]"#,
+            r#"[("blocked", 1)]"#,
+            r#"[("blocked", 1)]"#,
+            "None",
+            "()",
+            "Some(9000)",
+            "()",
+            "()",
+            "()",
+        ]
+    );
+    // A later event in its own transaction sees what the first left, and cancels a timer.
+    let (second, a2) = script(
+        vec![
+            Op::Seen("sent", "MessageID", "7", 0, 2000),
+            Op::Count("w", "g", "sent", 60_000, 0, 60_000),
+            Op::Cancel("t", "9", 5000),
+            Op::Cancel("t", "9", 5000),
+        ],
+        None,
+    );
+    store
+        .commit(vec![new_event(event("o1", "open", 2), &[], vec![], second)], KEEP)
+        .await
+        .unwrap();
+    assert_eq!(
+        *a2.lock().unwrap(),
+        ["true", r#"[("blocked", 1), ("sent", 1)]"#, "1", "0"]
+    );
+    let s1 = store.event("s1").await.unwrap().unwrap();
+    assert_eq!(
+        s1.decisions,
+        json!([{"rule": "s", "outcome": "fires"}, {"rule": "t", "outcome": "cancelled"}])
+    );
+    assert_eq!(store.stats().await.unwrap().timers_pending, 2);
+    assert_eq!(
+        store.next_timer().await.unwrap(),
+        DateTime::from_timestamp_millis(2000)
+    );
+
+    // Due timers fire once each, decided by the caller, recorded with their event.
+    let now = DateTime::from_timestamp_millis(5000).unwrap();
+    let (fired, taken) = store.fire_timers(now, Arc::new(Fire)).await.unwrap();
+    assert_eq!((fired, taken), (vec!["t".to_owned()], 2));
+    let (fired, taken) = store.fire_timers(now, Arc::new(Fire)).await.unwrap();
+    assert_eq!((fired.len(), taken), (0, 0), "nothing fires twice");
+    let s1 = store.event("s1").await.unwrap().unwrap();
+    assert_eq!(s1.event.matched, json!(["s", "t"]));
+    assert_eq!(s1.decisions.as_array().unwrap().len(), 4);
+    assert_eq!(store.stats().await.unwrap().timers_pending, 0);
+}
+
+fn finished(job: hookflow::store::Job, next: Next, started: DateTime<Utc>) -> Finished {
+    Finished {
+        job,
+        attempt: Attempt {
+            started_at: started,
+            duration_ms: 3,
+            status_code: Some(500),
+            error: Some("HTTP 500".into()),
+            response: None,
+        },
+        next,
+    }
+}
+
+/// The queue: due jobs leased once, outcomes recorded, retries later, a dead job
+/// suspending its endpoint, resume, skip, retries by hand and in bulk.
+pub async fn runs_the_job_queue<S: Store>(store: &S) {
+    let ep = "https://crm.example:443";
+    let batch = vec![
+        new_event(
+            event("j1", "open", 10),
+            &["r"],
+            vec![job("j1", "r", Some(ep), at(10))],
+            None,
+        ),
+        new_event(
+            event("j2", "open", 10),
+            &["r"],
+            vec![job("j2", "r", Some(ep), at(100))],
+            None,
+        ),
+    ];
+    store.commit(batch, Retention::default()).await.unwrap();
+    let lease = Duration::from_secs(60);
+    assert_eq!(store.next_due(&["http"]).await.unwrap(), Some(at(10)));
+    let leased = store.lease(at(20), at(20), lease, &["http"], 10).await.unwrap();
+    assert_eq!(leased.len(), 1, "only the due job");
+    assert!(
+        store
+            .lease(at(20), at(20), lease, &["http"], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let j1 = leased[0].clone();
+    assert_eq!((j1.attempts, j1.first_attempt_at), (1, at(20)));
+    store
+        .finish(vec![finished(j1.clone(), Next::Retry(at(30)), at(20))], at(20))
+        .await
+        .unwrap();
+    let again = store.lease(at(31), at(31), lease, &["http"], 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].attempts, again[0].first_attempt_at), (2, at(20)));
+    assert!(!store.succeeded_since(ep, at(0)).await.unwrap());
+    store
+        .finish(
+            vec![finished(
+                again[0].clone(),
+                Next::Dead {
+                    suspend: Some(ep.into()),
+                },
+                at(31),
+            )],
+            at(31),
+        )
+        .await
+        .unwrap();
+    let endpoints = store.endpoints().await.unwrap();
+    assert_eq!(endpoints[0].status, "suspended");
+    // Suspended: j2 is due but not leased.
+    assert!(
+        store
+            .lease(at(200), at(200), lease, &["http"], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (resumed, requeued) = store.resume_endpoint(ep, at(200)).await.unwrap().unwrap();
+    assert_eq!((resumed.status.as_str(), requeued), ("active", 1));
+    let both = store.lease(at(201), at(201), lease, &["http"], 10).await.unwrap();
+    assert_eq!(both.len(), 2);
+    let mut done = Vec::new();
+    for j in both {
+        let next = if j.key.starts_with("j1") {
+            Next::Succeeded
+        } else {
+            Next::Dead { suspend: None }
+        };
+        done.push(finished(j, next, at(201)));
+    }
+    store.finish(done, at(202)).await.unwrap();
+    assert!(store.succeeded_since(ep, at(201)).await.unwrap());
+    let dead = store.jobs(Some("dead"), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    let attempts = store.event("j1").await.unwrap().unwrap().jobs[0]
+        .attempts_made
+        .len();
+    assert_eq!(attempts, 3);
+
+    // By hand: skip, retry (with a new action), bulk.
+    let id = dead[0].id;
+    assert!(store.skip_job(id, at(300)).await.unwrap());
+    assert!(!store.skip_job(id, at(300)).await.unwrap(), "already skipped");
+    let rendered = Rendered {
+        action: json!({"kind": "http", "url": "https://other.example/"}),
+        endpoint: Some("https://other.example:443".into()),
+    };
+    assert!(store.retry_job(id, at(301), Some(rendered)).await.unwrap());
+    let job = store.job(id).await.unwrap().unwrap();
+    assert_eq!((job.status.as_str(), job.attempts), ("pending", 0));
+    assert_eq!(job.endpoint.as_deref(), Some("https://other.example:443"));
+    assert!(
+        !store.retry_job(id, at(301), None).await.unwrap(),
+        "pending: not retried"
+    );
+    let leased = store.lease(at(302), at(302), lease, &["http"], 10).await.unwrap();
+    store
+        .finish(
+            vec![finished(leased[0].clone(), Next::Dead { suspend: None }, at(302))],
+            at(302),
+        )
+        .await
+        .unwrap();
+    let none = DeadFilter {
+        endpoint: None,
+        rule: Some("other".into()),
+    };
+    assert_eq!(store.retry_dead(&none, at(303)).await.unwrap(), 0);
+    assert_eq!(
+        store.retry_dead(&DeadFilter::default(), at(303)).await.unwrap(),
+        1
+    );
+
+    // A crashed server's leases go back in line.
+    let leased = store.lease(at(400), at(400), lease, &["http"], 10).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!(store.release_leases(at(401)).await.unwrap(), 1);
+    assert_eq!(store.jobs(Some("pending"), 10).await.unwrap().len(), 1);
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.jobs.get("pending"), Some(&1));
+    assert!(stats.oldest_due.is_some());
+}
+
+/// Lists and the suppression list, keyed by lower-cased address.
+pub async fn keeps_lists_and_suppressions<S: Store>(store: &S) {
+    let now = at(0);
+    let add = ContactChange::Add {
+        list: "vip".into(),
+        email: "Ann <Ann@Example.org>".into(),
+        set: json!({"plan": "pro"}).as_object().unwrap().clone(),
+    };
+    store.change_contact(&add, now).await.unwrap();
+    store.change_contact(&add, now).await.unwrap();
+    let update = ContactChange::Update {
+        list: "vip".into(),
+        email: "ann@example.org".into(),
+        set: json!({"seats": 3}).as_object().unwrap().clone(),
+    };
+    store.change_contact(&update, now).await.unwrap();
+    let contacts = store.contacts("vip").await.unwrap();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].email, "ann@example.org");
+    assert_eq!(contacts[0].properties, json!({"plan": "pro", "seats": 3}));
+    assert_eq!(store.lists().await.unwrap()[0].contacts, 1);
+    let remove = ContactChange::Remove {
+        list: "vip".into(),
+        email: "ANN@example.org".into(),
+    };
+    assert!(
+        store
+            .change_contact(&remove, now)
+            .await
+            .unwrap()
+            .contains("removed")
+    );
+    assert!(store.contacts("vip").await.unwrap().is_empty());
+
+    assert!(
+        store
+            .suppress("Bob@Example.org", "spam", Some("e1"), now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .suppress("bob@example.org", "again", None, now)
+            .await
+            .unwrap()
+    );
+    let found = store
+        .suppressed(&["BOB@example.org".into(), "carl@example.org".into()])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].reason, "spam", "the first reason stays");
+    assert_eq!(store.suppressions().await.unwrap().len(), 1);
+    assert!(store.unsuppress("bob@EXAMPLE.org").await.unwrap());
+    assert!(store.suppressions().await.unwrap().is_empty());
+}
+
+/// Old state goes: facts, windows and marks past their retention are pruned.
+pub async fn prunes_old_state<S: Store>(store: &S) {
+    // Enough commits for a prune to run (the backend prunes every so often).
+    let (first, _) = script(
+        vec![
+            Op::Record("sent", "MessageID", "old", 0),
+            Op::SetMark("once", "old", 1),
+        ],
+        None,
+    );
+    let retention = Retention {
+        facts_ms: 1000,
+        windows_ms: 1000,
+    };
+    store
+        .commit(
+            vec![new_event(event("p0", "sent", 0), &[], vec![], first)],
+            retention,
+        )
+        .await
+        .unwrap();
+    for i in 0..300 {
+        let id = format!("p{}", i + 1);
+        store
+            .commit(
+                vec![new_event(event(&id, "sent", 10_000), &[], vec![], None)],
+                retention,
+            )
+            .await
+            .unwrap();
+    }
+    let (check, answers) = script(
+        vec![
+            Op::Seen("sent", "MessageID", "old", 0, 0),
+            Op::Mark("once", "old"),
+        ],
+        None,
+    );
+    store
+        .commit(
+            vec![new_event(event("p-last", "sent", 10_000), &[], vec![], check)],
+            retention,
+        )
+        .await
+        .unwrap();
+    assert_eq!(*answers.lock().unwrap(), ["false", "None"]);
+}
+
+async fn sqlite() -> (tempfile::TempDir, hookflow::store::sqlite::SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = hookflow::store::sqlite::SqliteStore::open(
+        &dir.path().join("h.db"),
+        hookflow::store::Durability::Full,
+    )
+    .await
+    .unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn sqlite_commits_and_dedupes() {
+    let (_d, s) = sqlite().await;
+    commits_and_dedupes(&s).await;
+}
+
+#[tokio::test]
+async fn sqlite_keeps_state_for_the_engine() {
+    let (_d, s) = sqlite().await;
+    keeps_state_for_the_engine(&s).await;
+}
+
+#[tokio::test]
+async fn sqlite_runs_the_job_queue() {
+    let (_d, s) = sqlite().await;
+    runs_the_job_queue(&s).await;
+}
+
+#[tokio::test]
+async fn sqlite_keeps_lists_and_suppressions() {
+    let (_d, s) = sqlite().await;
+    keeps_lists_and_suppressions(&s).await;
+}
+
+#[tokio::test]
+async fn sqlite_prunes_old_state() {
+    let (_d, s) = sqlite().await;
+    prunes_old_state(&s).await;
+}
