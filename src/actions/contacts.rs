@@ -131,3 +131,36 @@ impl ContactsSpec {
         Ok(out)
     }
 }
+
+impl RenderedContacts {
+    /// Applies the change to the list; replaying it changes nothing more.
+    pub async fn execute<S: crate::store::Lists>(
+        &self,
+        cx: &super::run::Exec<'_, S>,
+    ) -> super::run::Attempted {
+        use crate::store::ContactChange;
+        let set = self.set.clone().unwrap_or_default();
+        let list = self.list.clone();
+        let change = match (&self.add, &self.remove, &self.update) {
+            (Some(email), _, _) => ContactChange::Add {
+                list,
+                email: email.clone(),
+                set,
+            },
+            (_, Some(email), _) => ContactChange::Remove {
+                list,
+                email: email.clone(),
+            },
+            (_, _, Some(email)) => ContactChange::Update {
+                list,
+                email: email.clone(),
+                set,
+            },
+            _ => return super::run::Attempted::fail("a contacts action needs add, remove or update"),
+        };
+        match cx.store.change_contact(&change, cx.now).await {
+            Ok(done) => super::run::Attempted::done(done),
+            Err(e) => super::run::Attempted::store(e),
+        }
+    }
+}

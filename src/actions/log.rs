@@ -38,3 +38,14 @@ impl LogSpec {
         })
     }
 }
+
+impl RenderedLog {
+    /// A line in the server log (escaped, as every log line is); the message is the record.
+    pub async fn execute<S: crate::store::Lists>(
+        &self,
+        cx: &super::run::Exec<'_, S>,
+    ) -> super::run::Attempted {
+        tracing::info!(rule = %cx.rule_id, event = %cx.event_id, "{}", self.message);
+        super::run::Attempted::done(self.message.clone())
+    }
+}

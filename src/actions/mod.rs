@@ -1,11 +1,13 @@
-//! Actions: what a rule does when it fires. One file per kind; each compiles the raw YAML
-//! (templates built once) and renders it for one event. Rendering is all a dry run does;
-//! executors (SMTP, HTTP, store) consume the same rendered form.
+//! Actions: what a rule does when it fires. One file (or folder) per kind; each compiles
+//! the raw YAML (templates built once), renders it for one event, and executes the
+//! rendered form ([`run`]: what an executor gets and returns). Rendering is all a dry run
+//! does; delivery executes the same rendered form.
 
 pub mod contacts;
 pub mod email;
 pub mod http;
 pub mod log;
+pub mod run;
 pub mod suppress;
 
 use schemars::JsonSchema;
@@ -42,8 +44,9 @@ macro_rules! kinds {
             $( $variant(Box<$spec>), )+
         }
 
-        /// An action rendered for one event.
-        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        /// An action rendered for one event. Stored as JSON with its `kind`; read back
+        /// with [`RenderedKind::from_value`].
+        #[derive(Clone, Debug, PartialEq, Serialize)]
         #[serde(tag = "kind", rename_all = "snake_case")]
         pub enum RenderedKind {
             $( $variant($rendered), )+
@@ -67,6 +70,31 @@ macro_rules! kinds {
             pub fn name(&self) -> &'static str {
                 match self {
                     $( RenderedKind::$variant(_) => stringify!($key), )+
+                }
+            }
+
+            /// Reads an action as stored (`{"kind": "http", …}`), kind by kind: serde's
+            /// internally tagged form buffers the values first, and loses numbers beyond
+            /// 64 bits on the way.
+            pub fn from_value(value: Value) -> Result<Self, String> {
+                let Value::Object(mut fields) = value else {
+                    return Err("a stored action is an object".into());
+                };
+                let kind = match fields.remove("kind") {
+                    Some(Value::String(k)) => k,
+                    _ => return Err("a stored action has no `kind`".into()),
+                };
+                let rest = Value::Object(fields);
+                match kind.as_str() {
+                    $( stringify!($key) => serde_json::from_value(rest).map(RenderedKind::$variant).map_err(|e| e.to_string()), )+
+                    other => Err(format!("no action kind `{other}`")),
+                }
+            }
+
+            /// Runs the action; never panics, every failure is an [`run::Attempted`].
+            pub async fn execute<S: crate::store::Lists>(&self, cx: &run::Exec<'_, S>) -> run::Attempted {
+                match self {
+                    $( RenderedKind::$variant(r) => r.execute(cx).await, )+
                 }
             }
         }
@@ -127,12 +155,26 @@ pub struct ActionSpec {
 }
 
 /// An action rendered for one event: what would be (or will be) executed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Rendered {
     #[serde(flatten)]
     pub action: RenderedKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delay: Option<Duration>,
+}
+
+impl Rendered {
+    /// Reads an action as stored (see [`RenderedKind::from_value`]).
+    pub fn from_value(mut value: Value) -> Result<Self, String> {
+        let delay = match value.as_object_mut().and_then(|m| m.remove("delay")) {
+            Some(d) => Some(serde_json::from_value(d).map_err(|e| format!("delay: {e}"))?),
+            None => None,
+        };
+        Ok(Self {
+            action: RenderedKind::from_value(value)?,
+            delay,
+        })
+    }
 }
 
 impl ActionSpec {

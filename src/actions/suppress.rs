@@ -81,3 +81,35 @@ impl UnsuppressSpec {
         })
     }
 }
+
+impl RenderedSuppress {
+    /// Adds the address to the suppression list (the first reason stays).
+    pub async fn execute<S: crate::store::Lists>(
+        &self,
+        cx: &super::run::Exec<'_, S>,
+    ) -> super::run::Attempted {
+        match cx
+            .store
+            .suppress(&self.email, &self.reason, Some(cx.event_id), cx.now)
+            .await
+        {
+            Ok(true) => super::run::Attempted::done(format!("{} suppressed: {}", self.email, self.reason)),
+            Ok(false) => super::run::Attempted::done(format!("{} was already suppressed", self.email)),
+            Err(e) => super::run::Attempted::store(e),
+        }
+    }
+}
+
+impl RenderedUnsuppress {
+    /// Takes the address off the suppression list.
+    pub async fn execute<S: crate::store::Lists>(
+        &self,
+        cx: &super::run::Exec<'_, S>,
+    ) -> super::run::Attempted {
+        match cx.store.unsuppress(&self.email).await {
+            Ok(true) => super::run::Attempted::done(format!("{} no longer suppressed", self.email)),
+            Ok(false) => super::run::Attempted::done(format!("{} was not suppressed", self.email)),
+            Err(e) => super::run::Attempted::store(e),
+        }
+    }
+}

@@ -8,9 +8,6 @@
 //! when a worker frees up, or on shutdown; attempts in flight at shutdown end and are
 //! recorded.
 
-pub mod exec;
-mod local;
-pub mod mail;
 pub mod policy;
 
 use std::sync::Arc;
@@ -19,14 +16,16 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::actions::email::send::Mailer;
 use crate::actions::http::Signing;
-use crate::actions::{ActionKind, KINDS};
+use crate::actions::run::{Attempted, Exec, Outcome};
+use crate::actions::{ActionKind, KINDS, Rendered};
 use crate::base::clock::Clock;
 use crate::base::duration::Duration;
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
-use crate::store::{Finished, Job, Next, Store};
-use policy::{Outcome, Policy};
+use crate::store::{Attempt, Finished, Job, Next, Store};
+use policy::Policy;
 
 /// Everything a worker shares with the others.
 pub struct Deliverer<S> {
@@ -40,7 +39,7 @@ pub struct Deliverer<S> {
     /// Bumped by the ingest writer after each commit that added jobs.
     pub wake: Arc<watch::Sender<u64>>,
     pub metrics: Arc<Metrics>,
-    pub mailer: mail::Mailer,
+    pub mailer: Mailer,
     /// Sender for emails that name none.
     pub default_from: String,
     /// When jobs are due and retries scheduled (attempt durations stay on real time).
@@ -139,17 +138,19 @@ impl<S: Store> Deliverer<S> {
         let _ = finisher.await;
     }
 
+    /// One attempt: the stored action executed (never a panic: every failure is an
+    /// attempt record), its next step by the schedule, counted and logged.
     async fn run(&self, job: Job) -> Finished {
-        let (secret, basic) = self.credentials(&job);
-        let ctx = exec::Ctx {
-            clients: &self.clients,
-            timeout: self.timeout,
-            signing_secrets: &secret,
-            basic_auth: basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
-        };
-        let (attempt, outcome) = match job.kind.as_str() {
-            "http" | "log" => exec::execute(&job, &ctx).await,
-            _ => self.local(&job).await,
+        let started_at = chrono::Utc::now();
+        let timer = std::time::Instant::now();
+        let done = self.execute(&job).await;
+        let outcome = done.outcome.clone();
+        let attempt = Attempt {
+            started_at,
+            duration_ms: timer.elapsed().as_millis() as u64,
+            status_code: done.status_code,
+            error: done.error,
+            response: done.response,
         };
         let next = self
             .judge_endpoint(&job, self.policy.next(&job, &outcome, self.clock.now()))
@@ -180,6 +181,28 @@ impl<S: Store> Deliverer<S> {
             _ => {}
         }
         Finished { job, attempt, next }
+    }
+
+    async fn execute(&self, job: &Job) -> Attempted {
+        let rendered = match Rendered::from_value(job.action.clone()) {
+            Ok(r) => r,
+            Err(e) => return Attempted::fail(format!("stored action cannot be read: {e}")),
+        };
+        let (secrets, basic) = self.credentials(job);
+        let cx = Exec {
+            store: &*self.store,
+            clients: &self.clients,
+            mailer: &self.mailer,
+            default_from: &self.default_from,
+            timeout: self.timeout,
+            signing_secrets: &secrets,
+            basic_auth: basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+            key: &job.key,
+            rule_id: &job.rule_id,
+            event_id: &job.event_id,
+            now: self.clock.now(),
+        };
+        rendered.action.execute(&cx).await
     }
 
     /// A job that dies after its retries suspends its endpoint only when the endpoint

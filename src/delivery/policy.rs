@@ -5,19 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::base::duration::Duration;
 use crate::store::{Job, Next};
 
-/// How an attempt ended, as far as retrying is concerned.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Success,
-    /// Nothing to do, on purpose (every recipient suppressed).
-    Skipped,
-    /// Worth trying again; `retry_after` when the receiver asked for a pause (429/503).
-    Retryable {
-        retry_after: Option<Duration>,
-    },
-    /// Never worth repeating (410 Gone, an invalid request).
-    Permanent,
-}
+pub use crate::actions::run::Outcome;
 
 #[derive(Debug, Clone)]
 pub struct Policy {

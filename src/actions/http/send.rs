@@ -1,73 +1,30 @@
-//! Running one job: the executors for the kinds the workers serve today.
-
-use std::time::Instant;
+//! Sending an `http` action: headers, the Standard Webhooks signature, the SSRF guard's
+//! choice of client (see [`crate::base::net::client`]), and what the answer means.
 
 use chrono::Utc;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::policy::Outcome;
-use crate::actions::http::RenderedHttp;
-use crate::actions::log::RenderedLog;
+use super::RenderedHttp;
+use crate::actions::run::{Attempted, Exec, Outcome};
 use crate::base::duration::Duration;
-use crate::store::{Attempt, Job};
+use crate::store::Lists;
 
 /// Response bodies are kept up to this size in the audit trail.
 pub const MAX_RESPONSE: usize = 20 * 1024;
 
-/// What executing needs besides the job.
-pub struct Ctx<'a> {
-    /// The trusted and the guarded client (see [`crate::base::net::client`]).
-    pub clients: &'a crate::base::net::Clients,
-    pub timeout: Duration,
-    /// The secrets for signed requests, when the job asks for signing.
-    pub signing_secrets: &'a [crate::base::net::sign::Secret],
-    /// User and password, when the job uses basic auth.
-    pub basic_auth: Option<(&'a str, &'a str)>,
+impl RenderedHttp {
+    /// Sends the request. A 2xx succeeds; `410 Gone` ends the job; `429`/`503` retry no
+    /// sooner than their `Retry-After`; anything else (a 3xx: redirects are not followed,
+    /// a timeout, a refused connection) is retried per the schedule.
+    pub async fn execute<S: Lists>(&self, cx: &Exec<'_, S>) -> Attempted {
+        send(self, cx).await
+    }
 }
 
-/// Runs `job`; never panics, every failure becomes an attempt record.
-pub async fn execute(job: &Job, ctx: &Ctx<'_>) -> (Attempt, Outcome) {
-    let started_at = Utc::now();
-    let clock = Instant::now();
-    let (mut attempt, outcome) = match job.kind.as_str() {
-        "http" => match serde_json::from_value::<RenderedHttp>(job.action.clone()) {
-            Ok(action) => http(job, &action, ctx).await,
-            Err(e) => failed(format!("stored action is not an http action: {e}")),
-        },
-        "log" => match serde_json::from_value::<RenderedLog>(job.action.clone()) {
-            Ok(action) => {
-                tracing::info!(rule = %job.rule_id, event = %job.event_id, "{}", action.message);
-                (
-                    Attempt {
-                        response: Some(action.message),
-                        ..Attempt::default()
-                    },
-                    Outcome::Success,
-                )
-            }
-            Err(e) => failed(format!("stored action is not a log action: {e}")),
-        },
-        other => failed(format!("no executor for `{other}` actions")),
-    };
-    attempt.started_at = started_at;
-    attempt.duration_ms = clock.elapsed().as_millis() as u64;
-    (attempt, outcome)
-}
-
-fn failed(error: String) -> (Attempt, Outcome) {
-    (
-        Attempt {
-            error: Some(error),
-            ..Attempt::default()
-        },
-        Outcome::Permanent,
-    )
-}
-
-async fn http(job: &Job, action: &RenderedHttp, ctx: &Ctx<'_>) -> (Attempt, Outcome) {
+async fn send<S: Lists>(action: &RenderedHttp, ctx: &Exec<'_, S>) -> Attempted {
     let method = match reqwest::Method::from_bytes(action.method.as_bytes()) {
         Ok(m) => m,
-        Err(_) => return failed(format!("invalid method `{}`", action.method)),
+        Err(_) => return Attempted::fail(format!("invalid method `{}`", action.method)),
     };
     let (body, content_type) = match (&action.json, &action.body) {
         (Some(json), _) => (json.to_string(), Some("application/json")),
@@ -83,7 +40,7 @@ async fn http(job: &Job, action: &RenderedHttp, ctx: &Ctx<'_>) -> (Attempt, Outc
             (Ok(n), Ok(v)) => {
                 headers.insert(n, v);
             }
-            _ => return failed(format!("header `{name}` has a value that cannot be sent")),
+            _ => return Attempted::fail(format!("header `{name}` has a value that cannot be sent")),
         }
     }
     if let Some(ct) = content_type {
@@ -91,26 +48,28 @@ async fn http(job: &Job, action: &RenderedHttp, ctx: &Ctx<'_>) -> (Attempt, Outc
             .entry(reqwest::header::CONTENT_TYPE)
             .or_insert(HeaderValue::from_static(ct));
     }
-    let id = HeaderValue::from_str(&job.key).unwrap_or(HeaderValue::from_static("invalid"));
+    let id = HeaderValue::from_str(ctx.key).unwrap_or(HeaderValue::from_static("invalid"));
     headers.insert("webhook-id", id);
     if action.sign {
         if ctx.signing_secrets.is_empty() {
-            return failed("`sign: true` but no signing secret is configured (`http.signing_secret`)".into());
+            return Attempted::fail(
+                "`sign: true` but no signing secret is configured (`http.signing_secret`)",
+            );
         }
         let timestamp = Utc::now().timestamp();
         let signature =
-            crate::base::net::sign::sign(ctx.signing_secrets, &job.key, timestamp, body.as_bytes());
+            crate::base::net::sign::sign(ctx.signing_secrets, ctx.key, timestamp, body.as_bytes());
         headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
         match HeaderValue::from_str(&signature) {
             Ok(v) => {
                 headers.insert("webhook-signature", v);
             }
-            Err(_) => return failed("the signature cannot be sent as a header".into()),
+            Err(_) => return Attempted::fail("the signature cannot be sent as a header"),
         }
     }
     let client = match ctx.clients.for_url(&action.url, action.host_from_event) {
         Ok(c) => c,
-        Err(refused) => return failed(refused),
+        Err(refused) => return Attempted::fail(refused),
     };
     let timeout = action.timeout.unwrap_or(ctx.timeout).to_std();
     let mut request = client
@@ -121,7 +80,7 @@ async fn http(job: &Job, action: &RenderedHttp, ctx: &Ctx<'_>) -> (Attempt, Outc
     if action.basic_auth.is_some() {
         match ctx.basic_auth {
             Some((user, password)) => request = request.basic_auth(user, Some(password)),
-            None => return failed("the basic-auth credentials are no longer in the rule".into()),
+            None => return Attempted::fail("the basic-auth credentials are no longer in the rule"),
         }
     }
     let mut response = match request.send().await {
@@ -129,20 +88,14 @@ async fn http(job: &Job, action: &RenderedHttp, ctx: &Ctx<'_>) -> (Attempt, Outc
         Err(e) => {
             // The guard's refusal surfaces as a connection error; it is final, not a hiccup.
             if let Some(refused) = crate::base::net::client::refusal(&e) {
-                return failed(refused.to_string());
+                return Attempted::fail(refused.to_string());
             }
             let error = if e.is_timeout() {
                 format!("timed out after {}s", timeout.as_secs())
             } else {
                 format!("request failed: {}", error_chain(&e))
             };
-            return (
-                Attempt {
-                    error: Some(error),
-                    ..Attempt::default()
-                },
-                Outcome::Retryable { retry_after: None },
-            );
+            return Attempted::retry(error);
         }
     };
     let status = response.status();
@@ -155,19 +108,18 @@ async fn http(job: &Job, action: &RenderedHttp, ctx: &Ctx<'_>) -> (Attempt, Outc
         }
     }
     body.truncate(MAX_RESPONSE);
-    let attempt = Attempt {
-        status_code: Some(status.as_u16()),
-        response: Some(String::from_utf8_lossy(&body).into_owned()),
-        error: (!status.is_success()).then(|| format!("HTTP {status}")),
-        ..Attempt::default()
-    };
     let outcome = match status.as_u16() {
         200..=299 => Outcome::Success,
         410 => Outcome::Permanent,
         429 | 503 => Outcome::Retryable { retry_after },
         _ => Outcome::Retryable { retry_after: None },
     };
-    (attempt, outcome)
+    Attempted {
+        outcome,
+        status_code: Some(status.as_u16()),
+        response: Some(String::from_utf8_lossy(&body).into_owned()),
+        error: (!status.is_success()).then(|| format!("HTTP {status}")),
+    }
 }
 
 /// `Retry-After` in seconds or as an HTTP date.

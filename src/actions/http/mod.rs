@@ -1,4 +1,7 @@
-//! `http: { url, method?, headers?, json? | body?, timeout?, sign? }` — an outbound webhook.
+//! `http: { url, method?, headers?, json? | body?, timeout?, sign? }` — an outbound webhook,
+//! compiled and rendered here, sent by [`send`].
+
+pub mod send;
 
 use std::collections::BTreeMap;
 

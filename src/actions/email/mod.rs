@@ -1,4 +1,7 @@
-//! `email: { to, subject, template | text | html, from?, reply_to?, cc?, bcc?, headers? }`.
+//! `email: { to, subject, template | text | html, from?, reply_to?, cc?, bcc?, headers? }`:
+//! compiled and rendered here, sent by [`send`].
+
+pub mod send;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
