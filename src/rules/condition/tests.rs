@@ -4,8 +4,10 @@ use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::base::diag::Cx;
 use crate::base::yaml::Positions;
 use crate::rules::condition::NoState as NoHistory;
+use serde_yaml::Mapping;
 
 /// Compiles `when` (YAML) and returns a closure evaluating it, or the error messages.
 fn when(yaml: &str) -> Result<Cond, Vec<String>> {
