@@ -139,8 +139,19 @@ fn state_text(s: &mut String, state: &StateUsed) {
             w.count, w.total, w.from, w.to, w.value, w.limit, w.min_events
         );
     }
+    for a in &state.after {
+        let seen = if a.seen { "seen" } else { "not seen" };
+        let _ = writeln!(
+            s,
+            "      after: `{}` with {} {} in [{}, {}]: {seen}",
+            a.event, a.same, a.key, a.from, a.to
+        );
+    }
     if let Some(key) = &state.once_key {
         let _ = writeln!(s, "      once key: {key}");
+    }
+    if let Some(until) = &state.quiet_until {
+        let _ = writeln!(s, "      quiet until: {until}");
     }
 }
 

@@ -364,3 +364,6 @@ async fn fire_timers<S: Store>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

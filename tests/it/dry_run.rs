@@ -116,12 +116,46 @@ fn explain_shows_each_condition_and_what_it_saw() {
         "examples/events/click.json",
         "--explain",
     ]);
-    assert!(
-        text.stdout
-            .contains("✗ CustomID starts_with \"vip-\"  (saw \"helloworld\")"),
-        "{}",
-        text.stdout
-    );
+    insta::assert_snapshot!("click_explained_text", text.stdout);
+}
+
+/// The text of a dry run, as a reviewer reads it: a Mailjet batch through the shipped
+/// flows, then with history, explained.
+#[test]
+fn dry_run_text_reads_as_reviewed() {
+    let run = hookflow(&[
+        "test",
+        "--rules",
+        "rules",
+        "--event",
+        "examples/events/batch-v2.json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("batch_text", run.stdout);
+    let p = Project::new(&[(
+        "history.json",
+        r#"[{"event": "sent", "email": "a@mailjet.com", "ago": "10m", "times": 8},
+            {"event": "blocked", "email": "b@mailjet.com", "ago": "5m", "times": 12},
+            {"event": "sent", "MessageID": 19421777396190490, "email": "api@mailjet.com", "mj_campaign_id": 7173, "ago": "2h"}]"#,
+    )]);
+    let history = p.path("history.json");
+    for (event, name) in [
+        ("examples/events/blocked.json", "blocked_with_history_text"),
+        ("examples/events/open.json", "open_with_history_text"),
+    ] {
+        let run = hookflow(&[
+            "test",
+            "--rules",
+            "rules",
+            "--event",
+            event,
+            "--history",
+            &history,
+            "--explain",
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        insta::assert_snapshot!(name, run.stdout);
+    }
 }
 
 const ESCAPING: &str = r#"on: open
