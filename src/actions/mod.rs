@@ -3,6 +3,7 @@
 //! rendered form ([`run`]: what an executor gets and returns). Rendering is all a dry run
 //! does; delivery executes the same rendered form.
 
+pub mod attempt;
 pub mod contacts;
 pub mod email;
 pub mod http;

@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::actions::email::send::Mailer;
+use crate::actions::email::mailer::Mailer;
 use crate::actions::http::Signing;
 use crate::actions::run::{Attempted, Exec, Outcome};
 use crate::actions::{ActionKind, KINDS, Rendered};

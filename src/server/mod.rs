@@ -236,7 +236,7 @@ async fn run_on<S: Store>(
         metrics.clone(),
     ));
 
-    let mailer = crate::actions::email::send::Mailer::new(
+    let mailer = crate::actions::email::mailer::Mailer::new(
         config.smtp.as_ref().map(|s| s.url.as_str()),
         &config.outbox,
         config.delivery.timeout.to_std(),
@@ -246,7 +246,7 @@ async fn run_on<S: Store>(
         .smtp
         .as_ref()
         .and_then(|s| s.from.clone())
-        .unwrap_or_else(|| crate::actions::email::send::FALLBACK_FROM.to_owned());
+        .unwrap_or_else(|| crate::actions::email::mailer::FALLBACK_FROM.to_owned());
     let (stop, stopped) = watch::channel(false);
     let deliverer = Arc::new(Deliverer {
         store: store.clone(),

@@ -1,6 +1,7 @@
 //! `email: { to, subject, template | text | html, from?, reply_to?, cc?, bcc?, headers? }`:
 //! compiled and rendered here, sent by [`send`].
 
+pub mod mailer;
 pub mod send;
 
 use std::collections::BTreeMap;
