@@ -14,6 +14,8 @@ mod differential;
 mod dry_run;
 /// The public JSONPath compliance suite (RFC 9535), fetched from npm.
 mod jsonpath;
+/// The direction of dependencies, read from the `use` lines.
+mod layers;
 /// `/metrics` checked by promtool, every series moved by a workload.
 mod metrics;
 /// Hot reload: edits, renames, git checkout, symlink swap, broken edits.
