@@ -1,29 +1,41 @@
 //! hookflow: webhook events in, declarative rules, templated actions out.
 //!
-//! # Layout
+//! # Where an event goes
 //!
-//! - [`event`]: the `Event` every source decodes into, its content id, time parsing.
-//! - [`sources`]: provider formats (Mailjet) → events.
-//! - [`rules`]: rule files → compiled, indexed `RuleSet`; conditions, stateful parts, decisions.
-//! - [`actions`]: the action kinds (email, http, contacts, suppress, log), compiled and rendered.
-//! - [`template`]: Handlebars, strict, with our helpers; HTML escaping only for HTML.
-//! - [`config`]: `hookflow.yaml` (or the embedded defaults), validated with located errors.
-//! - [`server`]: axum routes — `/hooks` ingest, `/api` admin, `/healthz`, `/metrics` — and the lifecycle.
-//! - [`engine`]: plans an event: the rules that fire and their rendered jobs.
-//! - [`ingest`]: group commit — one writer commits many requests' events in one transaction.
-//! - [`store`]: the `Store` trait and its SQLite implementation (events, jobs, attempts,
-//!   endpoints, and the state of stateful rules), written by one thread that owns the
-//!   only writing connection.
-//! - [`clock`]: where the server's "now" comes from: the system clock, or a manual one.
-//! - [`delivery`]: workers that lease due jobs, execute them and follow the retry schedule.
-//! - [`metrics`]: Prometheus counters and gauges.
+//! An event is decoded by its source ([`sources`]), matched and planned ([`engine::plan`],
+//! over the [`rules`]), its stateful rules decided by the one algorithm
+//! (`engine::decide`, over the store's [`store::state::State`]) inside the group commit
+//! ([`ingest`]) that stores it ([`store`]), and its jobs delivered ([`delivery`],
+//! executing [`actions`]). `docs/architecture.md` draws the path and the layers.
+//!
+//! # Modules, top layer first
+//!
+//! Each may import the modules listed after its own line, never one before
+//! (`tests/it/layers.rs` checks it).
+//!
+//! - [`server`]: axum routes — `/hooks` ingest, `/api` admin (with why an event did what
+//!   it did), `/healthz`, `/metrics` — the listener and the lifecycle.
+//! - [`ingest`]: group commit — one writer commits many requests' events in one
+//!   transaction, deciding their stateful rules in it.
+//! - [`delivery`]: lease due jobs, execute them, finish them by the retry schedule;
+//!   endpoint health.
 //! - [`reload`]: hot reload — watch the folders, rebuild off to the side, swap atomically.
 //! - [`check`]: `hookflow check` — load and run every rule's inline tests.
 //! - [`dryrun`]: `hookflow test` — which rules match an event, with rendered actions.
-//! - [`logging`]: log lines event data cannot forge (control characters escaped); the filter.
-//! - [`net`]: outbound HTTP clients with the SSRF guard, special-purpose addresses, endpoints.
-//! - [`duration`], [`env`], [`suggest`], [`yaml`]: durations, `${env:NAME}`, did-you-mean,
-//!   and the one module that knows the YAML libraries.
+//! - [`engine`]: what an event does: plan (match and render), decide (`after`, `absent`,
+//!   `threshold`, `once`), replay offline, explain.
+//! - [`rules`]: rule files → compiled, indexed `RuleSet`; conditions and stateful parts.
+//! - [`actions`]: the action kinds (email, http, contacts, suppress, log): compile,
+//!   render, execute.
+//! - [`config`]: `hookflow.yaml` (or the embedded defaults), validated with located errors.
+//! - [`sources`]: the `Provider` trait, Mailjet and JSON formats, source auth.
+//! - [`store`]: the store traits (ingest, queue, timers, lists, reads), the state the
+//!   engine decides over, and the SQLite backend.
+//! - [`template`]: Handlebars, strict, with our helpers; HTML escaping only for HTML.
+//! - [`metrics`]: the Prometheus registry.
+//! - [`event`]: the `Event` every source decodes into, its content id.
+//! - [`base`]: clock, diagnostics, durations, `${env:…}`, logging, outbound HTTP with
+//!   the SSRF guard, signing, JSONPath, value coercion, YAML.
 
 pub mod actions;
 pub mod base;

@@ -3,7 +3,7 @@
 //! - [`clock`]: where the server's "now" comes from: the system clock or a manual one.
 //! - [`diag`]: located problems (`file:line:col`) and the context files compile in.
 //! - [`duration`]: `30s`, `24h`, `1h30m`, capped at a hundred years.
-//! - [`env`]: `${env:NAME}` substitution.
+//! - [`env`](mod@env): `${env:NAME}` substitution.
 //! - [`logging`]: log lines event data cannot forge; the filter.
 //! - [`net`]: outbound HTTP clients with the SSRF guard, special-purpose addresses,
 //!   Standard Webhooks signatures, endpoint identity.

@@ -1,6 +1,6 @@
 //! The engine: what an event does. [`plan`] matches it against the rules on the request
 //! path (nothing slow, no I/O) and renders the jobs of the rules that fire outright; the
-//! stateful rules are decided by [`decide`], the one algorithm for `after`, `absent`,
+//! stateful rules are decided by `decide`, the one algorithm for `after`, `absent`,
 //! `threshold` and `once`, over a [`State`] — the store's transaction in the server,
 //! [`MemoryState`] offline ([`replay`]). Both sides therefore decide alike by construction.
 

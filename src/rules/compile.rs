@@ -190,8 +190,13 @@ fn known_types(cx: &Cx, source: Option<&str>) -> Option<(String, Vec<String>)> {
             } else {
                 "known".to_owned()
             };
-            let mut all: Vec<String> = lists.iter().flat_map(|(_, t)| t.iter().cloned()).collect();
-            all.dedup();
+            // Each type once, in the order the providers list them.
+            let mut all: Vec<String> = Vec::new();
+            for t in lists.iter().flat_map(|(_, t)| t) {
+                if !all.contains(t) {
+                    all.push(t.clone());
+                }
+            }
             Some((provider, all))
         }
     }

@@ -1,4 +1,4 @@
-//! Handlebars templates as rules use them: strict, with our helpers ([`helpers`]), and
+//! Handlebars templates as rules use them: strict, with our helpers (`helpers`), and
 //! escaped only where the output is HTML.
 //!
 //! Two registries share the helpers: `plain` never escapes (subjects, text bodies, headers,

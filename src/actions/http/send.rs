@@ -1,5 +1,5 @@
 //! Sending an `http` action: headers, the Standard Webhooks signature, the SSRF guard's
-//! choice of client (see [`crate::base::net::client`]), and what the answer means.
+//! choice of client (see [`crate::base::net::client`](mod@crate::base::net::client)), and what the answer means.
 
 use chrono::Utc;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};

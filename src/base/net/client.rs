@@ -6,7 +6,7 @@
 //!   name once and hands the connector only addresses it checked, so a DNS server that
 //!   answers a public address to a first lookup and `127.0.0.1` to a second (rebinding)
 //!   gains nothing: there is no second lookup. IP literals never reach a resolver, so
-//!   [`check_url`] judges them before the request is made.
+//!   `check_url` judges them before the request is made.
 //!
 //! Neither client follows redirects (a 3xx is a failed delivery), so no request goes
 //! anywhere the guard did not see. The guarded client ignores proxy settings: through a

@@ -1,4 +1,4 @@
-//! Compiled conditions (`when:`) and their evaluation; [`compile`] builds them from YAML.
+//! Compiled conditions (`when:`) and their evaluation; `compile` builds them from YAML.
 //!
 //! Evaluation is three-valued: a stateful condition (`after`) asked without history is
 //! `Unknown`, and Kleene logic carries that up (`all` with a false part is false even if
