@@ -6,7 +6,8 @@
 # Environment: DURABILITY=normal (default full); CAMPAIGN_OFFSET=1000 makes no rule match
 # (ingest alone, no jobs); PERF=FILE records a perf profile of hookflow during its run;
 # RULES_FROM=DIR loads that rules folder instead of the 100 generated rules;
-# NO_BASELINE=1 skips the baseline server.
+# NO_BASELINE=1 skips the baseline server; HOOKFLOW_BIN=PATH runs that hookflow binary
+# instead of building this checkout's (benches/compare.sh compares builds so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-15}"
@@ -14,7 +15,11 @@ CONNECTIONS=64
 THREADS=2
 
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet --bin hookflow --example baseline-server
+if [ -z "${HOOKFLOW_BIN:-}" ]; then
+  cargo build --release --quiet --bin hookflow
+  HOOKFLOW_BIN="$PWD/target/release/hookflow"
+fi
+[ -n "${NO_BASELINE:-}" ] || cargo build --release --quiet --example baseline-server
 
 work=$(mktemp -d)
 # Servers start inside $(...), so they are not this shell's jobs: their pids go to files.
@@ -76,18 +81,31 @@ else
   base_rps=0 base_p50=- base_p99=- base_err=-
 fi
 
-hf_addr=$(cd "$work" && start "$work/hookflow.out" "$OLDPWD/target/release/hookflow" serve --config hookflow.yaml)
+hf_addr=$(cd "$work" && start "$work/hookflow.out" "$HOOKFLOW_BIN" serve --config hookflow.yaml)
 hf_pid=$(cat "$work/hookflow.out.pid")
 if [ -n "${PERF:-}" ]; then perf record -F 999 -g -p "$hf_pid" -o "${PERF}" -- sleep "$DURATION" >/dev/null 2>&1 & fi
 read -r hf_rps hf_p50 hf_p99 hf_err < <(run_wrk "$hf_addr" "$work/hookflow.wrk")
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$hf_pid/status")
 stored=$(curl -s "http://$hf_addr/api/stats")
+# CPU hookflow spent (user + system, all threads) per stored event: steadier than req/s
+# on a shared machine, and what a change to the code costs.
+ticks=$(awk '{print $14 + $15}' "/proc/$hf_pid/stat")
+# The store's writer thread alone: ingest's one serial step, what bounds throughput.
+writer_ticks=$(for t in /proc/"$hf_pid"/task/*; do
+  if [ "$(cat "$t/comm")" = hookflow-store ]; then awk '{print $14 + $15}' "$t/stat"; fi
+done | awk '{s += $1} END {print s + 0}')
+events=$(echo "$stored" | sed -n 's/.*"events":\([0-9]*\).*/\1/p')
+per_event() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="${events:-0}" 'BEGIN { if (n > 0) printf "%.1f", 1e6 * t / hz / n; else print "n/a" }'; }
+cpu_us=$(per_event "$ticks")
+writer_us=$(per_event "$writer_ticks")
 per_commit=$(curl -s "http://$hf_addr/metrics" | awk '/^hookflow_commit_events_sum/ {s=$2} /^hookflow_commit_events_count/ {c=$2} END {if (c) printf "%.1f", s/c}')
 
 ratio=$(awk -v a="$hf_rps" -v b="$base_rps" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }')
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
 printf "%-28s %12s %10s %10s %8s\n" "server" "req/s" "p50" "p99" "non-2xx"
 printf "%-28s %12s %10s %10s %8s\n" "baseline (parse, no store)" "$base_rps" "$base_p50" "$base_p99" "$base_err"
-printf "%-28s %12s %10s %10s %8s\n" "hookflow (${RULES_FROM:+rules folder}${RULES_FROM:-100 rules}, SQLite)" "$hf_rps" "$hf_p50" "$hf_p99" "$hf_err"
+label="${RULES_FROM:+rules from $RULES_FROM}"
+printf "%-28s %12s %10s %10s %8s\n" "hookflow (${label:-100 rules}, SQLite)" "$hf_rps" "$hf_p50" "$hf_p99" "$hf_err"
 echo "hookflow / baseline: $ratio of the baseline's req/s; peak RSS $((rss_kb / 1024)) MB"
 echo "store after the run: $stored; events per group commit: $per_commit"
+echo "hookflow CPU per stored event: $cpu_us us (the store's writer thread: $writer_us us)"
