@@ -83,7 +83,7 @@ fi
 
 hf_addr=$(cd "$work" && start "$work/hookflow.out" "$HOOKFLOW_BIN" serve --config hookflow.yaml)
 hf_pid=$(cat "$work/hookflow.out.pid")
-if [ -n "${PERF:-}" ]; then perf record -F 999 -g -p "$hf_pid" -o "${PERF}" -- sleep "$DURATION" >/dev/null 2>&1 & fi
+if [ -n "${PERF:-}" ]; then perf record -F 999 ${PERF_ARGS:--g} -p "$hf_pid" -o "${PERF}" -- sleep "$DURATION" >/dev/null 2>&1 & fi
 read -r hf_rps hf_p50 hf_p99 hf_err < <(run_wrk "$hf_addr" "$work/hookflow.wrk")
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$hf_pid/status")
 stored=$(curl -s "http://$hf_addr/api/stats")

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::Candidate;
 use crate::event::Event;
-use crate::rules::stateful::{Correlation, Limit};
+use crate::rules::stateful::Correlation;
 use crate::rules::{Rule, RuleSet, Seen, Truth};
 use crate::store::StoreError;
 use crate::store::state::{DueTimer, State, Timer};
@@ -34,89 +34,126 @@ pub enum Outcome {
     Error,
 }
 
-/// One rule's decision for one event, with the state it used: what `test --explain`
-/// prints and what the server keeps with the event.
+/// What made the outcome, in a word; with the facts kept beside it and the rule, the
+/// reason is worked out from it when shown (`engine::why`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The rule's conditions: they hold (it fires) or they do not (an `after` not seen).
+    Conditions,
+    /// `absent`: the event has no value to correlate on, so no timer.
+    NoKey,
+    /// `absent`: the cancelling event had arrived already (events come out of order).
+    AlreadyArrived,
+    /// `absent`: a timer started.
+    TimerStarted,
+    /// `threshold`: the window does not cross the limit.
+    NotCrossed,
+    /// `threshold`: crossed, but the group is cooling down.
+    CoolingDown,
+    /// `once`: already fired for the key in its period.
+    Once,
+    /// A key (`once.per`, `threshold.group_by`) did not render: see `error`.
+    Render,
+    /// A due timer whose rule is no longer loaded, or disabled.
+    RuleGone,
+    /// A due timer whose rule has no `absent` any more.
+    NoAbsent,
+    /// A due timer whose cancelling event was recorded for its period after all.
+    ArrivedWithin,
+    /// A timer cancelled by an event (`by`).
+    CancelledBy,
+    /// A due timer: nothing cancelled it, the rule fired.
+    TimerFired,
+}
+
+/// One rule's decision for one event, as it is kept: the outcome, its cause, and only
+/// the state that cannot be worked out again — the answers `after` got, a window's
+/// counts, the quiet period found. Due times, window bounds, the limit and the reason's
+/// words follow from the event and the rule, and are worked out when shown
+/// (`engine::why::describe`): the store's single writer does not format them for every
+/// event, and the rows stay small.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RuleDecision {
     pub rule: String,
     pub outcome: Outcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "StateUsed::is_empty")]
-    pub state: StateUsed,
+    pub cause: Cause,
+    /// What each `after` asked, and the answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Asked>,
+    /// `threshold`: the group (rendered `group_by`) and the window's counts, the event
+    /// included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<[u64; 2]>,
+    /// `once`: the rendered key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Until when a cooldown or `once` found the rule quiet (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    /// A due timer's due time (unix ms): the rule may have changed since it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<i64>,
+    /// The event that cancelled a timer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<CancelledBy>,
+    /// Why a key did not render.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Template variables a firing adds (a threshold's `group count total ratio`).
     #[serde(skip)]
     pub vars: Option<Map<String, Value>>,
 }
 
-/// The state behind a stateful decision.
-#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
-pub struct StateUsed {
-    /// What each `after` asked, and the answer.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub after: Vec<AfterAnswer>,
-    /// `absent`: when the rule fires unless a matching event arrives first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub absent_due_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub window: Option<WindowState>,
-    /// `once`: the rendered key.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub once_key: Option<String>,
-    /// Until when a cooldown or `once` keeps the rule quiet (set or found).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub quiet_until: Option<String>,
-}
-
-impl StateUsed {
-    pub fn is_empty(&self) -> bool {
-        *self == StateUsed::default()
-    }
-}
-
-/// An `after` question and its answer.
+/// An `after` question and its answer; times in unix ms.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AfterAnswer {
+pub struct Asked {
     pub event: String,
     pub same: String,
     pub key: String,
-    pub from: String,
-    pub to: String,
+    pub from: i64,
+    pub to: i64,
     pub seen: bool,
 }
 
-/// A threshold's window, summed for one event (the event included).
+/// The event that cancelled a timer: its type, id and time (unix ms).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct WindowState {
-    pub group: String,
-    /// Events in buckets starting in `(from, to]` count.
-    pub from: String,
-    pub to: String,
-    /// Events of the counted types.
-    pub count: u64,
-    /// Events of the denominator types (a ratio), or all the rule's events (a count).
-    pub total: u64,
-    /// `count / total` for a ratio, `count` for a count.
-    pub value: f64,
-    /// What the value is compared with, as written: `above 0.6`.
-    pub limit: String,
-    pub min_events: u64,
+pub struct CancelledBy {
+    pub kind: String,
+    pub id: String,
+    pub at: i64,
 }
 
 impl RuleDecision {
-    fn new(rule: &str) -> Self {
+    pub(crate) fn new(rule: &str, outcome: Outcome, cause: Cause) -> Self {
         Self {
             rule: rule.to_owned(),
-            outcome: Outcome::Holds,
-            reason: None,
-            state: StateUsed::default(),
+            outcome,
+            cause,
+            after: Vec::new(),
+            group: None,
+            counts: None,
+            key: None,
+            until: None,
+            due: None,
+            by: None,
+            error: None,
             vars: None,
         }
     }
 
-    fn holds(mut self, outcome: Outcome, reason: String) -> Self {
+    fn holds(mut self, outcome: Outcome, cause: Cause) -> Self {
         self.outcome = outcome;
-        self.reason = Some(reason);
+        self.cause = cause;
+        self
+    }
+
+    fn failed(mut self, error: String) -> Self {
+        self.outcome = Outcome::Error;
+        self.cause = Cause::Render;
+        self.error = Some(error);
         self
     }
 
@@ -130,34 +167,29 @@ fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn time(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339()
-}
-
 /// Answers `after` from the state, remembering every question and its answer (and the
 /// first error: evaluation cannot fail, so it is carried out and raised after).
-struct Asked<'s> {
+struct Asking<'s> {
     state: RefCell<&'s mut dyn State>,
-    answers: RefCell<Vec<AfterAnswer>>,
+    answers: RefCell<Vec<Asked>>,
     error: RefCell<Option<StoreError>>,
 }
 
-impl Seen for Asked<'_> {
+impl Seen for Asking<'_> {
     fn seen(&self, c: &Correlation, key: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Truth {
+        let (from, to) = (ms(from), ms(to));
         let answer = self
             .state
             .borrow_mut()
-            .seen(&c.event, c.same.as_str(), key, ms(from), ms(to));
+            .seen(&c.event, c.same.as_str(), key, from, to);
         match answer {
             Ok(seen) => {
-                self.answers.borrow_mut().push(AfterAnswer {
+                self.answers.borrow_mut().push(Asked {
                     event: c.event.clone(),
                     same: c.same.as_str().to_owned(),
                     key: key.to_owned(),
-                    from: from.to_rfc3339(),
-                    to: to.to_rfc3339(),
+                    from,
+                    to,
                     seen,
                 });
                 Truth::from_bool(seen)
@@ -179,50 +211,31 @@ pub(super) fn rule(
     keys: &Candidate,
     state: &mut dyn State,
 ) -> Result<RuleDecision, StoreError> {
-    let mut d = RuleDecision::new(&rule.id);
+    let mut d = RuleDecision::new(&rule.id, Outcome::Holds, Cause::Conditions);
     let t = ms(ev.time);
     if rule.when.is_stateful() {
-        let asked = Asked {
+        let asking = Asking {
             state: RefCell::new(&mut *state),
             answers: RefCell::new(Vec::new()),
             error: RefCell::new(None),
         };
-        let holds = rule.when.eval(ev, &asked);
-        if let Some(e) = asked.error.into_inner() {
+        let holds = rule.when.eval(ev, &asking);
+        if let Some(e) = asking.error.into_inner() {
             return Err(e);
         }
-        d.state.after = asked.answers.into_inner();
+        d.after = asking.answers.into_inner();
         if holds != Truth::True {
-            let missing = d.state.after.iter().find(|a| !a.seen).map(|a| {
-                format!(
-                    "no `{}` with the same {} ({}) in the period before",
-                    a.event, a.same, a.key
-                )
-            });
-            return Ok(d.holds(
-                Outcome::Holds,
-                missing.unwrap_or_else(|| "a condition does not hold".into()),
-            ));
+            return Ok(d);
         }
     }
     if let Some(absent) = &rule.absent {
         let Some(key) = absent.key(ev) else {
-            return Ok(d.holds(
-                Outcome::Holds,
-                format!("the event has no `{}`: no timer", absent.same.as_str()),
-            ));
+            return Ok(d.holds(Outcome::Holds, Cause::NoKey));
         };
         let due = t + absent.within.as_secs() as i64 * 1000;
-        d.state.absent_due_at = Some(time(due));
         // Events come out of order: the cancelling one may be here already.
         if state.seen(&absent.event, absent.same.as_str(), &key, t, due)? {
-            return Ok(d.holds(
-                Outcome::Holds,
-                format!(
-                    "a matching `{}` arrived within {} already",
-                    absent.event, absent.within
-                ),
-            ));
+            return Ok(d.holds(Outcome::Holds, Cause::AlreadyArrived));
         }
         state.start_timer(&Timer {
             rule: rule.id.clone(),
@@ -230,84 +243,45 @@ pub(super) fn rule(
             start: t,
             due,
         })?;
-        return Ok(d.holds(
-            Outcome::Waits,
-            format!(
-                "fires at {} unless a `{}` with the same {} arrives first",
-                time(due),
-                absent.event,
-                absent.same.as_str()
-            ),
-        ));
+        return Ok(d.holds(Outcome::Waits, Cause::TimerStarted));
     }
     if let Some(th) = &rule.threshold {
         let group = match &keys.group {
             Some(Ok(g)) => g.clone(),
-            Some(Err(e)) => return Ok(d.holds(Outcome::Error, format!("threshold.group_by: {e}"))),
+            Some(Err(e)) => return Ok(d.failed(format!("threshold.group_by: {e}"))),
             None => String::new(),
         };
         let window = th.window.as_secs() as i64 * 1000;
         let per_kind = state.count(&rule.id, &group, &ev.kind, th.bucket_of(t), t - window, t)?;
         let counts = th.counts(&per_kind);
-        d.state.window = Some(WindowState {
-            group: group.clone(),
-            from: time(t - window),
-            to: time(t),
-            count: counts.count,
-            total: counts.total,
-            value: th.value(counts),
-            limit: match th.limit {
-                Limit::Above(x) => format!("above {x}"),
-                Limit::Below(x) => format!("below {x}"),
-            },
-            min_events: th.min_events,
-        });
-        if !th.crossed(counts) {
-            return Ok(d.holds(
-                Outcome::Holds,
-                format!(
-                    "threshold not crossed: {} of {} in the window (value {})",
-                    counts.count,
-                    counts.total,
-                    th.value(counts)
-                ),
-            ));
-        }
+        d.counts = Some([counts.count, counts.total]);
         let mark = format!("threshold:{group}");
+        d.group = Some(group);
+        if !th.crossed(counts) {
+            return Ok(d.holds(Outcome::Holds, Cause::NotCrossed));
+        }
         if let Some(until) = state.mark(&rule.id, &mark)?.filter(|u| *u > t) {
-            d.state.quiet_until = Some(time(until));
-            return Ok(d.holds(
-                Outcome::Holds,
-                format!(
-                    "threshold crossed, but `{group}` is cooling down until {}",
-                    time(until)
-                ),
-            ));
+            d.until = Some(until);
+            return Ok(d.holds(Outcome::Holds, Cause::CoolingDown));
         }
         // The cooldown starts with the crossing, even if `once` then holds the rule back.
         let quiet = th.cooldown.unwrap_or(th.window).as_secs() as i64 * 1000;
         state.set_mark(&rule.id, &mark, t + quiet)?;
-        d.state.quiet_until = Some(time(t + quiet));
-        d.vars = Some(th.vars(&group, counts));
+        d.vars = Some(th.vars(d.group.as_deref().unwrap_or_default(), counts));
     }
     if let Some(once) = &rule.once {
         let key = match &keys.once {
             Some(Ok(k)) => k.clone(),
-            Some(Err(e)) => return Ok(d.holds(Outcome::Error, format!("once.per: {e}"))),
-            None => return Ok(d.holds(Outcome::Error, "once.per was not rendered".into())),
+            Some(Err(e)) => return Ok(d.failed(format!("once.per: {e}"))),
+            None => return Ok(d.failed("once.per was not rendered".into())),
         };
-        d.state.once_key = Some(key.clone());
         let mark = format!("once:{key}");
+        d.key = Some(key);
         if let Some(until) = state.mark(&rule.id, &mark)?.filter(|u| *u > t) {
-            d.state.quiet_until = Some(time(until));
-            return Ok(d.holds(
-                Outcome::Holds,
-                format!("once: already fired for {key}, quiet until {}", time(until)),
-            ));
+            d.until = Some(until);
+            return Ok(d.holds(Outcome::Holds, Cause::Once));
         }
-        let until = t + once.period.as_secs() as i64 * 1000;
-        state.set_mark(&rule.id, &mark, until)?;
-        d.state.quiet_until = Some(time(until));
+        state.set_mark(&rule.id, &mark, t + once.period.as_secs() as i64 * 1000)?;
     }
     d.outcome = Outcome::Fires;
     Ok(d)
@@ -320,18 +294,13 @@ pub(super) fn timer(
     timer: &DueTimer,
     state: &mut dyn State,
 ) -> Result<RuleDecision, StoreError> {
-    let d = RuleDecision::new(&timer.rule);
+    let mut d = RuleDecision::new(&timer.rule, Outcome::Holds, Cause::RuleGone);
+    d.due = Some(timer.due);
     let Some(rule) = rules.get(&timer.rule).filter(|r| r.enabled) else {
-        return Ok(d.holds(
-            Outcome::Holds,
-            "the timer fell due, but its rule is no longer loaded (or disabled)".into(),
-        ));
+        return Ok(d);
     };
     let Some(absent) = &rule.absent else {
-        return Ok(d.holds(
-            Outcome::Holds,
-            "the timer fell due, but its rule has no `absent` any more".into(),
-        ));
+        return Ok(d.holds(Outcome::Holds, Cause::NoAbsent));
     };
     if state.seen(
         &absent.event,
@@ -340,30 +309,18 @@ pub(super) fn timer(
         timer.start,
         timer.due,
     )? {
-        return Ok(d.holds(
-            Outcome::Cancelled,
-            format!("a matching `{}` arrived within {}", absent.event, absent.within),
-        ));
+        return Ok(d.holds(Outcome::Cancelled, Cause::ArrivedWithin));
     }
-    let mut d = d;
-    d.outcome = Outcome::Fires;
-    d.reason = Some(format!(
-        "no `{}` with the same {} arrived within {}: fired at {}",
-        absent.event,
-        absent.same.as_str(),
-        absent.within,
-        time(timer.due)
-    ));
-    Ok(d)
+    Ok(d.holds(Outcome::Fires, Cause::TimerFired))
 }
 
 /// The `after` answers a decision recorded, as a [`Seen`]: explaining a decision later
 /// works its conditions out again with the answers the state gave at the time.
-pub struct Answers<'a>(pub &'a [AfterAnswer]);
+pub struct Answers<'a>(pub &'a [Asked]);
 
 impl Seen for Answers<'_> {
     fn seen(&self, c: &Correlation, key: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Truth {
-        let (from, to) = (from.to_rfc3339(), to.to_rfc3339());
+        let (from, to) = (ms(from), ms(to));
         self.0
             .iter()
             .find(|a| {

@@ -22,11 +22,11 @@ use crate::store::state::{Decided, DueTimer, FireTimers, Retention, State, State
 use crate::store::{NewEvent, NewJob, StoreError};
 use crate::template::context;
 
-pub use decide::{AfterAnswer, Answers, Outcome, RuleDecision, StateUsed, WindowState};
+pub use decide::{Answers, Asked, CancelledBy, Cause, Outcome, RuleDecision};
 pub use memory::MemoryState;
 pub use replay::{Replayed, history_around, replay};
 pub(crate) use why::not_firing;
-pub use why::{RuleExplain, explain_rule};
+pub use why::{AfterAnswer, Described, RuleExplain, StateUsed, WindowState, describe, explain_rule};
 
 /// Plans `ev`: matched rule ids and one job per action of each rule that fires. An action
 /// that cannot be rendered becomes a failed job carrying the error, visible in the audit
@@ -133,16 +133,14 @@ impl Stateful for Plan {
         for (field, key) in &self.facts {
             state.record(&ev.kind, field, key, t)?;
         }
-        if !self.cancels.is_empty() {
-            let note = serde_json::json!({
-                "outcome": "cancelled",
-                "reason": format!("`{}` {} arrived at {}", ev.kind, ev.id, ev.time.to_rfc3339()),
+        for (rule_id, key) in &self.cancels {
+            let mut note = RuleDecision::new(rule_id, Outcome::Cancelled, Cause::CancelledBy);
+            note.by = Some(CancelledBy {
+                kind: ev.kind.clone(),
+                id: ev.id.clone(),
+                at: t,
             });
-            for (rule_id, key) in &self.cancels {
-                let mut note = note.clone();
-                note["rule"] = rule_id.as_str().into();
-                state.cancel_timers(rule_id, key, t, &note.to_string())?;
-            }
+            state.cancel_timers(rule_id, key, t, &note.to_json())?;
         }
         Ok(out)
     }

@@ -145,7 +145,14 @@ async fn event<S: Store>(
     };
     let ev = stored_event_of(&detail)?;
     let matched: Vec<String> = serde_json::from_value(detail.event.matched.clone()).unwrap_or_default();
-    let decisions: Vec<RuleDecision> = serde_json::from_value(detail.decisions.clone()).unwrap_or_default();
+    // One by one: a decision in a shape this version does not read is left out, not all.
+    let decisions: Vec<RuleDecision> = detail
+        .decisions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| serde_json::from_value(d.clone()).ok())
+        .collect();
     let why: Vec<_> = set
         .candidates(&ev)
         .map(|rule| crate::engine::explain_rule(rule, &ev, &matched, &decisions))
@@ -153,6 +160,12 @@ async fn event<S: Store>(
     let mut body =
         serde_json::to_value(&detail).map_err(|e| ApiError::Store(StoreError::Corrupt(e.to_string())))?;
     body["why"] = serde_json::to_value(why).unwrap_or_default();
+    // As kept, a decision holds only the state of its moment: shown, it is put in words.
+    let described: Vec<_> = decisions
+        .iter()
+        .map(|d| crate::engine::describe(d, set.get(&d.rule), &ev))
+        .collect();
+    body["decisions"] = serde_json::to_value(described).unwrap_or_default();
     if let Some(note) = version_note {
         body["why_note"] = note.into();
     }
