@@ -232,17 +232,16 @@ pub(super) fn rule(
         let Some(key) = absent.key(ev) else {
             return Ok(d.holds(Outcome::Holds, Cause::NoKey));
         };
-        let due = t + absent.within.as_secs() as i64 * 1000;
-        // Events come out of order: the cancelling one may be here already.
-        if state.seen(&absent.event, absent.same.as_str(), &key, t, due)? {
-            return Ok(d.holds(Outcome::Holds, Cause::AlreadyArrived));
-        }
-        state.start_timer(&Timer {
+        let timer = Timer {
             rule: rule.id.clone(),
             key,
             start: t,
-            due,
-        })?;
+            due: t + absent.within.as_secs() as i64 * 1000,
+        };
+        // Events come out of order: the cancelling one may be here already.
+        if !state.start_timer(&timer, &absent.event, absent.same.as_str())? {
+            return Ok(d.holds(Outcome::Holds, Cause::AlreadyArrived));
+        }
         return Ok(d.holds(Outcome::Waits, Cause::TimerStarted));
     }
     if let Some(th) = &rule.threshold {

@@ -67,7 +67,15 @@ impl State for MemoryState {
         Ok(())
     }
 
-    fn start_timer(&mut self, timer: &Timer) -> Result<(), StoreError> {
+    fn start_timer(
+        &mut self,
+        timer: &Timer,
+        cancel_kind: &str,
+        cancel_field: &str,
+    ) -> Result<bool, StoreError> {
+        if self.seen(cancel_kind, cancel_field, &timer.key, timer.start, timer.due)? {
+            return Ok(false);
+        }
         let event = self
             .current
             .clone()
@@ -79,7 +87,7 @@ impl State for MemoryState {
             due: timer.due,
             event,
         });
-        Ok(())
+        Ok(true)
     }
 
     fn cancel_timers(&mut self, rule: &str, key: &str, at: i64, note: &str) -> Result<usize, StoreError> {

@@ -23,8 +23,16 @@ pub trait State {
     /// Records such a fact, for later questions.
     fn record(&mut self, kind: &str, field: &str, key: &str, at: i64) -> Result<(), StoreError>;
 
-    /// Starts an `absent` timer for the event being decided.
-    fn start_timer(&mut self, timer: &Timer) -> Result<(), StoreError>;
+    /// Starts an `absent` timer for the event being decided — unless the event that
+    /// cancels it (type `cancel_kind`, the timer's key in `cancel_field`) was seen in the
+    /// timer's period already, as events come out of order. Returns whether it started.
+    /// One question and one write, so that a store can make them one statement.
+    fn start_timer(
+        &mut self,
+        timer: &Timer,
+        cancel_kind: &str,
+        cancel_field: &str,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes the timers of `rule` for `key` whose period covers `at`, adding `note` (a
     /// JSON object: what cancelled them) to the decisions of the events that started
@@ -50,8 +58,8 @@ pub trait State {
     fn set_mark(&mut self, rule: &str, key: &str, until: i64) -> Result<(), StoreError>;
 }
 
-/// An `absent` timer: `rule` fires for the event that started it at `due`, unless an
-/// event of type `cancel_kind` with `key` in `cancel_field` arrives in `[start, due]`.
+/// An `absent` timer: `rule` fires for the event that started it at `due`, unless the
+/// cancelling event (with `key`) arrives in `[start, due]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timer {
     pub rule: String,

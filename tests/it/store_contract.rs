@@ -83,7 +83,8 @@ struct Script {
 enum Op {
     Seen(&'static str, &'static str, &'static str, i64, i64),
     Record(&'static str, &'static str, &'static str, i64),
-    StartTimer(&'static str, &'static str, i64, i64),
+    /// rule, key, start, due, and the type and field of the event that cancels it.
+    StartTimer(&'static str, &'static str, i64, i64, &'static str, &'static str),
     Cancel(&'static str, &'static str, i64),
     Count(&'static str, &'static str, &'static str, i64, i64, i64),
     Mark(&'static str, &'static str),
@@ -102,14 +103,18 @@ impl Stateful for Script {
             let answer = match op {
                 Op::Seen(k, f, key, from, to) => format!("{}", state.seen(k, f, key, *from, *to)?),
                 Op::Record(k, f, key, t) => format!("{:?}", state.record(k, f, key, *t)?),
-                Op::StartTimer(rule, key, start, due) => format!(
-                    "{:?}",
-                    state.start_timer(&Timer {
-                        rule: (*rule).into(),
-                        key: (*key).into(),
-                        start: *start,
-                        due: *due,
-                    })?
+                Op::StartTimer(rule, key, start, due, kind, field) => format!(
+                    "{}",
+                    state.start_timer(
+                        &Timer {
+                            rule: (*rule).into(),
+                            key: (*key).into(),
+                            start: *start,
+                            due: *due,
+                        },
+                        kind,
+                        field
+                    )?
                 ),
                 Op::Cancel(rule, key, t) => {
                     format!(
@@ -227,9 +232,11 @@ pub async fn keeps_state_for_the_engine<S: Store>(store: &S) {
             Op::Mark("once", "k"),
             Op::SetMark("once", "k", 9000),
             Op::Mark("once", "k"),
-            Op::StartTimer("t", "7", 1000, 2000),
-            Op::StartTimer("t", "skip", 1000, 3000),
-            Op::StartTimer("t", "9", 1000, 10_000),
+            Op::StartTimer("t", "7", 1000, 2000, "open", "MessageID"),
+            Op::StartTimer("t", "skip", 1000, 3000, "open", "MessageID"),
+            Op::StartTimer("t", "9", 1000, 10_000, "open", "MessageID"),
+            // The cancelling event came first (a `sent` 7 at 1000, recorded above): no timer.
+            Op::StartTimer("u", "7", 1000, 2000, "sent", "MessageID"),
         ],
         Some("s"),
     );
@@ -252,9 +259,10 @@ pub async fn keeps_state_for_the_engine<S: Store>(store: &S) {
             "None",
             "()",
             "Some(9000)",
-            "()",
-            "()",
-            "()",
+            "true",
+            "true",
+            "true",
+            "false",
         ]
     );
     // A later event in its own transaction sees what the first left, and cancels a timer.

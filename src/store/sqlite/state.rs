@@ -30,8 +30,13 @@ impl<'c> Hot<'c> {
             )?,
             insert_fact: tx
                 .prepare_cached("INSERT OR IGNORE INTO facts (kind, field, key, time) VALUES (?, ?, ?, ?)")?,
-            insert_timer: tx
-                .prepare_cached("INSERT INTO timers (due_at, event_seq, rule_id, key, start) VALUES (?, ?, ?, ?, ?)")?,
+            // Did the cancelling event come first? The question `seen` asks, and the
+            // insert, in one statement.
+            insert_timer: tx.prepare_cached(
+                "INSERT INTO timers (due_at, event_seq, rule_id, key, start)
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (
+                    SELECT 1 FROM facts WHERE kind = ?6 AND field = ?7 AND key = ?4 AND time BETWEEN ?5 AND ?1)",
+            )?,
             count: tx.prepare_cached(
                 "INSERT INTO window_counts (rule_id, grp, kind, bucket, n) VALUES (?, ?, ?, ?, 1)
                  ON CONFLICT (rule_id, grp, kind, bucket) DO UPDATE SET n = n + 1",
@@ -65,11 +70,22 @@ impl State for SqliteState<'_, '_> {
         Ok(())
     }
 
-    fn start_timer(&mut self, timer: &Timer) -> Result<(), StoreError> {
-        self.hot
-            .insert_timer
-            .execute(params![timer.due, self.seq, timer.rule, timer.key, timer.start])?;
-        Ok(())
+    fn start_timer(
+        &mut self,
+        timer: &Timer,
+        cancel_kind: &str,
+        cancel_field: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.hot.insert_timer.execute(params![
+            timer.due,
+            self.seq,
+            timer.rule,
+            timer.key,
+            timer.start,
+            cancel_kind,
+            cancel_field
+        ])?;
+        Ok(n == 1)
     }
 
     fn cancel_timers(&mut self, rule: &str, key: &str, at: i64, note: &str) -> Result<usize, StoreError> {
