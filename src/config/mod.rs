@@ -261,6 +261,19 @@ fn read_raw(cx: &mut Cx, tree: serde_yaml::Value) -> RawConfig {
     yaml::from_value_located(Value::Mapping(good)).unwrap_or_default()
 }
 
+/// An instance's default name, for its leases: the host's name and the port it listens on,
+/// the same after a restart (so it takes back its own leases) and different for two
+/// instances on one host.
+fn default_instance(listen: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "hookflow".into());
+    format!("{host}:{}", listen.port())
+}
+
 fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
     let mut c = Config::defaults(base);
     c.origin = origin;
@@ -282,24 +295,63 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
     if let Some(p) = raw.outbox.and_then(|p| cx.env("outbox", &p)) {
         c.outbox = base.join(p);
     }
-    let StoreConfig::Sqlite {
-        path: store_path,
-        durability,
-    } = &mut c.store;
     if let Some(url) = raw.store.and_then(|s| cx.env("store", &s)) {
-        match url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            Some(p) if !p.is_empty() => *store_path = base.join(p),
-            _ => cx.at_value(
-                "store",
-                format!("unsupported store `{url}`; use `sqlite://PATH` (e.g. `sqlite://data/hookflow.db`)"),
-            ),
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mut pg = crate::store::postgres::PgConfig::new(url);
+            pg.instance = default_instance(c.listen);
+            c.store = StoreConfig::Postgres(pg);
+        } else {
+            match url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+            {
+                Some(p) if !p.is_empty() => {
+                    if let StoreConfig::Sqlite { path, .. } = &mut c.store {
+                        *path = base.join(p);
+                    }
+                }
+                _ => cx.at_value(
+                    "store",
+                    format!(
+                        "unsupported store `{url}`; use `sqlite://PATH` (e.g. `sqlite://data/hookflow.db`) or `postgres://USER@HOST/DATABASE`"
+                    ),
+                ),
+            }
         }
     }
+    match (&mut c.store, raw.postgres) {
+        (StoreConfig::Postgres(pg), Some(p)) => {
+            if let Some(schema) = p.schema.and_then(|s| cx.env("postgres.schema", &s)) {
+                pg.schema = schema;
+            }
+            if let Some(pool) = p.pool {
+                if (1..=256).contains(&pool) {
+                    pg.pool = pool;
+                } else {
+                    cx.at_value(
+                        "postgres.pool",
+                        format!("pool {pool} is out of range; use 1 to 256"),
+                    );
+                }
+            }
+            if let Some(t) = p.statement_timeout {
+                pg.statement_timeout = t;
+            }
+            if let Some(name) = p.instance.and_then(|s| cx.env("postgres.instance", &s)) {
+                pg.instance = name;
+            }
+        }
+        (StoreConfig::Sqlite { .. }, Some(_)) => cx.at_value(
+            "postgres",
+            "`postgres:` settings need a `store: postgres://…`".to_owned(),
+        ),
+        _ => {}
+    }
     if let Some(d) = raw.durability {
-        *durability = d;
+        match &mut c.store {
+            StoreConfig::Sqlite { durability, .. } => *durability = d,
+            StoreConfig::Postgres(pg) => pg.durability = d,
+        }
     }
     c.admin_token = raw
         .admin_token

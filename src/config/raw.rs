@@ -19,8 +19,12 @@ pub struct RawConfig {
     pub rules: Option<String>,
     /// The email templates folder, relative to this file. Default `templates`.
     pub templates: Option<String>,
-    /// Where state is kept: `sqlite://data/hookflow.db` (relative to this file). Default as shown.
+    /// Where state is kept: `sqlite://data/hookflow.db` (relative to this file; one server per
+    /// file), or `postgres://USER@HOST/DATABASE` (any number of servers on one database; a
+    /// password as `${env:NAME}`). Default `sqlite://data/hookflow.db`.
     pub store: Option<String>,
+    /// Settings for a `postgres://` store.
+    pub postgres: Option<RawPostgres>,
     /// `full` (default): an acknowledged event survives power loss. `normal`: it survives
     /// a crash of hookflow, but the last moments before a power cut may be lost; faster.
     pub durability: Option<crate::store::Durability>,
@@ -55,6 +59,21 @@ pub struct RawConfig {
     pub reload: Option<RawReload>,
     /// Where to POST the errors when a reload finds broken files.
     pub on_reload_error: Option<RawTarget>,
+}
+
+/// Settings for a PostgreSQL store.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    /// The schema for hookflow's tables, created if missing. Default `public`.
+    pub schema: Option<String>,
+    /// Connections this server keeps (each on a thread of its own). Default 4.
+    pub pool: Option<usize>,
+    /// The database cancels a statement running longer than this. Default 30s.
+    pub statement_timeout: Option<Duration>,
+    /// This server's name on the job leases it takes; at start it takes back its own
+    /// leases only (another server's expire). Default `HOSTNAME:PORT`.
+    pub instance: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -1,5 +1,6 @@
-//! Durable state behind a trait, so a PostgreSQL store can follow without touching the
-//! engine. `sqlite` is the embedded default.
+//! Durable state behind traits, one backend chosen by [`open`]: `sqlite` (the embedded
+//! default, one server per file) or `postgres` (any number of servers on one database).
+//! Both pass the same contract suite (`tests/it/store_contract.rs`).
 //!
 //! What survives what: an event is acknowledged (HTTP 200) only after the transaction
 //! holding it and its jobs has committed. With `durability: full` (default) SQLite syncs
@@ -7,6 +8,7 @@
 //! With `durability: normal` it survives a crash of hookflow (the log is in the OS's
 //! hands), but the last commits before a power cut can be lost; it syncs less often.
 
+pub mod postgres;
 pub mod sqlite;
 pub mod state;
 
@@ -28,6 +30,8 @@ pub enum StoreConfig {
         path: std::path::PathBuf,
         durability: Durability,
     },
+    /// A PostgreSQL database, shared by any number of servers.
+    Postgres(postgres::PgConfig),
 }
 
 /// `full` (default): an acknowledged event survives power loss. `normal`: it survives a
@@ -64,6 +68,12 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database cannot be reached now (refused, connection lost): try again later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The store's settings are wrong (a URL that does not parse).
+    #[error("store settings: {0}")]
+    Config(String),
 }
 
 /// Who opens the store: the server owns it (one at a time: it takes back the leases a
@@ -90,6 +100,10 @@ pub async fn open<W: WithStore>(
     match config {
         StoreConfig::Sqlite { path, durability } => {
             let store = sqlite::SqliteStore::open_as(path, *durability, access).await?;
+            Ok(then.with(store).await)
+        }
+        StoreConfig::Postgres(pg) => {
+            let store = postgres::PgStore::open(pg.clone()).await?;
             Ok(then.with(store).await)
         }
     }

@@ -594,3 +594,69 @@ async fn sqlite_prunes_old_state() {
     let (_d, s) = sqlite().await;
     prunes_old_state(&s).await;
 }
+
+/// A PostgreSQL store in a schema of its own (so tests run in parallel), dropped after.
+struct Pg {
+    store: hookflow::store::postgres::PgStore,
+    url: String,
+    schema: String,
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        // The synchronous client runs its own runtime: not on the test's.
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut c) = postgres::Client::connect(&url, postgres::NoTls) {
+                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+            }
+        })
+        .join();
+    }
+}
+
+/// The database the tests use: `HOOKFLOW_TEST_PG`, or this machine's PostgreSQL.
+pub fn pg_url() -> String {
+    std::env::var("HOOKFLOW_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh schema name.
+pub fn pg_schema(what: &str) -> String {
+    format!("hf_{what}_{}_{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+async fn pg() -> Pg {
+    let url = pg_url();
+    let schema = pg_schema("contract");
+    let mut config = hookflow::store::postgres::PgConfig::new(&url);
+    config.schema = schema.clone();
+    let store = hookflow::store::postgres::PgStore::open(config)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {url} (set HOOKFLOW_TEST_PG): {e}"));
+    Pg { store, url, schema }
+}
+
+#[tokio::test]
+async fn postgres_commits_and_dedupes() {
+    commits_and_dedupes(&pg().await.store).await;
+}
+
+#[tokio::test]
+async fn postgres_keeps_state_for_the_engine() {
+    keeps_state_for_the_engine(&pg().await.store).await;
+}
+
+#[tokio::test]
+async fn postgres_runs_the_job_queue() {
+    runs_the_job_queue(&pg().await.store).await;
+}
+
+#[tokio::test]
+async fn postgres_keeps_lists_and_suppressions() {
+    keeps_lists_and_suppressions(&pg().await.store).await;
+}
+
+#[tokio::test]
+async fn postgres_prunes_old_state() {
+    prunes_old_state(&pg().await.store).await;
+}

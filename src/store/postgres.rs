@@ -1,0 +1,646 @@
+//! The store on PostgreSQL: any number of hookflow instances on one database.
+//!
+//! The engine decides stateful rules inside the transaction that stores an event, through
+//! the synchronous [`State`](super::state::State) trait, as it does on SQLite. So this
+//! backend runs on the synchronous `postgres` client, one connection per thread of a small
+//! pool of its own (`pool` threads, never tokio's): a task is a closure run on one of them,
+//! and the async trait methods wait for its answer on a oneshot channel.
+//!
+//! What makes it exact across instances, where SQLite had one writer:
+//! - dedupe by the events' unique id (`ON CONFLICT DO NOTHING`: a second instance with the
+//!   same id waits for the first's commit, then skips it);
+//! - state is guarded by transaction-scoped advisory locks, per correlation key (facts and
+//!   timers), per window group and per mark, taken before the state is read: two
+//!   instances deciding for the same key are serialised by the database, and each reads
+//!   what the other committed (see `state.rs`);
+//! - jobs and due timers are taken with `FOR UPDATE SKIP LOCKED`: an instance never waits
+//!   for another's batch, and no row is taken twice;
+//! - leases name their instance, so a restarted instance takes back only its own; another
+//!   instance's expire and are re-leased by whoever is free.
+//!
+//! A transaction that the database aborts for a deadlock (two batches locking the same
+//! keys in opposite orders) or a serialisation failure runs again, whole. A connection
+//! that broke is opened again for the next task, so the store recovers by itself when the
+//! database comes back; meanwhile every call fails with [`StoreError::Unavailable`].
+
+mod admin;
+mod ingest;
+mod lists;
+mod queue;
+mod state;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+
+use chrono::{DateTime, Utc};
+use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::{GenericClient, NoTls, Row, Statement};
+
+use super::Durability;
+use super::state::{FireTimers, Retention};
+use super::{
+    Committed, ContactChange, ContactRow, DeadFilter, EndpointRow, EventDetail, EventRow, Finished, Ingest,
+    Job, JobRow, ListRow, Lists, NewEvent, Queue, Reads, Rendered, RuleFile, Stats, StoreError,
+    SuppressionRow, Timers, from_millis,
+};
+use crate::base::duration::Duration;
+
+/// Schema migrations for PostgreSQL, in order; `hookflow_schema` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+
+/// How many times a transaction the database aborted (deadlock, serialisation) runs again.
+const RETRIES: usize = 8;
+
+/// How to reach the database, and how to use it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgConfig {
+    /// `postgres://user[:password]@host[:port]/database`, as libpq reads it.
+    pub url: String,
+    /// The schema hookflow's tables live in (created if missing). Default `public`.
+    pub schema: String,
+    /// Connections, each on its own thread. Default 4.
+    pub pool: usize,
+    /// Longest a statement may run before the database cancels it. Default 30 s.
+    pub statement_timeout: Duration,
+    pub durability: Durability,
+    /// This instance's name, written on the leases it takes: at start it takes back its
+    /// own leases only. Default `hostname:port`.
+    pub instance: String,
+}
+
+impl PgConfig {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: "public".into(),
+            pool: 4,
+            statement_timeout: Duration::from_secs(30),
+            durability: Durability::Full,
+            instance: "hookflow".into(),
+        }
+    }
+
+    /// The URL with its password hidden, for messages.
+    pub fn shown(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("***"));
+                u.to_string()
+            }
+            _ => self.url.clone(),
+        }
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        if e.is_closed() || e.code().is_none() && e.as_db_error().is_none() && is_io(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Db(Box::new(e))
+        }
+    }
+}
+
+/// Whether the error comes from the connection (refused, reset), not from a statement.
+fn is_io(e: &postgres::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Whether the database aborted the transaction and running it again may succeed.
+fn retryable(e: &StoreError) -> bool {
+    let StoreError::Db(inner) = e else {
+        return false;
+    };
+    inner
+        .downcast_ref::<postgres::Error>()
+        .and_then(postgres::Error::code)
+        .is_some_and(|c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE)
+}
+
+/// Statements prepared on one connection, by their SQL.
+#[derive(Default)]
+pub(super) struct Stmts(HashMap<String, Statement>);
+
+/// One statement runner over a connection or a transaction, with its connection's
+/// prepared statements: each SQL text is prepared once per connection.
+pub(super) struct Db<'a, C: GenericClient> {
+    pub(super) c: &'a mut C,
+    stmts: &'a mut Stmts,
+}
+
+impl<C: GenericClient> Db<'_, C> {
+    fn prepared(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.stmts.0.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.c.prepare(sql)?;
+        self.stmts.0.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    pub(super) fn exec(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let s = self.prepared(sql)?;
+        Ok(self.c.execute(&s, params)?)
+    }
+
+    pub(super) fn rows(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        let s = self.prepared(sql)?;
+        Ok(self.c.query(&s, params)?)
+    }
+
+    pub(super) fn opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        let s = self.prepared(sql)?;
+        Ok(self.c.query_opt(&s, params)?)
+    }
+
+    pub(super) fn one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, StoreError> {
+        let s = self.prepared(sql)?;
+        Ok(self.c.query_one(&s, params)?)
+    }
+}
+
+/// What every connection of a store shares.
+pub(super) struct Shared {
+    config: PgConfig,
+    /// Rule set versions known to be stored (each is written once).
+    rule_sets: Mutex<HashSet<String>>,
+    /// Mixed into every advisory lock's key: stores in other schemas of the same
+    /// database (tests, tenants) do not wait for each other.
+    pub(super) salt: String,
+    /// The channel `NOTIFY` wakes dispatchers on when jobs are added.
+    pub(super) channel: String,
+    /// Ingest commits so far (a retried one counts again), to prune now and then.
+    pub(super) commits: std::sync::atomic::AtomicU64,
+}
+
+/// One pool thread's connection (`None` while the database cannot be reached).
+struct Conn {
+    client: Option<postgres::Client>,
+    stmts: Stmts,
+}
+
+type Task = Box<dyn FnOnce(&mut Conn, &Shared) + Send>;
+
+#[derive(Clone)]
+pub struct PgStore {
+    tasks: mpsc::Sender<Task>,
+    shared: Arc<Shared>,
+}
+
+/// Opens a connection with the store's settings.
+fn connect(config: &PgConfig) -> Result<postgres::Client, StoreError> {
+    let parsed: postgres::Config = config
+        .url
+        .parse()
+        .map_err(|e: postgres::Error| StoreError::Config(format!("{}: {e}", config.shown())))?;
+    let mut client = parsed.connect(NoTls)?;
+    let sync = match config.durability {
+        Durability::Full => "on",
+        // The commit returns before the log reaches disk: a crash of the database's host
+        // may lose the last commits (never corrupts), as SQLite's `normal`.
+        Durability::Normal => "off",
+    };
+    client.batch_execute(&format!(
+        "SET search_path TO {schema}; SET synchronous_commit TO {sync}; SET statement_timeout TO {ms}",
+        schema = quote_ident(&config.schema),
+        ms = config.statement_timeout.as_secs() * 1000,
+    ))?;
+    Ok(client)
+}
+
+/// `"name"`, quotes doubled: an identifier however it is spelled.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Creates the schema if needed and runs the migrations it lacks, one instance at a time.
+fn migrate(config: &PgConfig, salt: &str) -> Result<(), StoreError> {
+    let mut client = connect(config)?;
+    let mut tx = client.transaction()?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&lock_id("migrate", salt, "")],
+    )?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE IF NOT EXISTS hookflow_schema (version BIGINT NOT NULL);",
+        schema = quote_ident(&config.schema)
+    ))?;
+    let version: Option<i64> = tx
+        .query_opt("SELECT version FROM hookflow_schema", &[])?
+        .map(|r| r.get(0));
+    let known = MIGRATIONS.len() as i64;
+    let version = version.unwrap_or(0);
+    if version > known {
+        return Err(StoreError::TooNew {
+            found: version,
+            known,
+        });
+    }
+    for sql in &MIGRATIONS[version as usize..] {
+        tx.batch_execute(sql)?;
+    }
+    tx.execute("DELETE FROM hookflow_schema", &[])?;
+    tx.execute("INSERT INTO hookflow_schema (version) VALUES ($1)", &[&known])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A stable 64-bit advisory lock id for `(what, salt, key)`: the same in every instance
+/// and every build (a hash of the bytes, not Rust's randomised hasher).
+pub(super) fn lock_id(what: &str, salt: &str, key: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [what, salt, key] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// Runs tasks from the shared queue until every store handle is dropped.
+fn run_pool_thread(tasks: Arc<Mutex<mpsc::Receiver<Task>>>, shared: Arc<Shared>) {
+    let mut conn = Conn {
+        client: None,
+        stmts: Stmts::default(),
+    };
+    loop {
+        let task = {
+            let rx = tasks.lock().unwrap_or_else(PoisonError::into_inner);
+            rx.recv()
+        };
+        let Ok(task) = task else { return };
+        if conn.client.as_ref().is_some_and(postgres::Client::is_closed) {
+            conn.client = None;
+        }
+        let run = std::panic::AssertUnwindSafe(|| task(&mut conn, &shared));
+        if std::panic::catch_unwind(run).is_err() {
+            // Whatever the connection was doing is abandoned: start over with a new one.
+            conn.client = None;
+            shared
+                .rule_sets
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+            tracing::error!("a store task panicked; its transaction was rolled back");
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects, brings the schema up to date and starts the pool's threads.
+    pub async fn open(config: PgConfig) -> Result<Self, StoreError> {
+        let salt = format!("{}\0{}", config.url, config.schema);
+        let channel = format!(
+            "hookflow_jobs_{}",
+            &hex::encode(lock_id("notify", &salt, "").to_be_bytes())[..8]
+        );
+        let shared = Arc::new(Shared {
+            config,
+            rule_sets: Mutex::new(HashSet::new()),
+            salt,
+            channel,
+            commits: Default::default(),
+        });
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("hookflow-pg-migrate".into())
+            .spawn(move || migrate(&s.config, &s.salt))
+            .map_err(StoreError::Thread)?
+            .join()
+            .map_err(|_| StoreError::Closed)??;
+        let (tx, rx) = mpsc::channel::<Task>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..shared.config.pool.max(1) {
+            let (rx, shared) = (rx.clone(), shared.clone());
+            std::thread::Builder::new()
+                .name(format!("hookflow-pg-{i}"))
+                .spawn(move || run_pool_thread(rx, shared))
+                .map_err(StoreError::Thread)?;
+        }
+        Ok(Self { tasks: tx, shared })
+    }
+
+    /// The channel a `LISTEN` hears when jobs are added.
+    pub fn notify_channel(&self) -> &str {
+        &self.shared.channel
+    }
+
+    /// Runs `f` on a pool connection, outside a transaction (reads).
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Db<'_, postgres::Client>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.run(move |conn, shared| {
+            let out = (|| {
+                let Conn { client: c, stmts } = &mut *conn;
+                let client = client(c, stmts, shared)?;
+                f(&mut Db { c: client, stmts })
+            })();
+            if matches!(out, Err(StoreError::Unavailable(_))) {
+                conn.client = None;
+            }
+            out
+        })
+        .await
+    }
+
+    /// Runs `f` in a transaction on a pool connection, committed when it returns `Ok` and
+    /// rolled back otherwise; run again when the database aborted it for a deadlock.
+    async fn transaction<T: Send + 'static>(
+        &self,
+        f: impl Fn(&mut Db<'_, postgres::Transaction<'_>>, &Shared) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.run(move |conn, shared| {
+            let mut tries = 0;
+            loop {
+                let out = (|| {
+                    let Conn { client: c, stmts } = &mut *conn;
+                    let client = client(c, stmts, shared)?;
+                    let mut tx = client.transaction()?;
+                    let mut db = Db { c: &mut tx, stmts };
+                    let out = f(&mut db, shared)?;
+                    tx.commit()?;
+                    Ok(out)
+                })();
+                match out {
+                    Err(e) if retryable(&e) && tries < RETRIES => {
+                        tries += 1;
+                        tracing::debug!("transaction aborted by the database ({e}); running it again");
+                    }
+                    Err(e) => {
+                        if matches!(e, StoreError::Unavailable(_)) {
+                            conn.client = None;
+                            conn.stmts.0.clear();
+                        }
+                        return Err(e);
+                    }
+                    Ok(out) => return Ok(out),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Conn, &Shared) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tasks
+            .send(Box::new(move |conn: &mut Conn, shared: &Shared| {
+                let _ = tx.send(f(conn, shared));
+            }))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Whether the database answers (for `/healthz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|db| {
+            db.c.simple_query("SELECT 1")?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// The connection, opened again if it broke (its prepared statements with it).
+fn client<'c>(
+    client: &'c mut Option<postgres::Client>,
+    stmts: &mut Stmts,
+    shared: &Shared,
+) -> Result<&'c mut postgres::Client, StoreError> {
+    if client.is_none() {
+        stmts.0.clear();
+    }
+    match client {
+        Some(c) => Ok(c),
+        None => Ok(client.insert(connect(&shared.config)?)),
+    }
+}
+
+/// A JSON column stored by hookflow as text, read back.
+pub(super) fn json_text(text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl Ingest for PgStore {
+    async fn commit(&self, batch: Vec<NewEvent>, retention: Retention) -> Result<Committed, StoreError> {
+        let batch = Arc::new(batch);
+        let b = batch.clone();
+        let committed = self
+            .transaction(move |db, shared| ingest::commit(db, shared, &b, retention))
+            .await;
+        if committed.is_ok() {
+            let mut known = self
+                .shared
+                .rule_sets
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for item in batch.iter() {
+                if !known.contains(&item.rule_set.hash) {
+                    known.insert(item.rule_set.hash.clone());
+                }
+            }
+        }
+        committed
+    }
+}
+
+impl Queue for PgStore {
+    async fn lease(
+        &self,
+        now: DateTime<Utc>,
+        real_now: DateTime<Utc>,
+        lease: Duration,
+        kinds: &[&str],
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+        self.transaction(move |db, shared| {
+            queue::lease(db, &shared.config.instance, now, real_now, lease, &kinds, limit)
+        })
+        .await
+    }
+
+    async fn release_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.transaction(move |db, shared| {
+            db.exec(
+                "UPDATE jobs SET status = 'pending', lease_until = NULL, leased_by = NULL, next_attempt_at = $1,
+                        updated_at = $1
+                 WHERE status = 'running' AND leased_by = $2",
+                &[&super::millis(now), &shared.config.instance],
+            )
+        })
+        .await
+    }
+
+    async fn finish(&self, done: Vec<Finished>, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.transaction(move |db, _| queue::finish(db, &done, now)).await
+    }
+
+    async fn next_due(&self, kinds: &[&str]) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+        self.read(move |db| queue::next_due(db, &kinds)).await
+    }
+
+    async fn retry_job(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        rendered: Option<Rendered>,
+    ) -> Result<bool, StoreError> {
+        self.transaction(move |db, _| queue::retry_job(db, id, now, rendered.as_ref()))
+            .await
+    }
+
+    async fn skip_job(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.transaction(move |db, _| queue::skip_job(db, id, now)).await
+    }
+
+    async fn retry_dead(&self, filter: &DeadFilter, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let filter = filter.clone();
+        self.transaction(move |db, _| queue::retry_dead(db, &filter, now))
+            .await
+    }
+
+    async fn succeeded_since(&self, endpoint: &str, since: DateTime<Utc>) -> Result<bool, StoreError> {
+        let endpoint = endpoint.to_owned();
+        self.read(move |db| {
+            let last: Option<i64> = db
+                .opt(
+                    "SELECT last_success_at FROM endpoints WHERE url = $1",
+                    &[&endpoint],
+                )?
+                .and_then(|r| r.get(0));
+            Ok(last.is_some_and(|t| t >= super::millis(since)))
+        })
+        .await
+    }
+
+    async fn resume_endpoint(
+        &self,
+        id_or_url: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(EndpointRow, u64)>, StoreError> {
+        let id_or_url = id_or_url.to_owned();
+        self.transaction(move |db, _| queue::resume_endpoint(db, &id_or_url, now))
+            .await
+    }
+}
+
+impl Timers for PgStore {
+    async fn fire_timers(
+        &self,
+        now: DateTime<Utc>,
+        decide: Arc<dyn FireTimers>,
+    ) -> Result<(Vec<String>, usize), StoreError> {
+        self.transaction(move |db, shared| ingest::fire_timers(db, shared, &*decide, now))
+            .await
+    }
+
+    async fn next_timer(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.read(|db| {
+            let ms: Option<i64> = db.one("SELECT MIN(due_at) FROM timers", &[])?.get(0);
+            Ok(ms.map(from_millis))
+        })
+        .await
+    }
+}
+
+impl Lists for PgStore {
+    async fn change_contact(&self, change: &ContactChange, now: DateTime<Utc>) -> Result<String, StoreError> {
+        let change = change.clone();
+        self.transaction(move |db, _| lists::change_contact(db, &change, now))
+            .await
+    }
+
+    async fn lists(&self) -> Result<Vec<ListRow>, StoreError> {
+        self.read(lists::lists).await
+    }
+
+    async fn contacts(&self, list: &str) -> Result<Vec<ContactRow>, StoreError> {
+        let list = list.to_owned();
+        self.read(move |db| lists::contacts(db, &list)).await
+    }
+
+    async fn suppress(
+        &self,
+        email: &str,
+        reason: &str,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (email, reason, event_id) = (email.to_owned(), reason.to_owned(), event_id.map(str::to_owned));
+        self.transaction(move |db, _| lists::suppress(db, &email, &reason, event_id.as_deref(), now))
+            .await
+    }
+
+    async fn unsuppress(&self, email: &str) -> Result<bool, StoreError> {
+        let email = email.to_owned();
+        self.transaction(move |db, _| lists::unsuppress(db, &email)).await
+    }
+
+    async fn suppressed(&self, emails: &[String]) -> Result<Vec<SuppressionRow>, StoreError> {
+        let emails = emails.to_vec();
+        self.read(move |db| lists::suppressed(db, &emails)).await
+    }
+
+    async fn suppressions(&self) -> Result<Vec<SuppressionRow>, StoreError> {
+        self.read(lists::suppressions).await
+    }
+}
+
+impl Reads for PgStore {
+    async fn events(&self, kind: Option<&str>, limit: u32) -> Result<Vec<EventRow>, StoreError> {
+        let kind = kind.map(str::to_owned);
+        self.read(move |db| admin::events(db, kind.as_deref(), limit))
+            .await
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<EventDetail>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |db| admin::event(db, &id)).await
+    }
+
+    async fn rule_set(&self, hash: &str) -> Result<Option<Vec<RuleFile>>, StoreError> {
+        let hash = hash.to_owned();
+        self.read(move |db| admin::rule_set(db, &hash)).await
+    }
+
+    async fn jobs(&self, status: Option<&str>, limit: u32) -> Result<Vec<JobRow>, StoreError> {
+        let status = status.map(str::to_owned);
+        self.read(move |db| admin::jobs(db, status.as_deref(), limit))
+            .await
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<JobRow>, StoreError> {
+        self.read(move |db| admin::job(db, id)).await
+    }
+
+    async fn endpoints(&self) -> Result<Vec<EndpointRow>, StoreError> {
+        self.read(admin::endpoints).await
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        self.read(admin::stats).await
+    }
+}

@@ -1,0 +1,192 @@
+//! [`State`] over a PostgreSQL transaction, exact with many instances.
+//!
+//! Under READ COMMITTED each statement sees what was committed when it began, so two
+//! instances deciding for the same key at once could each miss the other's write: both
+//! see no `once` mark and both fire, or a timer starts while the event that cancels it
+//! commits beside it. So every question is preceded by a transaction-scoped advisory
+//! lock on what it is about, taken in its own statement (the question after it then sees
+//! whatever the lock's previous holder committed):
+//! - `k` + correlation value: facts (`after`) and `absent` timers, started and cancelled;
+//! - `w` + rule + group: a threshold window, counted and summed;
+//! - `m` + rule + key: a `once` or threshold mark, read and set.
+//!
+//! Each lock is taken once per transaction. No in-memory copy of the windows: with other
+//! instances writing them, only the table is the truth.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use postgres::Transaction;
+
+use super::{Db, Shared, lock_id};
+use crate::store::state::{Retention, State, Timer};
+use crate::store::{StoreError, millis};
+
+/// The state of one transaction, deciding the event in row `seq`.
+pub(super) struct PgState<'a, 'c, 't> {
+    pub db: &'a mut Db<'c, Transaction<'t>>,
+    pub shared: &'a Shared,
+    /// Locks this transaction holds already.
+    pub locks: &'a mut HashSet<i64>,
+    pub seq: i64,
+}
+
+impl PgState<'_, '_, '_> {
+    fn lock(&mut self, what: &str, key: &str) -> Result<(), StoreError> {
+        let id = lock_id(what, &self.shared.salt, key);
+        if self.locks.insert(id) {
+            self.db.exec("SELECT pg_advisory_xact_lock($1)", &[&id])?;
+        }
+        Ok(())
+    }
+}
+
+impl State for PgState<'_, '_, '_> {
+    fn seen(&mut self, kind: &str, field: &str, key: &str, from: i64, to: i64) -> Result<bool, StoreError> {
+        self.lock("k", key)?;
+        Ok(self
+            .db
+            .one(
+                "SELECT EXISTS (SELECT 1 FROM facts WHERE kind = $1 AND field = $2 AND key = $3
+                                AND time BETWEEN $4 AND $5)",
+                &[&kind, &field, &key, &from, &to],
+            )?
+            .get(0))
+    }
+
+    fn record(&mut self, kind: &str, field: &str, key: &str, at: i64) -> Result<(), StoreError> {
+        self.lock("k", key)?;
+        self.db.exec(
+            "INSERT INTO facts (kind, field, key, time) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&kind, &field, &key, &at],
+        )?;
+        Ok(())
+    }
+
+    fn start_timer(
+        &mut self,
+        timer: &Timer,
+        cancel_kind: &str,
+        cancel_field: &str,
+    ) -> Result<bool, StoreError> {
+        self.lock("k", &timer.key)?;
+        let n = self.db.exec(
+            "INSERT INTO timers (due_at, event_seq, rule_id, key, start)
+             SELECT $1::bigint, $2::bigint, $3::text, $4::text, $5::bigint WHERE NOT EXISTS (
+                SELECT 1 FROM facts WHERE kind = $6 AND field = $7 AND key = $4 AND time BETWEEN $5 AND $1)
+             ON CONFLICT DO NOTHING",
+            &[
+                &timer.due,
+                &self.seq,
+                &timer.rule,
+                &timer.key,
+                &timer.start,
+                &cancel_kind,
+                &cancel_field,
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn cancel_timers(&mut self, rule: &str, key: &str, at: i64, note: &str) -> Result<usize, StoreError> {
+        self.lock("k", key)?;
+        let seqs: Vec<i64> = self
+            .db
+            .rows(
+                "DELETE FROM timers WHERE rule_id = $1 AND key = $2 AND start <= $3 AND due_at >= $3
+                 RETURNING event_seq",
+                &[&rule, &key, &at],
+            )?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        for seq in &seqs {
+            add_decision(self.db, *seq, note)?;
+        }
+        Ok(seqs.len())
+    }
+
+    fn count(
+        &mut self,
+        rule: &str,
+        group: &str,
+        kind: &str,
+        bucket: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.lock("w", &format!("{rule}\0{group}"))?;
+        self.db.exec(
+            "INSERT INTO window_counts (rule_id, grp, kind, bucket, n) VALUES ($1, $2, $3, $4, 1)
+             ON CONFLICT (rule_id, grp, kind, bucket) DO UPDATE SET n = window_counts.n + 1",
+            &[&rule, &group, &kind, &bucket],
+        )?;
+        let sums = self
+            .db
+            .rows(
+                "SELECT kind, SUM(n)::bigint FROM window_counts
+                 WHERE rule_id = $1 AND grp = $2 AND bucket > $3 AND bucket <= $4
+                 GROUP BY kind ORDER BY kind",
+                &[&rule, &group, &from, &to],
+            )?
+            .into_iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1).max(0) as u64))
+            .collect();
+        Ok(sums)
+    }
+
+    fn mark(&mut self, rule: &str, key: &str) -> Result<Option<i64>, StoreError> {
+        self.lock("m", &format!("{rule}\0{key}"))?;
+        Ok(self
+            .db
+            .opt(
+                "SELECT until FROM marks WHERE rule_id = $1 AND key = $2",
+                &[&rule, &key],
+            )?
+            .map(|r| r.get(0)))
+    }
+
+    fn set_mark(&mut self, rule: &str, key: &str, until: i64) -> Result<(), StoreError> {
+        self.lock("m", &format!("{rule}\0{key}"))?;
+        self.db.exec(
+            "INSERT INTO marks (rule_id, key, until) VALUES ($1, $2, $3)
+             ON CONFLICT (rule_id, key) DO UPDATE SET until = $3",
+            &[&rule, &key, &until],
+        )?;
+        Ok(())
+    }
+}
+
+/// Appends a decision (a JSON object) to event `seq`'s.
+pub(super) fn add_decision(
+    db: &mut Db<'_, Transaction<'_>>,
+    seq: i64,
+    decision: &str,
+) -> Result<(), StoreError> {
+    db.exec(
+        "UPDATE events SET decisions = COALESCE(decisions, '[]'::jsonb) || jsonb_build_array($1::text::jsonb)
+         WHERE seq = $2",
+        &[&decision, &seq],
+    )?;
+    Ok(())
+}
+
+/// Expiry, not growth: facts and window buckets older than `retention` (by the clock)
+/// and marks past their period are deleted.
+pub(super) fn prune(
+    db: &mut Db<'_, Transaction<'_>>,
+    retention: Retention,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let now = millis(now);
+    db.exec(
+        "DELETE FROM facts WHERE time < $1",
+        &[&(now - retention.facts_ms)],
+    )?;
+    db.exec("DELETE FROM marks WHERE until < $1", &[&now])?;
+    db.exec(
+        "DELETE FROM window_counts WHERE bucket < $1",
+        &[&(now - retention.windows_ms)],
+    )?;
+    Ok(())
+}
