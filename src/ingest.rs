@@ -19,7 +19,16 @@ use crate::store::{Committed, NewEvent, Store};
 pub struct Submit {
     pub batch: Vec<NewEvent>,
     /// Per event: the rules that fired (`None`: a duplicate). `Err` when the commit failed.
-    pub reply: oneshot::Sender<Result<Vec<Option<Vec<String>>>, String>>,
+    pub reply: oneshot::Sender<Result<Vec<Option<Vec<String>>>, NotCommitted>>,
+}
+
+/// Why a batch was not stored, as the handlers answer it.
+#[derive(Debug, Clone)]
+pub struct NotCommitted {
+    pub message: String,
+    /// The database cannot be reached now: the sender should retry later (503), not
+    /// treat it as an error of hookflow's (500).
+    pub unavailable: bool,
 }
 
 /// Most requests folded into one transaction.
@@ -66,8 +75,12 @@ pub async fn writer<S: Store>(
             }
             Err(e) => {
                 tracing::error!("commit of {events} events failed: {e}");
+                let failed = NotCommitted {
+                    message: e.to_string(),
+                    unavailable: matches!(e, crate::store::StoreError::Unavailable(_)),
+                };
                 for reply in replies {
-                    let _ = reply.send(Err(e.to_string()));
+                    let _ = reply.send(Err(failed.clone()));
                 }
             }
         }

@@ -263,7 +263,7 @@ fn read_raw(cx: &mut Cx, tree: serde_yaml::Value) -> RawConfig {
 
 /// An instance's default name, for its leases: the host's name and the port it listens on,
 /// the same after a restart (so it takes back its own leases) and different for two
-/// instances on one host.
+/// instances on one host. On port 0 (any free port) the process id stands in.
 fn default_instance(listen: SocketAddr) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -271,7 +271,10 @@ fn default_instance(listen: SocketAddr) -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "hookflow".into());
-    format!("{host}:{}", listen.port())
+    match listen.port() {
+        0 => format!("{host}:pid{}", std::process::id()),
+        port => format!("{host}:{port}"),
+    }
 }
 
 fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {

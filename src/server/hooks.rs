@@ -49,6 +49,8 @@ pub enum IngestError {
     ShuttingDown,
     #[error("internal error: the events were not stored; retry")]
     NotStored,
+    #[error("the store is unavailable: the events were not stored; retry shortly")]
+    StoreUnavailable,
 }
 
 impl IngestError {
@@ -62,7 +64,9 @@ impl IngestError {
             IngestError::Unreadable(_) | IngestError::Json(_) | IngestError::Decode(_) => {
                 StatusCode::BAD_REQUEST
             }
-            IngestError::Busy | IngestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Busy | IngestError::ShuttingDown | IngestError::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             IngestError::NotStored => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,6 +86,9 @@ impl IntoResponse for IngestError {
             }
             IngestError::Busy | IngestError::ShuttingDown => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            IngestError::StoreUnavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
         }
@@ -261,8 +268,12 @@ async fn commit<S>(st: &AppState<S>, batch: Vec<NewEvent>) -> Result<Vec<Option<
     match answer.await {
         Ok(Ok(fired)) => Ok(fired),
         Ok(Err(e)) => {
-            tracing::error!("events not stored: {e}");
-            Err(IngestError::NotStored)
+            tracing::error!("events not stored: {}", e.message);
+            Err(if e.unavailable {
+                IngestError::StoreUnavailable
+            } else {
+                IngestError::NotStored
+            })
         }
         Err(_) => Err(IngestError::NotStored),
     }

@@ -79,12 +79,28 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/hooks/{source}/{kind}", post(hooks::ingest_typed::<S>));
     Router::new()
         .merge(hooks)
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz::<S>))
         .route("/metrics", get(metrics::<S>))
         .nest("/api", api::router(state.clone()))
         .fallback(not_found)
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// `ok` while the store answers; 503 with the reason when it does not (a load balancer
+/// then sends webhooks to another instance).
+async fn healthz<S: Store>(
+    axum::extract::State(st): axum::extract::State<AppState<S>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match st.store.health().await {
+        Ok(()) => "ok".into_response(),
+        Err(e) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
 }
 
 async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
@@ -227,6 +243,7 @@ async fn run_on<S: Store>(
     let rules = reloader.rules();
     let config = Arc::new(config);
     let wake = Arc::new(watch::channel(0u64).0);
+    store.listen(Arc::downgrade(&wake));
     let (tx, rx) = mpsc::channel(config.ingest_queue);
     let writer = tokio::spawn(ingest::writer(
         store.clone(),

@@ -451,6 +451,11 @@ pub trait Queue: Send + Sync + 'static {
         id_or_url: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<(EndpointRow, u64)>, StoreError>> + Send;
+    /// Bumps `wake` whenever another server adds jobs to this store (PostgreSQL:
+    /// `LISTEN/NOTIFY`), so idle dispatchers start them in milliseconds rather than at
+    /// their next poll; until `wake` is dropped. Where only this server writes jobs
+    /// (SQLite), its own commits wake it and there is nothing to do.
+    fn listen(&self, wake: std::sync::Weak<tokio::sync::watch::Sender<u64>>);
 }
 
 /// `absent` timers that fall due.
@@ -498,6 +503,8 @@ pub trait Lists: Send + Sync + 'static {
 
 /// Read-only queries, for the admin API, the CLI and (later) a dashboard.
 pub trait Reads: Send + Sync + 'static {
+    /// Whether the store answers now (`/healthz`).
+    fn health(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn events(
         &self,
         kind: Option<&str>,

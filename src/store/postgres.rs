@@ -96,7 +96,12 @@ impl PgConfig {
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
-        if e.is_closed() || e.code().is_none() && e.as_db_error().is_none() && is_io(&e) {
+        // Class 08: connection exceptions; 57P01-57P03: the server shutting down or
+        // starting. Both pass when the database is back.
+        let gone = e
+            .code()
+            .map(|c| c.code().starts_with("08") || ["57P01", "57P02", "57P03"].contains(&c.code()));
+        if e.is_closed() || gone == Some(true) || gone.is_none() && is_io(&e) {
             StoreError::Unavailable(e.to_string())
         } else {
             StoreError::Db(Box::new(e))
@@ -207,6 +212,11 @@ fn connect(config: &PgConfig) -> Result<postgres::Client, StoreError> {
         .url
         .parse()
         .map_err(|e: postgres::Error| StoreError::Config(format!("{}: {e}", config.shown())))?;
+    let mut parsed = parsed;
+    if parsed.get_connect_timeout().is_none() {
+        // A database that does not answer fails the request (503) instead of holding it.
+        parsed.connect_timeout(std::time::Duration::from_secs(5));
+    }
     let mut client = parsed.connect(NoTls)?;
     let sync = match config.durability {
         Durability::Full => "on",
@@ -411,15 +421,6 @@ impl PgStore {
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
-
-    /// Whether the database answers (for `/healthz`).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|db| {
-            db.c.simple_query("SELECT 1")?;
-            Ok(())
-        })
-        .await
-    }
 }
 
 /// The connection, opened again if it broke (its prepared statements with it).
@@ -545,6 +546,84 @@ impl Queue for PgStore {
         self.transaction(move |db, _| queue::resume_endpoint(db, &id_or_url, now))
             .await
     }
+
+    fn listen(&self, wake: std::sync::Weak<tokio::sync::watch::Sender<u64>>) {
+        let shared = self.shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("hookflow-pg-listen".into())
+            .spawn(move || listen(&shared, &wake));
+        if let Err(e) = spawned {
+            tracing::warn!("cannot listen for other servers' jobs (they start at the next poll): {e}");
+        }
+    }
+}
+
+/// Bumps `wake` on every `NOTIFY` of the store's channel, reconnecting when the
+/// connection breaks, until `wake` is dropped.
+fn listen(shared: &Shared, wake: &std::sync::Weak<tokio::sync::watch::Sender<u64>>) {
+    let mut failing = false;
+    while wake.strong_count() > 0 {
+        let listening = connect(&shared.config).and_then(|mut c| {
+            c.batch_execute(&format!("LISTEN {}", quote_ident(&shared.channel)))?;
+            Ok(c)
+        });
+        let mut client = match listen_listening_or(listening, &mut failing) {
+            Some(c) => c,
+            None => {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                continue;
+            }
+        };
+        let mut notes = client.notifications();
+        loop {
+            // Wakes every second to see whether the server is still there.
+            let mut broken = false;
+            let mut notes_now = notes.timeout_iter(std::time::Duration::from_secs(1));
+            loop {
+                use fallible_iterator::FallibleIterator;
+                match notes_now.next() {
+                    // At once: a timeout iterator waits out its second after a note.
+                    Ok(Some(_)) => match wake.upgrade() {
+                        Some(w) => w.send_modify(|g| *g += 1),
+                        None => return,
+                    },
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!("listening connection lost: {e}");
+                        broken = true;
+                        break;
+                    }
+                }
+            }
+            if wake.strong_count() == 0 {
+                return;
+            }
+            if broken {
+                break;
+            }
+        }
+    }
+}
+
+/// The listening connection, or `None` (logged once per outage).
+fn listen_listening_or(
+    listening: Result<postgres::Client, StoreError>,
+    failing: &mut bool,
+) -> Option<postgres::Client> {
+    match listening {
+        Ok(c) => {
+            if std::mem::take(failing) {
+                tracing::info!("listening for other servers' jobs again");
+            }
+            Some(c)
+        }
+        Err(e) => {
+            if !std::mem::replace(failing, true) {
+                tracing::warn!("cannot listen for other servers' jobs (they start at the next poll): {e}");
+            }
+            None
+        }
+    }
 }
 
 impl Timers for PgStore {
@@ -610,6 +689,14 @@ impl Lists for PgStore {
 }
 
 impl Reads for PgStore {
+    async fn health(&self) -> Result<(), StoreError> {
+        self.read(|db| {
+            db.c.simple_query("SELECT 1")?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn events(&self, kind: Option<&str>, limit: u32) -> Result<Vec<EventRow>, StoreError> {
         let kind = kind.map(str::to_owned);
         self.read(move |db| admin::events(db, kind.as_deref(), limit))

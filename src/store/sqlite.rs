@@ -475,6 +475,8 @@ impl Queue for SqliteStore {
         self.transaction(move |tx| queue::resume_endpoint(tx, &id_or_url, now))
             .await
     }
+
+    fn listen(&self, _: std::sync::Weak<tokio::sync::watch::Sender<u64>>) {}
 }
 
 impl Timers for SqliteStore {
@@ -555,6 +557,11 @@ impl Lists for SqliteStore {
 }
 
 impl Reads for SqliteStore {
+    async fn health(&self) -> Result<(), StoreError> {
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
     async fn events(&self, kind: Option<&str>, limit: u32) -> Result<Vec<EventRow>, StoreError> {
         let kind = kind.map(str::to_owned);
         self.read(move |conn| admin::events(conn, kind.as_deref(), limit))

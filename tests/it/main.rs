@@ -18,6 +18,8 @@ mod jsonpath;
 mod layers;
 /// `/metrics` checked by promtool, every series moved by a workload.
 mod metrics;
+/// Three servers on one PostgreSQL, one killed mid-burst.
+mod postgres;
 /// Hot reload: edits, renames, git checkout, symlink swap, broken edits.
 mod reload;
 /// schemas/ is current; rules/ files point at it.
@@ -30,7 +32,7 @@ mod server;
 mod sink;
 /// `after` and `once` decided by the server, across a restart.
 mod stateful;
-/// The store contract: what any backend must do, run on SQLite.
+/// The store contract: what any backend must do, run on SQLite and PostgreSQL.
 mod store_contract;
 /// Running the binary, temporary rule folders.
 mod util;
