@@ -660,3 +660,90 @@ async fn postgres_keeps_lists_and_suppressions() {
 async fn postgres_prunes_old_state() {
     prunes_old_state(&pg().await.store).await;
 }
+
+/// Reads the `once` mark, waits (up to a second) for the other deciders to have read it
+/// too, then fires and sets it if it was not set: without the store serialising deciders
+/// of one key, every one of them would fire.
+struct OnceRace {
+    arrived: Arc<(Mutex<usize>, std::sync::Condvar)>,
+    racers: usize,
+    fired: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Stateful for OnceRace {
+    fn decide(&self, _: &Event, _: DateTime<Utc>, state: &mut dyn State) -> Result<Decided, StoreError> {
+        let mark = state.mark("welcome", "once:a@example.com")?;
+        let (count, all) = &*self.arrived;
+        let mut n = count.lock().unwrap();
+        *n += 1;
+        all.notify_all();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while *n < self.racers {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            n = all.wait_timeout(n, left).unwrap().0;
+        }
+        drop(n);
+        if mark.is_some() {
+            return Ok(Decided::default());
+        }
+        state.set_mark("welcome", "once:a@example.com", i64::MAX)?;
+        self.fired.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Decided {
+            fired: vec!["welcome".into()],
+            ..Decided::default()
+        })
+    }
+}
+
+/// Two stores on one database (two servers), four events of one contact at once: the
+/// `once` fires for one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_once_is_exact_across_servers() {
+    let first = pg().await;
+    let mut config = hookflow::store::postgres::PgConfig::new(&first.url);
+    config.schema = first.schema.clone();
+    let second = hookflow::store::postgres::PgStore::open(config).await.unwrap();
+    // Each store records the rule set version first (the first commits of a version
+    // would wait for each other there, before deciding anything).
+    {
+        use hookflow::store::Ingest;
+        for (i, store) in [&first.store, &second].into_iter().enumerate() {
+            let ev = event(&format!("warm{i}"), "sent", 0);
+            store
+                .commit(vec![new_event(ev, &[], vec![], None)], KEEP)
+                .await
+                .unwrap();
+        }
+    }
+    const RACERS: usize = 4;
+    let arrived = Arc::new((Mutex::new(0), std::sync::Condvar::new()));
+    let fired = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut commits = tokio::task::JoinSet::new();
+    for i in 0..RACERS {
+        let store = if i % 2 == 0 {
+            first.store.clone()
+        } else {
+            second.clone()
+        };
+        let race = OnceRace {
+            arrived: arrived.clone(),
+            racers: RACERS,
+            fired: fired.clone(),
+        };
+        commits.spawn(async move {
+            use hookflow::store::Ingest;
+            let ev = event(&format!("race{i}"), "open", 0);
+            store
+                .commit(vec![new_event(ev, &[], vec![], Some(Box::new(race)))], KEEP)
+                .await
+                .unwrap()
+        });
+    }
+    while let Some(done) = commits.join_next().await {
+        done.unwrap();
+    }
+    assert_eq!(fired.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
