@@ -30,7 +30,7 @@
 //! - [`config`]: `hookflow.yaml` (or the embedded defaults), validated with located errors.
 //! - [`sources`]: the `Provider` trait, Mailjet and JSON formats, source auth.
 //! - [`store`]: the store traits (ingest, queue, timers, lists, reads), the state the
-//!   engine decides over, and the SQLite backend.
+//!   engine decides over, the SQLite backend and the PostgreSQL one.
 //! - [`template`]: Handlebars, strict, with our helpers; HTML escaping only for HTML.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`event`]: the `Event` every source decodes into, its content id.
