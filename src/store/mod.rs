@@ -238,6 +238,37 @@ pub struct Finished {
     pub next: Next,
 }
 
+impl Finished {
+    /// The job's status after this attempt, when it is next due, and the error to keep:
+    /// the same in every backend.
+    pub fn outcome(&self, now: DateTime<Utc>) -> (&'static str, DateTime<Utc>, Option<&str>) {
+        let (status, at) = match &self.next {
+            Next::Succeeded => ("succeeded", now),
+            Next::Skipped => ("skipped", now),
+            Next::Retry(at) => ("pending", *at),
+            Next::Dead { .. } => ("dead", now),
+        };
+        let error = match self.next {
+            Next::Succeeded => None,
+            _ => self.attempt.error.as_deref(),
+        };
+        (status, at, error)
+    }
+
+    /// Why the endpoint is suspended, when this attempt suspends it.
+    pub fn suspension(&self) -> Option<(&str, String)> {
+        let Next::Dead { suspend: Some(url) } = &self.next else {
+            return None;
+        };
+        let reason = format!(
+            "job {} exhausted its retries: {}",
+            self.job.key,
+            self.attempt.error.as_deref().unwrap_or("failed")
+        );
+        Some((url.as_str(), reason))
+    }
+}
+
 /// What happens to a job after an attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {

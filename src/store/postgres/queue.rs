@@ -64,7 +64,8 @@ fn job(r: &Row) -> Result<Job, StoreError> {
 /// Records attempts and moves their jobs on.
 pub(super) fn finish(db: &mut Tx<'_, '_>, done: &[Finished], now: DateTime<Utc>) -> Result<(), StoreError> {
     let now_ms = millis(now);
-    for Finished { job, attempt, next } in done {
+    for f in done {
+        let Finished { job, attempt, next } = f;
         db.exec(
             "INSERT INTO attempts (job_id, number, started_at, duration_ms, status_code, error, response)
              VALUES ($1, (SELECT COUNT(*) + 1 FROM attempts WHERE job_id = $1), $2, $3, $4, $5, $6)",
@@ -77,16 +78,7 @@ pub(super) fn finish(db: &mut Tx<'_, '_>, done: &[Finished], now: DateTime<Utc>)
                 &attempt.response,
             ],
         )?;
-        let (status, next_at) = match next {
-            Next::Succeeded => ("succeeded", now),
-            Next::Skipped => ("skipped", now),
-            Next::Retry(at) => ("pending", *at),
-            Next::Dead { .. } => ("dead", now),
-        };
-        let error = match next {
-            Next::Succeeded => None,
-            _ => attempt.error.as_deref(),
-        };
+        let (status, next_at, error) = f.outcome(now);
         db.exec(
             "UPDATE jobs SET status = $1, next_attempt_at = $2, lease_until = NULL, leased_by = NULL,
                     last_error = $3, updated_at = $4
@@ -99,16 +91,11 @@ pub(super) fn finish(db: &mut Tx<'_, '_>, done: &[Finished], now: DateTime<Utc>)
                 &[&now_ms, url],
             )?;
         }
-        if let Next::Dead { suspend: Some(url) } = next {
-            let reason = format!(
-                "job {} exhausted its retries: {}",
-                job.key,
-                attempt.error.as_deref().unwrap_or("failed")
-            );
+        if let Some((url, reason)) = f.suspension() {
             db.exec(
                 "INSERT INTO endpoints (url, status, suspended_at, reason) VALUES ($1, 'suspended', $2, $3)
                  ON CONFLICT (url) DO UPDATE SET status = 'suspended', suspended_at = $2, reason = $3",
-                &[url, &now_ms, &reason],
+                &[&url, &now_ms, &reason],
             )?;
         }
     }

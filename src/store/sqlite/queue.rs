@@ -70,7 +70,8 @@ pub(super) fn finish(tx: &Transaction<'_>, done: &[Finished], now: DateTime<Utc>
         "UPDATE jobs SET status = ?, next_attempt_at = ?, lease_until = NULL, last_error = ?, updated_at = ?
          WHERE id = ?",
     )?;
-    for Finished { job, attempt, next } in done {
+    for f in done {
+        let Finished { job, attempt, next } = f;
         attempt_row.execute(params![
             job.id,
             millis(attempt.started_at),
@@ -79,27 +80,13 @@ pub(super) fn finish(tx: &Transaction<'_>, done: &[Finished], now: DateTime<Utc>
             attempt.error,
             attempt.response,
         ])?;
-        let (status, next_at) = match next {
-            Next::Succeeded => ("succeeded", now),
-            Next::Skipped => ("skipped", now),
-            Next::Retry(at) => ("pending", *at),
-            Next::Dead { .. } => ("dead", now),
-        };
-        let error = match next {
-            Next::Succeeded => None,
-            _ => attempt.error.as_deref(),
-        };
+        let (status, next_at, error) = f.outcome(now);
         job_row.execute(params![status, millis(next_at), error, millis(now), job.id])?;
         if let (Next::Succeeded, Some(url)) = (next, &job.endpoint) {
             tx.prepare_cached("UPDATE endpoints SET last_success_at = ?1 WHERE url = ?2")?
                 .execute(params![millis(now), url])?;
         }
-        if let Next::Dead { suspend: Some(url) } = next {
-            let reason = format!(
-                "job {} exhausted its retries: {}",
-                job.key,
-                attempt.error.as_deref().unwrap_or("failed")
-            );
+        if let Some((url, reason)) = f.suspension() {
             tx.prepare_cached(
                 "INSERT INTO endpoints (url, status, suspended_at, reason) VALUES (?1, 'suspended', ?2, ?3)
                  ON CONFLICT (url) DO UPDATE SET status = 'suspended', suspended_at = ?2, reason = ?3",
