@@ -132,6 +132,9 @@ fn retryable(e: &StoreError) -> bool {
         .is_some_and(|c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE)
 }
 
+/// A runner inside a transaction.
+pub(super) type Tx<'a, 't> = Db<'a, postgres::Transaction<'t>>;
+
 /// Statements prepared on one connection, by their SQL.
 #[derive(Default)]
 pub(super) struct Stmts(HashMap<String, Statement>);
@@ -304,11 +307,6 @@ fn run_pool_thread(tasks: Arc<Mutex<mpsc::Receiver<Task>>>, shared: Arc<Shared>)
         if std::panic::catch_unwind(run).is_err() {
             // Whatever the connection was doing is abandoned: start over with a new one.
             conn.client = None;
-            shared
-                .rule_sets
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clear();
             tracing::error!("a store task panicked; its transaction was rolled back");
         }
     }
@@ -329,13 +327,16 @@ impl PgStore {
             channel,
             commits: Default::default(),
         });
-        let s = shared.clone();
+        // On a thread of its own (the synchronous client runs its own runtime), awaited
+        // without holding up one of tokio's.
+        let (s, (done, migrated)) = (shared.clone(), tokio::sync::oneshot::channel());
         std::thread::Builder::new()
             .name("hookflow-pg-migrate".into())
-            .spawn(move || migrate(&s.config, &s.salt))
-            .map_err(StoreError::Thread)?
-            .join()
-            .map_err(|_| StoreError::Closed)??;
+            .spawn(move || {
+                let _ = done.send(migrate(&s.config, &s.salt));
+            })
+            .map_err(StoreError::Thread)?;
+        migrated.await.map_err(|_| StoreError::Closed)??;
         let (tx, rx) = mpsc::channel::<Task>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..shared.config.pool.max(1) {
@@ -397,8 +398,8 @@ impl PgStore {
                     }
                     Err(e) => {
                         if matches!(e, StoreError::Unavailable(_)) {
+                            // Opened again, its statements with it, by the next task.
                             conn.client = None;
-                            conn.stmts.0.clear();
                         }
                         return Err(e);
                     }
@@ -457,9 +458,7 @@ impl Ingest for PgStore {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             for item in batch.iter() {
-                if !known.contains(&item.rule_set.hash) {
-                    known.insert(item.rule_set.hash.clone());
-                }
+                known.insert(item.rule_set.hash.clone());
             }
         }
         committed

@@ -11,10 +11,9 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use postgres::Transaction;
 
 use super::state::{PgState, add_decision, prune};
-use super::{Db, Shared};
+use super::{Shared, Tx};
 use crate::event::Event;
 use crate::store::state::{DueTimer, FireTimers, Retention};
 use crate::store::{Committed, NewEvent, NewJob, RuleSetVersion, StoreError, millis};
@@ -22,8 +21,6 @@ use crate::store::{Committed, NewEvent, NewJob, RuleSetVersion, StoreError, mill
 /// How often (in this server's commits) expired facts, marks and window buckets are
 /// deleted: rarely enough to cost nothing per event. Several servers each prune.
 const PRUNE_EVERY: u64 = 256;
-
-type Tx<'a, 't> = Db<'a, Transaction<'t>>;
 
 /// Stores `batch` (new events only: an id seen before is skipped) with their jobs, and
 /// has each new event's stateful part decide, in arrival order.

@@ -3,13 +3,11 @@
 //! and skips, endpoints shared by every instance.
 
 use chrono::{DateTime, Utc};
-use postgres::{GenericClient, Row, Transaction};
+use postgres::{GenericClient, Row};
 
-use super::{Db, admin, json_text};
+use super::{Db, Tx, admin, json_text};
 use crate::base::duration::Duration;
 use crate::store::{DeadFilter, EndpointRow, Finished, Job, Next, Rendered, StoreError, from_millis, millis};
-
-type Tx<'a, 't> = Db<'a, Transaction<'t>>;
 
 /// Takes up to `limit` due jobs of `kinds` whose endpoint is not suspended, and jobs
 /// whose lease expired (whichever instance held it), oldest first, for `instance`.
