@@ -45,6 +45,19 @@ pub struct Metrics {
     last_reload: Gauge,
     rules_loaded: IntGauge,
     files_in_error: IntGauge,
+    rule_set: IntGaugeVec,
+    generation: IntGauge,
+}
+
+/// One load of the rule set, as the metrics show it.
+pub struct Loaded<'a> {
+    /// `ok`, or `error` when some file failed.
+    pub outcome: &'a str,
+    pub rules: usize,
+    pub files_in_error: usize,
+    /// The rule set version's hash: instances serving different rules show different ones.
+    pub hash: &'a str,
+    pub generation: u64,
 }
 
 /// What the store says when scraped.
@@ -119,6 +132,15 @@ impl Metrics {
         let jobs = IntGaugeVec::new(Opts::new("jobs", "Jobs in the store by status"), &["status"])
             .expect("valid metric");
         let _ = r.register(Box::new(jobs.clone()));
+        let rule_set = IntGaugeVec::new(
+            Opts::new(
+                "rule_set_info",
+                "The rule set version in service, by hash (always 1; instances serving different rules differ)",
+            ),
+            &["hash"],
+        )
+        .expect("valid metric");
+        let _ = r.register(Box::new(rule_set.clone()));
         let float_gauge = |name: &str, help: &str| {
             let g = Gauge::new(name, help).expect("valid metric");
             let _ = r.register(Box::new(g.clone()));
@@ -230,6 +252,12 @@ impl Metrics {
                 "rule_files_in_error",
                 "Rule and template files whose current text fails to load",
             ),
+            rule_set,
+            generation: gauge(
+                &r,
+                "rule_set_generation",
+                "How many times this instance built its rule set (1 at start)",
+            ),
             registry: r,
         }
     }
@@ -238,14 +266,18 @@ impl Metrics {
         self.events.with_label_values(&[source, kind]).inc();
     }
 
-    pub fn reloaded(&self, outcome: &str, rules: usize, files_in_error: usize) {
-        self.reloads.with_label_values(&[outcome]).inc();
-        if outcome == "ok" {
+    pub fn reloaded(&self, l: &Loaded) {
+        self.reloads.with_label_values(&[l.outcome]).inc();
+        if l.outcome == "ok" {
             self.last_reload
                 .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
         }
-        self.rules_loaded.set(rules as i64);
-        self.files_in_error.set(files_in_error as i64);
+        self.rules_loaded.set(l.rules as i64);
+        self.files_in_error.set(l.files_in_error as i64);
+        // One series: the version now serving, not every version since start.
+        self.rule_set.reset();
+        self.rule_set.with_label_values(&[l.hash]).set(1);
+        self.generation.set(l.generation as i64);
     }
 
     /// One group commit of `events` events that took `seconds`.

@@ -118,8 +118,13 @@ impl Reloader {
         let in_error = set.files().iter().filter(|f| !f.errors.is_empty()).count();
         let template_errors = set.errors().iter().filter(|e| e.file.ends_with(".hbs")).count();
         let outcome = if set.errors().is_empty() { "ok" } else { "error" };
-        self.metrics
-            .reloaded(outcome, set.rules().len(), in_error + template_errors);
+        self.metrics.reloaded(&crate::metrics::Loaded {
+            outcome,
+            rules: set.rules().len(),
+            files_in_error: in_error + template_errors,
+            hash: &set.version().hash,
+            generation: s.generation,
+        });
         tracing::info!(
             generation = s.generation,
             "rules loaded ({why}): {} rules; {} added, {} removed, {} changed; {} file(s) in error",

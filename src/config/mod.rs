@@ -104,6 +104,14 @@ impl Delivery {
 }
 
 impl Config {
+    /// This instance's name, as `/api/rules` shows it and PostgreSQL leases record it.
+    pub fn instance(&self) -> String {
+        match &self.store {
+            StoreConfig::Postgres(pg) => pg.instance.clone(),
+            StoreConfig::Sqlite { .. } => default_instance(self.listen),
+        }
+    }
+
     /// The defaults, relative to `base` (the current folder when there is no file).
     pub fn defaults(base: &Path) -> Self {
         // `rules`, not `./rules`: paths show in every message.

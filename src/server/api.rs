@@ -405,8 +405,15 @@ async fn rules<S: Store>(State(st): State<AppState<S>>) -> Response {
             })
         })
         .collect();
-    Json(json!({ "generation": generation, "rules": rules, "files": set.files(), "errors": set.errors() }))
-        .into_response()
+    Json(json!({
+        "instance": st.config.instance(),
+        "generation": generation,
+        "rule_set": set.version().hash,
+        "rules": rules,
+        "files": set.files(),
+        "errors": set.errors(),
+    }))
+    .into_response()
 }
 
 async fn reload<S: Store>(State(st): State<AppState<S>>) -> Response {

@@ -114,6 +114,8 @@ async fn promtool_accepts_the_metrics_and_every_series_is_there() {
         "hookflow_ingest_requests_in_flight 0",
         "hookflow_ingest_queue_depth 0",
         "hookflow_last_reload_success_timestamp_seconds",
+        "hookflow_rule_set_info{hash=",
+        "hookflow_rule_set_generation 1",
         "process_resident_memory_bytes",
         "process_open_fds",
     ] {

@@ -217,6 +217,15 @@ async fn three_servers_one_killed_mid_burst_lose_nothing_and_do_once_things_once
         (SENT - 100) as usize,
         "one reminder per unopened message"
     );
+    // Each survivor names itself and serves the same rule set version.
+    let mut seen = Vec::new();
+    for server in &servers {
+        let r = server.get("/api/rules").await;
+        seen.push((r["instance"].clone(), r["rule_set"].clone()));
+    }
+    assert_eq!(seen[0].0, "i1");
+    assert_eq!(seen[1].0, "i2");
+    assert_eq!(seen[0].1, seen[1].1, "one rule set version: {seen:?}");
     let failed = count(&format!(
         "SELECT COUNT(*) FROM \"{s}\".jobs WHERE status <> 'succeeded'"
     ));

@@ -74,11 +74,35 @@ async fn edits_renames_deletes_and_moves_take_effect() {
     let rules = dir.path().join("rules");
     assert_eq!(fired(&server, "US").await, ["us"]);
 
-    // An in-place edit.
+    // An in-place edit: a new rule set version, in /api/rules and in /metrics (one
+    // series, the version now serving).
+    let before = server.get("/api/rules").await["rule_set"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let g = generation(&server).await;
     std::fs::write(rules.join("us.yaml"), rule("FR")).unwrap();
-    reloaded(&server, g).await;
+    let r = reloaded(&server, g).await;
     assert_eq!(fired(&server, "FR").await, ["us"]);
+    let after = r["rule_set"].as_str().unwrap();
+    assert_ne!(after, before, "an edit makes a new version");
+    assert!(r["instance"].as_str().is_some_and(|i| !i.is_empty()), "{r}");
+    let metrics = server.get_text("/metrics").await;
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("hookflow_rule_set_info{"))
+        .collect();
+    assert_eq!(
+        series,
+        [format!("hookflow_rule_set_info{{hash=\"{after}\"}} 1")],
+        "{metrics}"
+    );
+    let shown: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hookflow_rule_set_generation "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(shown > g, "generation {shown} after {g}: {metrics}");
     assert!(fired(&server, "US").await.is_empty());
 
     // An editor's atomic save: write a temporary file, rename it over the rule.
