@@ -3,6 +3,7 @@
 
 mod check;
 mod contacts;
+mod migrate;
 mod output;
 mod schema;
 mod serve;
@@ -39,6 +40,8 @@ enum Command {
     Test(test::Args),
     /// Run the server: receive webhooks, run the rules, deliver actions.
     Serve(serve::Args),
+    /// Bring the store's schema up to date (or `--check` it), apart from the servers.
+    Migrate(migrate::Args),
     /// Outbound endpoints: list them, or resume a suspended one.
     Endpoints {
         #[command(subcommand)]
@@ -74,6 +77,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Check(a) => check::run(config, a),
         Command::Test(a) => test::run(config, a),
         Command::Serve(a) => serve::run(config, a),
+        Command::Migrate(a) => migrate::run(config, a),
         Command::Endpoints { command } => runtime()?.block_on(store::endpoints(config, command)),
         Command::Contacts { command } => runtime()?.block_on(contacts::run(config, command)),
         Command::Suppressions { command } => runtime()?.block_on(store::suppressions(config, command)),

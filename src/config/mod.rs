@@ -351,6 +351,9 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
             if let Some(name) = p.instance.and_then(|s| cx.env("postgres.instance", &s)) {
                 pg.instance = name;
             }
+            if let Some(m) = p.migrate {
+                pg.migrate = m;
+            }
         }
         (StoreConfig::Sqlite { .. }, Some(_)) => cx.at_value(
             "postgres",

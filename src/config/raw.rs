@@ -74,6 +74,9 @@ pub struct RawPostgres {
     /// This server's name on the job leases it takes; at start it takes back its own
     /// leases only (another server's expire). Default `HOSTNAME:PORT`.
     pub instance: Option<String>,
+    /// `true` (default): the server runs missing schema migrations at start. `false`: it
+    /// only checks, and refuses to start until `hookflow migrate` has run.
+    pub migrate: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

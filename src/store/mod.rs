@@ -66,6 +66,11 @@ pub enum StoreError {
     Folder { path: String, source: std::io::Error },
     #[error("the store is at schema version {found}, newer than this hookflow ({known}); upgrade hookflow")]
     TooNew { found: i64, known: i64 },
+    /// Migrations are run apart (`postgres: { migrate: false }`) and have not run yet.
+    #[error(
+        "the store is at schema version {found}, this hookflow needs {known}; run `hookflow migrate` first (postgres.migrate is false)"
+    )]
+    Behind { found: i64, known: i64 },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// The database cannot be reached now (refused, connection lost): try again later.
@@ -106,6 +111,26 @@ pub async fn open<W: WithStore>(
             let store = postgres::PgStore::open(pg.clone()).await?;
             Ok(then.with(store).await)
         }
+    }
+}
+
+/// Where a store's schema stood and stands: `hookflow migrate`'s answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Migration {
+    /// The schema version found.
+    pub from: i64,
+    /// The version it is at now (`from` when only checked).
+    pub to: i64,
+    /// The version this hookflow needs.
+    pub known: i64,
+}
+
+/// Brings the store `config` names up to this hookflow's schema (`apply`), or only says
+/// where it stands. Servers do the same at start unless `postgres.migrate` is false.
+pub async fn migrate(config: &StoreConfig, apply: bool) -> Result<Migration, StoreError> {
+    match config {
+        StoreConfig::Sqlite { path, .. } => sqlite::migrate_file(path, apply).await,
+        StoreConfig::Postgres(pg) => postgres::migrate_database(pg, apply).await,
     }
 }
 

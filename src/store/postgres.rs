@@ -67,6 +67,10 @@ pub struct PgConfig {
     /// This instance's name, written on the leases it takes: at start it takes back its
     /// own leases only. Default `hostname:port`.
     pub instance: String,
+    /// Whether the server runs missing migrations at start (default), or only checks that
+    /// an operator ran them (`hookflow migrate`), for databases where the server's role
+    /// may not change the schema.
+    pub migrate: bool,
 }
 
 impl PgConfig {
@@ -79,6 +83,7 @@ impl PgConfig {
             statement_timeout: Duration::from_secs(30),
             durability: Durability::Full,
             instance: "hookflow".into(),
+            migrate: true,
         }
     }
 
@@ -240,10 +245,32 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Creates the schema if needed and runs the migrations it lacks, one instance at a time.
-fn migrate(config: &PgConfig, salt: &str) -> Result<(), StoreError> {
+/// Creates the schema if needed and runs the migrations it lacks (`apply`), one instance
+/// at a time; or only reads the version, changing nothing.
+fn migrate(config: &PgConfig, salt: &str, apply: bool) -> Result<super::Migration, StoreError> {
     let mut client = connect(config)?;
     let mut tx = client.transaction()?;
+    let known = MIGRATIONS.len() as i64;
+    // `to_regclass` looks in the search path: the configured schema only.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('hookflow_schema') IS NOT NULL", &[])?
+        .get(0);
+    let read = |tx: &mut postgres::Transaction| -> Result<i64, StoreError> {
+        Ok(tx
+            .query_opt("SELECT version FROM hookflow_schema", &[])?
+            .map_or(0, |r| r.get(0)))
+    };
+    if !apply {
+        let from = if exists { read(&mut tx)? } else { 0 };
+        if from > known {
+            return Err(StoreError::TooNew { found: from, known });
+        }
+        return Ok(super::Migration {
+            from,
+            to: from,
+            known,
+        });
+    }
     tx.execute(
         "SELECT pg_advisory_xact_lock($1)",
         &[&lock_id("migrate", salt, "")],
@@ -253,24 +280,41 @@ fn migrate(config: &PgConfig, salt: &str) -> Result<(), StoreError> {
          CREATE TABLE IF NOT EXISTS hookflow_schema (version BIGINT NOT NULL);",
         schema = quote_ident(&config.schema)
     ))?;
-    let version: Option<i64> = tx
-        .query_opt("SELECT version FROM hookflow_schema", &[])?
-        .map(|r| r.get(0));
-    let known = MIGRATIONS.len() as i64;
-    let version = version.unwrap_or(0);
-    if version > known {
-        return Err(StoreError::TooNew {
-            found: version,
-            known,
-        });
+    let from = read(&mut tx)?;
+    if from > known {
+        return Err(StoreError::TooNew { found: from, known });
     }
-    for sql in &MIGRATIONS[version as usize..] {
+    for sql in &MIGRATIONS[from as usize..] {
         tx.batch_execute(sql)?;
     }
     tx.execute("DELETE FROM hookflow_schema", &[])?;
     tx.execute("INSERT INTO hookflow_schema (version) VALUES ($1)", &[&known])?;
     tx.commit()?;
-    Ok(())
+    Ok(super::Migration {
+        from,
+        to: known,
+        known,
+    })
+}
+
+/// [`migrate`] on a thread of its own (the synchronous client runs its own runtime),
+/// awaited without holding up one of tokio's.
+pub(super) async fn migrate_database(config: &PgConfig, apply: bool) -> Result<super::Migration, StoreError> {
+    let salt = salt(config);
+    let config = config.clone();
+    let (done, migrated) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("hookflow-pg-migrate".into())
+        .spawn(move || {
+            let _ = done.send(migrate(&config, &salt, apply));
+        })
+        .map_err(StoreError::Thread)?;
+    migrated.await.map_err(|_| StoreError::Closed)?
+}
+
+/// What makes lock ids and the notification channel this database's and schema's own.
+fn salt(config: &PgConfig) -> String {
+    format!("{}\0{}", config.url, config.schema)
 }
 
 /// A stable 64-bit advisory lock id for `(what, salt, key)`: the same in every instance
@@ -315,7 +359,7 @@ fn run_pool_thread(tasks: Arc<Mutex<mpsc::Receiver<Task>>>, shared: Arc<Shared>)
 impl PgStore {
     /// Connects, brings the schema up to date and starts the pool's threads.
     pub async fn open(config: PgConfig) -> Result<Self, StoreError> {
-        let salt = format!("{}\0{}", config.url, config.schema);
+        let salt = salt(&config);
         let channel = format!(
             "hookflow_jobs_{}",
             &hex::encode(lock_id("notify", &salt, "").to_be_bytes())[..8]
@@ -327,16 +371,13 @@ impl PgStore {
             channel,
             commits: Default::default(),
         });
-        // On a thread of its own (the synchronous client runs its own runtime), awaited
-        // without holding up one of tokio's.
-        let (s, (done, migrated)) = (shared.clone(), tokio::sync::oneshot::channel());
-        std::thread::Builder::new()
-            .name("hookflow-pg-migrate".into())
-            .spawn(move || {
-                let _ = done.send(migrate(&s.config, &s.salt));
-            })
-            .map_err(StoreError::Thread)?;
-        migrated.await.map_err(|_| StoreError::Closed)??;
+        let m = migrate_database(&shared.config, shared.config.migrate).await?;
+        if m.to < m.known {
+            return Err(StoreError::Behind {
+                found: m.to,
+                known: m.known,
+            });
+        }
         let (tx, rx) = mpsc::channel::<Task>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..shared.config.pool.max(1) {

@@ -139,12 +139,7 @@ impl SqliteStore {
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
+        create_folder(path)?;
         let owned = path.to_owned();
         let (grown, checkpoints) = mpsc::sync_channel::<()>(1);
         let conn = tokio::task::spawn_blocking(move || open_writer(&owned, durability, grown))
@@ -285,7 +280,7 @@ fn open_writer(
             Ok(())
         },
     ))?;
-    migrate(&mut conn)?;
+    migrate(&mut conn, true)?;
     Ok(conn)
 }
 
@@ -327,22 +322,65 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+/// Runs the migrations the database lacks (`apply`), or only reads its version.
+fn migrate(conn: &mut Connection, apply: bool) -> Result<super::Migration, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let from: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
-    if version > known {
-        return Err(StoreError::TooNew {
-            found: version,
+    if from > known {
+        return Err(StoreError::TooNew { found: from, known });
+    }
+    if !apply {
+        return Ok(super::Migration {
+            from,
+            to: from,
             known,
         });
     }
-    for sql in &MIGRATIONS[version as usize..] {
+    for sql in &MIGRATIONS[from as usize..] {
         tx.execute_batch(sql)?;
     }
     tx.pragma_update(None, "user_version", known)?;
     tx.commit()?;
-    Ok(())
+    Ok(super::Migration {
+        from,
+        to: known,
+        known,
+    })
+}
+
+/// The folder the database file goes in.
+fn create_folder(path: &Path) -> Result<(), StoreError> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+            path: dir.display().to_string(),
+            source,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// [`super::migrate`] on a SQLite file. Only checking never creates the file.
+pub(super) async fn migrate_file(path: &Path, apply: bool) -> Result<super::Migration, StoreError> {
+    if !apply && !path.exists() {
+        let known = MIGRATIONS.len() as i64;
+        return Ok(super::Migration {
+            from: 0,
+            to: 0,
+            known,
+        });
+    }
+    if apply {
+        create_folder(path)?;
+    }
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = Connection::open(&path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        migrate(&mut conn, apply)
+    })
+    .await
+    .map_err(|_| StoreError::Closed)?
 }
 
 /// A JSON column stored by hookflow, read back inside a row mapper. Text that does not

@@ -18,6 +18,8 @@ mod jsonpath;
 mod layers;
 /// `/metrics` checked by promtool, every series moved by a workload.
 mod metrics;
+/// `hookflow migrate`: apply, check, a server that may not migrate.
+mod migrate;
 /// Three servers on one PostgreSQL, one killed mid-burst.
 mod postgres;
 /// Hot reload: edits, renames, git checkout, symlink swap, broken edits.

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::server::{Server, project};
 use crate::sink::Sink;
-use crate::store_contract::{pg_schema, pg_url};
+use crate::store_contract::{PgSchema, pg_url};
 
 /// A synchronous client, on a thread of its own (it runs its own runtime), for what the
 /// test reads straight from the database.
@@ -27,14 +27,6 @@ fn sql(query: &str) -> Vec<postgres::Row> {
 
 fn count(query: &str) -> i64 {
     sql(query)[0].get(0)
-}
-
-struct Schema(String);
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let _ = sql(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0));
-    }
 }
 
 fn rules(sink: &Sink) -> Vec<(&'static str, String)> {
@@ -71,7 +63,7 @@ fn rules(sink: &Sink) -> Vec<(&'static str, String)> {
 async fn three_servers_one_killed_mid_burst_lose_nothing_and_do_once_things_once() {
     const SENT: u64 = 1200;
     const KILL_AFTER: usize = 400;
-    let schema = Schema(pg_schema("e2e"));
+    let schema = PgSchema::new("e2e");
     let mut sink = Sink::start().await;
     let rules = rules(&sink);
     let rules: Vec<(&str, &str)> = rules.iter().map(|(n, t)| (*n, t.as_str())).collect();

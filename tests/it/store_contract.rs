@@ -598,13 +598,21 @@ async fn sqlite_prunes_old_state() {
 /// A PostgreSQL store in a schema of its own (so tests run in parallel), dropped after.
 struct Pg {
     store: hookflow::store::postgres::PgStore,
-    url: String,
-    schema: String,
+    schema: PgSchema,
 }
 
-impl Drop for Pg {
+/// A schema of the test database, dropped (with everything in it) when this is.
+pub struct PgSchema(pub String);
+
+impl PgSchema {
+    pub fn new(what: &str) -> Self {
+        Self(pg_schema(what))
+    }
+}
+
+impl Drop for PgSchema {
     fn drop(&mut self) {
-        let (url, schema) = (self.url.clone(), self.schema.clone());
+        let (url, schema) = (pg_url(), self.0.clone());
         // The synchronous client runs its own runtime: not on the test's.
         let _ = std::thread::spawn(move || {
             if let Ok(mut c) = postgres::Client::connect(&url, postgres::NoTls) {
@@ -627,13 +635,13 @@ pub fn pg_schema(what: &str) -> String {
 
 async fn pg() -> Pg {
     let url = pg_url();
-    let schema = pg_schema("contract");
+    let schema = PgSchema::new("contract");
     let mut config = hookflow::store::postgres::PgConfig::new(&url);
-    config.schema = schema.clone();
+    config.schema = schema.0.clone();
     let store = hookflow::store::postgres::PgStore::open(config)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {url} (set HOOKFLOW_TEST_PG): {e}"));
-    Pg { store, url, schema }
+    Pg { store, schema }
 }
 
 #[tokio::test]
@@ -703,8 +711,8 @@ impl Stateful for OnceRace {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_once_is_exact_across_servers() {
     let first = pg().await;
-    let mut config = hookflow::store::postgres::PgConfig::new(&first.url);
-    config.schema = first.schema.clone();
+    let mut config = hookflow::store::postgres::PgConfig::new(pg_url());
+    config.schema = first.schema.0.clone();
     let second = hookflow::store::postgres::PgStore::open(config).await.unwrap();
     // Each store records the rule set version first (the first commits of a version
     // would wait for each other there, before deciding anything).
