@@ -47,6 +47,7 @@ pub struct Metrics {
     files_in_error: IntGauge,
     rule_set: IntGaugeVec,
     generation: IntGauge,
+    pruned: IntCounterVec,
 }
 
 /// One load of the rule set, as the metrics show it.
@@ -258,6 +259,12 @@ impl Metrics {
                 "rule_set_generation",
                 "How many times this instance built its rule set (1 at start)",
             ),
+            pruned: counter(
+                &r,
+                "journal_pruned_total",
+                "Rows deleted by retention, by table (events, jobs, attempts)",
+                &["table"],
+            ),
             registry: r,
         }
     }
@@ -278,6 +285,13 @@ impl Metrics {
         self.rule_set.reset();
         self.rule_set.with_label_values(&[l.hash]).set(1);
         self.generation.set(l.generation as i64);
+    }
+
+    /// What a retention pass deleted.
+    pub fn pruned(&self, events: u64, jobs: u64, attempts: u64) {
+        for (table, n) in [("events", events), ("jobs", jobs), ("attempts", attempts)] {
+            self.pruned.with_label_values(&[table]).inc_by(n);
+        }
     }
 
     /// One group commit of `events` events that took `seconds`.

@@ -45,6 +45,8 @@ pub struct Config {
     pub allow_private_targets: Vec<String>,
     pub reload: Reload,
     pub on_reload_error: Option<String>,
+    /// How long the journal is kept (`None`: forever). Default 90 days.
+    pub retention: Option<Duration>,
     /// Where the config came from, for messages.
     pub origin: String,
 }
@@ -146,6 +148,7 @@ impl Config {
             allow_private_targets: Vec::new(),
             reload: Reload::Events,
             on_reload_error: None,
+            retention: Some(Duration::from_secs(90 * 86_400)),
             origin: "built-in defaults".to_owned(),
         }
     }
@@ -448,6 +451,16 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
             cx.at_value("on_reload_error.url", "must be an http:// or https:// URL");
         }
     }
+    if let Some(text) = raw.retention.and_then(|r| cx.env("retention", &r)) {
+        match text.trim() {
+            "forever" => c.retention = None,
+            t => match Duration::parse(t) {
+                Ok(d) if d.as_secs() >= 3600 => c.retention = Some(d),
+                Ok(_) => cx.at_value("retention", format!("retention `{t}` is below the minimum of 1h")),
+                Err(e) => cx.at_value("retention", format!("{e}; write e.g. `90d`, or `forever`")),
+            },
+        }
+    }
     if let Some(http) = raw.http {
         for (i, text) in http.signing_secret.iter().flat_map(|l| {
             let list = l.was_list;
@@ -712,5 +725,23 @@ mod tests {
             errs[0].starts_with("1:14: environment variable `HF_CFG_SURELY_UNSET` is not set"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn retention_is_a_duration_or_forever() {
+        let day = 86_400;
+        assert_eq!(load("").unwrap().retention, Some(Duration::from_secs(90 * day)));
+        assert_eq!(
+            load("retention: 30d\n").unwrap().retention,
+            Some(Duration::from_secs(30 * day))
+        );
+        assert_eq!(load("retention: forever\n").unwrap().retention, None);
+        let errs = load("retention: 10m\n").unwrap_err();
+        assert!(
+            errs[0].starts_with("1:12: retention `10m` is below the minimum of 1h"),
+            "{errs:?}"
+        );
+        let errs = load("retention: soon\n").unwrap_err();
+        assert!(errs[0].contains("or `forever`"), "{errs:?}");
     }
 }

@@ -59,6 +59,11 @@ pub struct RawConfig {
     pub reload: Option<RawReload>,
     /// Where to POST the errors when a reload finds broken files.
     pub on_reload_error: Option<RawTarget>,
+    /// How long the journal (events, their jobs and delivery attempts) is kept, e.g.
+    /// `90d` (default), or `forever`. Older events are deleted in batches, except one a
+    /// job is still pending for or an `absent` timer still waits on. Contacts,
+    /// suppressions and the state of stateful rules are not part of the journal.
+    pub retention: Option<String>,
 }
 
 /// Settings for a PostgreSQL store.

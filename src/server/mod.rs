@@ -291,6 +291,15 @@ async fn run_on<S: Store>(
         firing.clone(),
         stopped.clone(),
     ));
+    let retention = config.retention.map(|keep| {
+        tokio::spawn(keep_journal(
+            store.clone(),
+            keep,
+            metrics.clone(),
+            clock.clone(),
+            stopped.clone(),
+        ))
+    });
     let watcher = reload::spawn(reloader.clone(), config.reload, stopped);
 
     let sources = config.sources.clone();
@@ -316,6 +325,9 @@ async fn run_on<S: Store>(
     let _ = delivery.await;
     let _ = watcher.await;
     let _ = timers.await;
+    if let Some(retention) = retention {
+        let _ = retention.await;
+    }
     tracing::info!("stopped");
     Ok(served?)
 }
@@ -377,6 +389,39 @@ async fn fire_timers<S: Store>(
         tokio::select! {
             _ = due => {}
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Deletes the journal older than `keep` at start and then every `keep / 24` (between a
+/// minute and an hour) by the server's clock, until shutdown. Every server of a shared
+/// database does it; their batches never take the same rows.
+async fn keep_journal<S: Store>(
+    store: Arc<S>,
+    keep: crate::base::duration::Duration,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = chrono::TimeDelta::seconds((keep.as_secs() / 24).clamp(60, 3600) as i64);
+    while !*stop.borrow() {
+        let before = clock.now() - keep.to_chrono();
+        match crate::store::prune_journal(&*store, before).await {
+            Ok(p) if p.events > 0 => {
+                metrics.pruned(p.events, p.jobs, p.attempts);
+                tracing::info!(
+                    "retention: deleted {} event(s) received before {before}, {} job(s), {} attempt(s)",
+                    p.events,
+                    p.jobs,
+                    p.attempts
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("retention: cannot prune the journal: {e}"),
+        }
+        tokio::select! {
+            _ = clock.sleep_until(clock.now() + every) => {}
             _ = stop.changed() => {}
         }
     }

@@ -441,6 +441,52 @@ pub trait Ingest: Send + Sync + 'static {
         batch: Vec<NewEvent>,
         retention: state::Retention,
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+
+    /// One batch of retention, in one transaction: looks at up to `limit` events after
+    /// `after_seq`, in `seq` order, and deletes the ones received before `before` with
+    /// their jobs and attempts — except an event with a job still pending or running, or
+    /// an `absent` timer waiting on it, which stays for a later pass. Events are received
+    /// in `seq` order, so the pass stops at the first one received after `before`
+    /// ([`Pruned::next`] is `None`). Call [`prune_journal`] rather than this.
+    fn prune_journal(
+        &self,
+        before: DateTime<Utc>,
+        after_seq: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Pruned, StoreError>> + Send;
+}
+
+/// What a retention batch deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    pub events: u64,
+    pub jobs: u64,
+    pub attempts: u64,
+    /// Where the next batch starts (`None`: this pass is done).
+    #[serde(skip)]
+    pub next: Option<i64>,
+}
+
+/// Events per retention transaction: small enough that ingest, which shares the writer
+/// (SQLite) or the locks (PostgreSQL), waits a few milliseconds at most between batches.
+pub const PRUNE_BATCH: usize = 500;
+
+/// Deletes the journal older than `before` (see [`Ingest::prune_journal`]), batch after
+/// batch, each its own transaction, so ingest goes on between them.
+pub async fn prune_journal<S: Ingest>(store: &S, before: DateTime<Utc>) -> Result<Pruned, StoreError> {
+    let mut total = Pruned::default();
+    let mut after = 0;
+    loop {
+        let p = store.prune_journal(before, after, PRUNE_BATCH).await?;
+        total.events += p.events;
+        total.jobs += p.jobs;
+        total.attempts += p.attempts;
+        match p.next {
+            Some(seq) => after = seq,
+            None => return Ok(total),
+        }
+        tokio::task::yield_now().await;
+    }
 }
 
 /// The job queue: leases, outcomes, retries by hand, endpoints.

@@ -27,6 +27,7 @@ mod admin;
 mod ingest;
 mod lists;
 mod queue;
+mod retention;
 mod state;
 
 use std::collections::{HashMap, HashSet};
@@ -47,7 +48,10 @@ use super::{
 use crate::base::duration::Duration;
 
 /// Schema migrations for PostgreSQL, in order; `hookflow_schema` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_retention.sql"),
+];
 
 /// How many times a transaction the database aborted (deadlock, serialisation) runs again.
 const RETRIES: usize = 8;
@@ -503,6 +507,17 @@ impl Ingest for PgStore {
             }
         }
         committed
+    }
+
+    async fn prune_journal(
+        &self,
+        before: DateTime<Utc>,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<super::Pruned, StoreError> {
+        let before = super::millis(before);
+        self.transaction(move |db, _| retention::prune_journal(db, before, after_seq, limit))
+            .await
     }
 }
 

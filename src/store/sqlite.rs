@@ -13,6 +13,7 @@ mod admin;
 mod ingest;
 mod lists;
 mod queue;
+mod retention;
 mod state;
 mod windows;
 
@@ -40,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_job_indexes.sql"),
     include_str!("../../migrations/0006_endpoint_health.sql"),
     include_str!("../../migrations/0007_decisions.sql"),
+    include_str!("../../migrations/0008_retention.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside the
@@ -434,6 +436,17 @@ impl Ingest for SqliteStore {
             .await?;
         drop(batch);
         Ok(committed)
+    }
+
+    async fn prune_journal(
+        &self,
+        before: DateTime<Utc>,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<super::Pruned, StoreError> {
+        let before = super::millis(before);
+        self.transaction(move |tx| retention::prune_journal(tx, before, after_seq, limit))
+            .await
     }
 }
 

@@ -881,3 +881,55 @@ async fn big_numbers_stay_exact_from_ingest_to_delivery() {
     );
     assert!(sink.drain().is_empty(), "the neighbour matched");
 }
+
+/// Retention on the server's clock: when the manual clock moves past `retention`, the
+/// events older than it go (with their jobs and attempts), younger ones stay, and
+/// `/metrics` counts what went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_is_pruned_past_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::server::project(
+        dir.path(),
+        &config("retention: 30d\n"),
+        &[(
+            "log.yaml",
+            "on: open\nactions: [ { log: { message: \"open {{email}}\" } } ]\n",
+        )],
+    );
+    let server = Server::start_with(dir.path(), &["--manual-clock", "2026-01-01T00:00:00Z"]);
+    let open = |id: u64| {
+        json!({"event": "open", "time": 1_767_225_600, "MessageID": id, "email": "a@example.org"}).to_string()
+    };
+    server.post("/hooks/mailjet", &open(1)).await;
+    server
+        .wait_for("/api/stats", 10, |s| s["jobs"]["succeeded"] == 1)
+        .await;
+    server.post_json("/api/clock", r#"{"advance": "20d"}"#).await;
+    server.post("/hooks/mailjet", &open(2)).await;
+    server
+        .wait_for("/api/stats", 10, |s| s["jobs"]["succeeded"] == 2)
+        .await;
+    let events = server.get("/api/events").await;
+    let ids: Vec<String> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{events}");
+
+    // Day 35: the first event is 35 days old, the second 15.
+    server.post_json("/api/clock", r#"{"advance": "15d"}"#).await;
+    let stats = server.wait_for("/api/stats", 10, |s| s["events"] == 1).await;
+    assert_eq!(stats["jobs"]["succeeded"], 1, "{stats}");
+    let left = server.get("/api/events").await;
+    assert_eq!(left[0]["id"], ids[0].as_str(), "the newer one stays: {left}");
+    let metrics = server.get_text("/metrics").await;
+    for series in [
+        "hookflow_journal_pruned_total{table=\"events\"} 1",
+        "hookflow_journal_pruned_total{table=\"jobs\"} 1",
+        "hookflow_journal_pruned_total{table=\"attempts\"} 1",
+    ] {
+        assert!(metrics.contains(series), "no `{series}` in\n{metrics}");
+    }
+}

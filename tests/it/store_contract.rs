@@ -554,6 +554,77 @@ pub async fn prunes_old_state<S: Store>(store: &S) {
     assert_eq!(*answers.lock().unwrap(), ["false", "None"]);
 }
 
+/// Retention: events received before the cut go with their jobs and attempts, batch by
+/// batch; an event with a job still to run, or a timer waiting on it, stays; an event
+/// whose id begins with another's keeps its own jobs.
+pub async fn prunes_the_journal<S: Store>(store: &S) {
+    let (timer, _) = script(
+        vec![Op::StartTimer("t", "k", 0, i64::MAX / 2, "open", "MessageID")],
+        None,
+    );
+    let batch = vec![
+        new_event(
+            event("q1", "open", 0),
+            &["r"],
+            vec![job("q1", "r", None, at(0))],
+            None,
+        ),
+        new_event(
+            event("q10", "open", 0),
+            &["r"],
+            vec![job("q10", "r", None, at(50))],
+            None,
+        ),
+        new_event(event("q2", "sent", 0), &[], vec![], timer),
+        new_event(event("q3", "open", 0), &[], vec![], None),
+        new_event(
+            event("q4", "open", 10_000),
+            &["r"],
+            vec![job("q4", "r", None, at(10_000))],
+            None,
+        ),
+    ];
+    store.commit(batch, KEEP).await.unwrap();
+    let lease = Duration::from_secs(60);
+    let leased = store.lease(at(1), at(1), lease, &["http"], 10).await.unwrap();
+    assert_eq!(leased.len(), 1, "q1's job only");
+    store
+        .finish(vec![finished(leased[0].clone(), Next::Succeeded, at(1))], at(1))
+        .await
+        .unwrap();
+
+    // One event per batch: the first batch looks at q1 alone, and says where to go on.
+    let first = store.prune_journal(at(5_000), 0, 1).await.unwrap();
+    assert_eq!((first.events, first.jobs, first.attempts), (1, 1, 1));
+    assert!(first.next.is_some());
+    assert!(store.event("q1").await.unwrap().is_none());
+    let q10 = store.event("q10").await.unwrap().unwrap();
+    assert_eq!(q10.jobs.len(), 1, "q10's job is its own, not q1's");
+
+    // The rest: q3 goes; q10 (a pending job) and q2 (a timer) stay; q4 is young.
+    let rest = hookflow::store::prune_journal(store, at(5_000)).await.unwrap();
+    assert_eq!((rest.events, rest.jobs, rest.attempts), (1, 0, 0));
+    for (id, kept) in [("q10", true), ("q2", true), ("q3", false), ("q4", true)] {
+        assert_eq!(store.event(id).await.unwrap().is_some(), kept, "{id}");
+    }
+    assert_eq!(store.stats().await.unwrap().timers_pending, 1);
+
+    // Once its job is done, q10 goes too.
+    let leased = store.lease(at(60), at(60), lease, &["http"], 10).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    store
+        .finish(
+            vec![finished(leased[0].clone(), Next::Dead { suspend: None }, at(60))],
+            at(60),
+        )
+        .await
+        .unwrap();
+    let last = hookflow::store::prune_journal(store, at(5_000)).await.unwrap();
+    assert_eq!((last.events, last.jobs, last.attempts), (1, 1, 1));
+    assert!(store.event("q10").await.unwrap().is_none());
+    assert_eq!(store.stats().await.unwrap().events, 2, "q2 and q4");
+}
+
 async fn sqlite() -> (tempfile::TempDir, hookflow::store::sqlite::SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = hookflow::store::sqlite::SqliteStore::open(
@@ -593,6 +664,12 @@ async fn sqlite_keeps_lists_and_suppressions() {
 async fn sqlite_prunes_old_state() {
     let (_d, s) = sqlite().await;
     prunes_old_state(&s).await;
+}
+
+#[tokio::test]
+async fn sqlite_prunes_the_journal() {
+    let (_d, s) = sqlite().await;
+    prunes_the_journal(&s).await;
 }
 
 /// A PostgreSQL store in a schema of its own (so tests run in parallel), dropped after.
@@ -667,6 +744,11 @@ async fn postgres_keeps_lists_and_suppressions() {
 #[tokio::test]
 async fn postgres_prunes_old_state() {
     prunes_old_state(&pg().await.store).await;
+}
+
+#[tokio::test]
+async fn postgres_prunes_the_journal() {
+    prunes_the_journal(&pg().await.store).await;
 }
 
 /// Reads the `once` mark, waits (up to a second) for the other deciders to have read it
