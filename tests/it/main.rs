@@ -20,7 +20,8 @@ mod layers;
 mod metrics;
 /// `hookflow migrate`: apply, check, a server that may not migrate.
 mod migrate;
-/// Three servers on one PostgreSQL, one killed mid-burst.
+/// Servers on one PostgreSQL: three with one killed mid-burst; two through a crash and
+/// restart of the database.
 mod postgres;
 /// Hot reload: edits, renames, git checkout, symlink swap, broken edits.
 mod reload;

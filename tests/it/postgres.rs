@@ -224,3 +224,231 @@ async fn three_servers_one_killed_mid_burst_lose_nothing_and_do_once_things_once
     assert_eq!(failed, 0, "every job delivered");
     drop(servers);
 }
+
+/// A PostgreSQL of the test's own (initdb in a temporary folder, its own port), so it can
+/// be stopped and started without touching the database the other tests share. Run as
+/// the `postgres` user when the tests run as root (PostgreSQL refuses root).
+struct PrivatePg {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivatePg {
+    fn start() -> Self {
+        let bin = std::env::var_os("HOOKFLOW_TEST_PG_BIN")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+                    .ok()?
+                    .filter_map(|e| Some(e.ok()?.path().join("bin")))
+                    .filter(|p| p.join("initdb").exists())
+                    .collect();
+                found.sort();
+                found.pop()
+            })
+            .expect("PostgreSQL's binaries (/usr/lib/postgresql/*/bin, or HOOKFLOW_TEST_PG_BIN)");
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = Self { dir, bin, port };
+        if as_root() {
+            let chown = std::process::Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(pg.dir.path())
+                .status()
+                .unwrap();
+            assert!(chown.success());
+        }
+        let data = pg.data();
+        pg.run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        pg.up();
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("pg.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "start"],
+        );
+    }
+
+    /// `immediate`: like a crash, the server recovers from its log when started again.
+    fn down(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let path = self.bin.join(tool);
+        let mut cmd = if as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            std::process::Command::new(&path)
+        };
+        let out = cmd.args(args).output().expect(tool);
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.down()));
+    }
+}
+
+fn as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// Two servers on a PostgreSQL that dies (`pg_ctl stop -m immediate`, a crash) in the
+/// middle of a burst and comes back: meanwhile ingest answers 503 with `Retry-After` and
+/// `/healthz` 503; afterwards both servers serve again without a restart, and every
+/// acknowledged event is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_under_load_loses_no_acknowledged_event() {
+    const EVENTS: u64 = 600;
+    let pg = PrivatePg::start();
+    let mut sink = Sink::start().await;
+    let rule = format!(
+        "on: sent\nactions:\n  - http: {{ url: \"{}/in\", json: {{ sent: \"{{{{MessageID}}}}\" }} }}\n",
+        sink.url
+    );
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let config = format!(
+            "listen: 127.0.0.1:0\nstore: {}\npostgres: {{ instance: r{i}, pool: 2 }}\ndelivery: {{ timeout: 2s, workers: 4 }}\n",
+            pg.url()
+        );
+        project(dir.path(), &config, &[("forward.yaml", &rule)]);
+        servers.push(Server::start(dir.path()));
+    }
+    let bases: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.base.clone()).collect());
+    let acked = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(1));
+    let mut burst = tokio::task::JoinSet::new();
+    for worker in 0..8usize {
+        let (bases, acked, refused, next) = (bases.clone(), acked.clone(), refused.clone(), next.clone());
+        burst.spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let id = next.fetch_add(1, Ordering::SeqCst) as u64;
+                if id > EVENTS {
+                    return;
+                }
+                let body = json!({"event": "sent", "time": 1_767_225_600, "MessageID": id, "email": "r@example.org"}).to_string();
+                // A sender that retries what was not acknowledged, a little later.
+                let mut server = worker % 2;
+                loop {
+                    let r = client
+                        .post(format!("{}/hooks/mailjet", bases[server]))
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status() == 200 => break,
+                        Ok(r) => {
+                            assert_eq!(r.status(), 503, "only unavailable, never an error");
+                            refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(e) => panic!("the server itself must answer: {e}"),
+                    }
+                    server = (server + 1) % 2;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                acked.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    while acked.load(Ordering::SeqCst) < 200 {
+        tokio::task::yield_now().await;
+    }
+    pg.down();
+
+    // Down: the servers say so, and ask the sender to come back.
+    let r = servers[0]
+        .post(
+            "/hooks/mailjet",
+            &json!({"event": "sent", "time": 1_767_225_600, "MessageID": 999_999, "email": "x@example.org"})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    let health = servers[1]
+        .client
+        .get(format!("{}/healthz", servers[1].base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 503);
+
+    pg.up();
+    while burst.join_next().await.is_some() {}
+    assert_eq!(acked.load(Ordering::SeqCst) as u64, EVENTS);
+    assert!(refused.load(Ordering::SeqCst) > 0, "the burst met the outage");
+    for server in &servers {
+        assert_eq!(
+            server.get_text("/healthz").await,
+            "ok",
+            "recovered without a restart"
+        );
+    }
+    let want: HashSet<u64> = (1..=EVENTS).collect();
+    let mut delivered = HashSet::new();
+    while !want.is_subset(&delivered) {
+        let got = tokio::time::timeout(std::time::Duration::from_secs(60), sink.next(61)).await;
+        let Ok(got) = got else {
+            let missing: Vec<_> = want.difference(&delivered).take(10).collect();
+            panic!(
+                "not delivered: {missing:?}…\nstats: {}\nlog 0:\n{}\nlog 1:\n{}",
+                servers[0].get("/api/stats").await,
+                servers[0].log(),
+                servers[1].log()
+            );
+        };
+        if let Some(m) = got.json()["sent"].as_u64() {
+            delivered.insert(m);
+        }
+    }
+    let stats = servers[0]
+        .wait_for("/api/stats", 60, |s| s["jobs"]["succeeded"] == EVENTS)
+        .await;
+    assert_eq!(
+        stats["events"], EVENTS,
+        "each acknowledged event stored once: {stats}"
+    );
+}
