@@ -115,7 +115,7 @@ pub async fn open<W: WithStore>(
 }
 
 /// Where a store's schema stood and stands: `hookflow migrate`'s answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Migration {
     /// The schema version found.
     pub from: i64,
@@ -123,6 +123,29 @@ pub struct Migration {
     pub to: i64,
     /// The version this hookflow needs.
     pub known: i64,
+}
+
+impl Migration {
+    /// A schema found at version `from` by a hookflow that knows `known` migrations,
+    /// none run yet; refused when it is newer than this hookflow.
+    fn found(from: i64, known: i64) -> Result<Self, StoreError> {
+        if from > known {
+            return Err(StoreError::TooNew { found: from, known });
+        }
+        Ok(Self {
+            from,
+            to: from,
+            known,
+        })
+    }
+
+    /// The same schema once the missing migrations ran.
+    fn applied(self) -> Self {
+        Self {
+            to: self.known,
+            ..self
+        }
+    }
 }
 
 /// Brings the store `config` names up to this hookflow's schema (`apply`), or only says
@@ -457,13 +480,12 @@ pub trait Ingest: Send + Sync + 'static {
 }
 
 /// What a retention batch deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
     pub events: u64,
     pub jobs: u64,
     pub attempts: u64,
     /// Where the next batch starts (`None`: this pass is done).
-    #[serde(skip)]
     pub next: Option<i64>,
 }
 

@@ -255,25 +255,18 @@ fn migrate(config: &PgConfig, salt: &str, apply: bool) -> Result<super::Migratio
     let mut client = connect(config)?;
     let mut tx = client.transaction()?;
     let known = MIGRATIONS.len() as i64;
-    // `to_regclass` looks in the search path: the configured schema only.
-    let exists: bool = tx
-        .query_one("SELECT to_regclass('hookflow_schema') IS NOT NULL", &[])?
-        .get(0);
     let read = |tx: &mut postgres::Transaction| -> Result<i64, StoreError> {
         Ok(tx
             .query_opt("SELECT version FROM hookflow_schema", &[])?
             .map_or(0, |r| r.get(0)))
     };
     if !apply {
+        // `to_regclass` looks in the search path: the configured schema only.
+        let exists: bool = tx
+            .query_one("SELECT to_regclass('hookflow_schema') IS NOT NULL", &[])?
+            .get(0);
         let from = if exists { read(&mut tx)? } else { 0 };
-        if from > known {
-            return Err(StoreError::TooNew { found: from, known });
-        }
-        return Ok(super::Migration {
-            from,
-            to: from,
-            known,
-        });
+        return super::Migration::found(from, known);
     }
     tx.execute(
         "SELECT pg_advisory_xact_lock($1)",
@@ -284,21 +277,14 @@ fn migrate(config: &PgConfig, salt: &str, apply: bool) -> Result<super::Migratio
          CREATE TABLE IF NOT EXISTS hookflow_schema (version BIGINT NOT NULL);",
         schema = quote_ident(&config.schema)
     ))?;
-    let from = read(&mut tx)?;
-    if from > known {
-        return Err(StoreError::TooNew { found: from, known });
-    }
-    for sql in &MIGRATIONS[from as usize..] {
+    let found = super::Migration::found(read(&mut tx)?, known)?;
+    for sql in &MIGRATIONS[found.from as usize..] {
         tx.batch_execute(sql)?;
     }
     tx.execute("DELETE FROM hookflow_schema", &[])?;
     tx.execute("INSERT INTO hookflow_schema (version) VALUES ($1)", &[&known])?;
     tx.commit()?;
-    Ok(super::Migration {
-        from,
-        to: known,
-        known,
-    })
+    Ok(found.applied())
 }
 
 /// [`migrate`] on a thread of its own (the synchronous client runs its own runtime),

@@ -328,27 +328,16 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 fn migrate(conn: &mut Connection, apply: bool) -> Result<super::Migration, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let from: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let known = MIGRATIONS.len() as i64;
-    if from > known {
-        return Err(StoreError::TooNew { found: from, known });
-    }
+    let found = super::Migration::found(from, MIGRATIONS.len() as i64)?;
     if !apply {
-        return Ok(super::Migration {
-            from,
-            to: from,
-            known,
-        });
+        return Ok(found);
     }
     for sql in &MIGRATIONS[from as usize..] {
         tx.execute_batch(sql)?;
     }
-    tx.pragma_update(None, "user_version", known)?;
+    tx.pragma_update(None, "user_version", found.known)?;
     tx.commit()?;
-    Ok(super::Migration {
-        from,
-        to: known,
-        known,
-    })
+    Ok(found.applied())
 }
 
 /// The folder the database file goes in.
@@ -365,12 +354,7 @@ fn create_folder(path: &Path) -> Result<(), StoreError> {
 /// [`super::migrate`] on a SQLite file. Only checking never creates the file.
 pub(super) async fn migrate_file(path: &Path, apply: bool) -> Result<super::Migration, StoreError> {
     if !apply && !path.exists() {
-        let known = MIGRATIONS.len() as i64;
-        return Ok(super::Migration {
-            from: 0,
-            to: 0,
-            known,
-        });
+        return super::Migration::found(0, MIGRATIONS.len() as i64);
     }
     if apply {
         create_folder(path)?;
