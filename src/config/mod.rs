@@ -357,6 +357,16 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
             if let Some(m) = p.migrate {
                 pg.migrate = m;
             }
+            if let Some(url) = p.replica.and_then(|s| cx.env("postgres.replica", &s)) {
+                if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                    pg.replica = Some(url);
+                } else {
+                    cx.at_value(
+                        "postgres.replica",
+                        "a replica is a `postgres://USER@HOST/DATABASE` URL".to_owned(),
+                    );
+                }
+            }
         }
         (StoreConfig::Sqlite { .. }, Some(_)) => cx.at_value(
             "postgres",
@@ -743,5 +753,20 @@ mod tests {
         );
         let errs = load("retention: soon\n").unwrap_err();
         assert!(errs[0].contains("or `forever`"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_replica_is_a_postgres_url_beside_a_postgres_store() {
+        let c =
+            load("store: postgres://h@db/x\npostgres: { replica: \"postgres://h@standby/x\" }\n").unwrap();
+        let StoreConfig::Postgres(pg) = &c.store else {
+            panic!("{:?}", c.store)
+        };
+        assert_eq!(pg.replica.as_deref(), Some("postgres://h@standby/x"));
+        let errs =
+            load("store: postgres://h@db/x\npostgres: { replica: \"mysql://standby\" }\n").unwrap_err();
+        assert!(errs[0].contains("a replica is a `postgres://"), "{errs:?}");
+        let errs = load("postgres: { replica: \"postgres://h@standby/x\" }\n").unwrap_err();
+        assert!(errs[0].contains("need a `store: postgres://"), "{errs:?}");
     }
 }

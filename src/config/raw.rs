@@ -82,6 +82,11 @@ pub struct RawPostgres {
     /// `true` (default): the server runs missing schema migrations at start. `false`: it
     /// only checks, and refuses to start until `hookflow migrate` has run.
     pub migrate: Option<bool>,
+    /// `postgres://…` of a hot standby (streaming replica) of the same database: the
+    /// admin API's listings, audit trails and stats read there, off the primary (they may
+    /// lag it by the replication delay). Reads that decide something stay on the primary;
+    /// when the standby cannot answer (down, behind on the schema), its reads go to the primary.
+    pub replica: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -24,7 +24,7 @@ use crate::base::clock::Clock;
 use crate::base::duration::Duration;
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
-use crate::store::{Attempt, Finished, Job, Next, Store};
+use crate::store::{Attempt, Finished, Job, Next, Store, StoreError};
 use policy::Policy;
 
 /// Everything a worker shares with the others.
@@ -59,13 +59,21 @@ pub fn spawn<S: Store>(
 /// Most outcomes recorded in one transaction.
 const MAX_FINISH_GROUP: usize = 256;
 
+/// The lease's margin beyond the attempt timeout.
+const LEASE_MARGIN_SECS: u64 = 30;
+
+/// How long outcomes are kept and offered again while the database is unreachable. Less
+/// than the lease margin: an outcome recorded by then is recorded while its job is still
+/// leased to this server, so no other server has taken it up again meanwhile.
+const RECORD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(LEASE_MARGIN_SECS - 5);
+
 impl<S: Store> Deliverer<S> {
     /// Leases as many due jobs as there are free workers (one transaction), runs each on
     /// its own task, and sleeps until new jobs are committed, the next one is due, a
     /// worker frees up, or shutdown.
     async fn dispatch(self: Arc<Self>, workers: usize, mut shutdown: watch::Receiver<bool>) {
         // A lease outlives the attempt's timeout, so only a crashed hookflow's jobs are retaken.
-        let lease = Duration::from_secs(self.timeout.as_secs() + 30);
+        let lease = Duration::from_secs(self.timeout.as_secs() + LEASE_MARGIN_SECS);
         let permits = Arc::new(Semaphore::new(workers));
         let (done, finished) = mpsc::unbounded_channel();
         let finisher = tokio::spawn(finish(
@@ -253,31 +261,47 @@ impl<S: Store> Deliverer<S> {
     }
 }
 
-/// Records outcomes as they come, many per transaction. If recording fails, the jobs'
-/// leases expire and they are attempted again: at least once, never lost. A recorded
-/// retry wakes the dispatcher, which then sleeps exactly until it is due (it could not
-/// know of it before it was recorded).
+/// Records outcomes as they come, many per transaction. While the database is
+/// unreachable (a PostgreSQL restart), a group is offered again, waiting 0.5 s, 1 s, 2 s…
+/// (at most 5 s) between tries, for up to [`RECORD_PATIENCE`]: the attempts happened, and
+/// recording them once the database is back spares their receivers a second delivery.
+/// Past that, or on any other error, the group is given up: the jobs' leases expire and
+/// they are attempted again (at least once, never lost). A recorded retry wakes the
+/// dispatcher, which then sleeps exactly until it is due (it could not know of it before
+/// it was recorded).
 async fn finish<S: Store>(
     store: Arc<S>,
     clock: Clock,
     wake: Arc<watch::Sender<u64>>,
     mut finished: mpsc::UnboundedReceiver<Finished>,
 ) {
-    let mut group = Vec::with_capacity(MAX_FINISH_GROUP);
+    let mut batch = Vec::with_capacity(MAX_FINISH_GROUP);
     while let Some(first) = finished.recv().await {
-        group.push(first);
-        while group.len() < MAX_FINISH_GROUP {
+        batch.push(first);
+        while batch.len() < MAX_FINISH_GROUP {
             match finished.try_recv() {
-                Ok(f) => group.push(f),
+                Ok(f) => batch.push(f),
                 Err(_) => break,
             }
         }
-        let n = group.len();
-        let retries = group.iter().any(|f| matches!(f.next, Next::Retry(_)));
-        match store.finish(std::mem::take(&mut group), clock.now()).await {
-            Ok(()) if retries => wake.send_modify(|g| *g += 1),
-            Ok(()) => {}
-            Err(e) => tracing::error!("cannot record {n} attempt(s): {e}; their jobs will be retried"),
+        let n = batch.len();
+        let retries = batch.iter().any(|f| matches!(f.next, Next::Retry(_)));
+        let group: Arc<[Finished]> = std::mem::take(&mut batch).into();
+        let given_up = tokio::time::Instant::now() + RECORD_PATIENCE;
+        let mut pause = std::time::Duration::from_millis(500);
+        loop {
+            match store.finish(group.clone(), clock.now()).await {
+                Ok(()) if retries => wake.send_modify(|g| *g += 1),
+                Ok(()) => {}
+                Err(StoreError::Unavailable(e)) if tokio::time::Instant::now() + pause < given_up => {
+                    tracing::warn!("cannot record {n} attempt(s) yet: {e}; trying again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                    continue;
+                }
+                Err(e) => tracing::error!("cannot record {n} attempt(s): {e}; their jobs will be retried"),
+            }
+            break;
         }
     }
 }

@@ -75,6 +75,11 @@ pub struct PgConfig {
     /// an operator ran them (`hookflow migrate`), for databases where the server's role
     /// may not change the schema.
     pub migrate: bool,
+    /// A hot standby of the same database (streaming replication): the admin API's
+    /// listings and reports read there, off the primary. Reads that decide something
+    /// (leases, due jobs and timers, suppressions, one job before a retry) stay on the
+    /// primary. While the standby cannot answer, its reads go to the primary.
+    pub replica: Option<String>,
 }
 
 impl PgConfig {
@@ -88,18 +93,24 @@ impl PgConfig {
             durability: Durability::Full,
             instance: "hookflow".into(),
             migrate: true,
+            replica: None,
         }
     }
 
     /// The URL with its password hidden, for messages.
     pub fn shown(&self) -> String {
-        match url::Url::parse(&self.url) {
-            Ok(mut u) if u.password().is_some() => {
-                let _ = u.set_password(Some("***"));
-                u.to_string()
-            }
-            _ => self.url.clone(),
+        hide_password(&self.url)
+    }
+}
+
+/// A database URL with its password hidden.
+fn hide_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
         }
+        _ => url.to_owned(),
     }
 }
 
@@ -208,23 +219,37 @@ pub(super) struct Shared {
 struct Conn {
     client: Option<postgres::Client>,
     stmts: Stmts,
+    /// Whether it is to the replica.
+    replica: bool,
 }
+
+/// Threads reading from the replica: admin reads are few and small.
+const REPLICA_THREADS: usize = 2;
 
 type Task = Box<dyn FnOnce(&mut Conn, &Shared) + Send>;
 
 #[derive(Clone)]
 pub struct PgStore {
     tasks: mpsc::Sender<Task>,
+    /// The replica's pool, when there is one.
+    replica: Option<mpsc::Sender<Task>>,
     shared: Arc<Shared>,
 }
 
-/// Opens a connection with the store's settings.
+/// Opens a connection to the primary with the store's settings.
 fn connect(config: &PgConfig) -> Result<postgres::Client, StoreError> {
-    let parsed: postgres::Config = config
-        .url
+    connect_to(config, &config.url)
+}
+
+/// Opens a connection to `url` (the primary or the replica) with the store's settings.
+fn connect_to(config: &PgConfig, url: &str) -> Result<postgres::Client, StoreError> {
+    let mut parsed: postgres::Config = url
         .parse()
-        .map_err(|e: postgres::Error| StoreError::Config(format!("{}: {e}", config.shown())))?;
-    let mut parsed = parsed;
+        .map_err(|e: postgres::Error| StoreError::Config(format!("{}: {e}", hide_password(url))))?;
+    if parsed.get_application_name().is_none() {
+        // Names this server in `pg_stat_activity`.
+        parsed.application_name(&format!("hookflow {}", config.instance));
+    }
     if parsed.get_connect_timeout().is_none() {
         // A database that does not answer fails the request (503) instead of holding it.
         parsed.connect_timeout(std::time::Duration::from_secs(5));
@@ -323,10 +348,11 @@ pub(super) fn lock_id(what: &str, salt: &str, key: &str) -> i64 {
 }
 
 /// Runs tasks from the shared queue until every store handle is dropped.
-fn run_pool_thread(tasks: Arc<Mutex<mpsc::Receiver<Task>>>, shared: Arc<Shared>) {
+fn run_pool_thread(tasks: Arc<Mutex<mpsc::Receiver<Task>>>, shared: Arc<Shared>, replica: bool) {
     let mut conn = Conn {
         client: None,
         stmts: Stmts::default(),
+        replica,
     };
     loop {
         let task = {
@@ -368,16 +394,16 @@ impl PgStore {
                 known: m.known,
             });
         }
-        let (tx, rx) = mpsc::channel::<Task>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..shared.config.pool.max(1) {
-            let (rx, shared) = (rx.clone(), shared.clone());
-            std::thread::Builder::new()
-                .name(format!("hookflow-pg-{i}"))
-                .spawn(move || run_pool_thread(rx, shared))
-                .map_err(StoreError::Thread)?;
-        }
-        Ok(Self { tasks: tx, shared })
+        let tasks = pool(&shared, shared.config.pool.max(1), false)?;
+        let replica = match shared.config.replica {
+            Some(_) => Some(pool(&shared, REPLICA_THREADS, true)?),
+            None => None,
+        };
+        Ok(Self {
+            tasks,
+            replica,
+            shared,
+        })
     }
 
     /// The channel a `LISTEN` hears when jobs are added.
@@ -385,15 +411,28 @@ impl PgStore {
         &self.shared.channel
     }
 
-    /// Runs `f` on a pool connection, outside a transaction (reads).
+    /// Runs `f` on a pool connection to the primary, outside a transaction (reads).
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Db<'_, postgres::Client>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.run(move |conn, shared| {
+        self.read_on(&self.tasks, f).await
+    }
+
+    /// Runs `f` on a connection of the pool `tasks` feeds, outside a transaction.
+    async fn read_on<T: Send + 'static>(
+        &self,
+        tasks: &mpsc::Sender<Task>,
+        f: impl FnOnce(&mut Db<'_, postgres::Client>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        run_on(tasks, move |conn, shared| {
             let out = (|| {
-                let Conn { client: c, stmts } = &mut *conn;
-                let client = client(c, stmts, shared)?;
+                let Conn {
+                    client: c,
+                    stmts,
+                    replica,
+                } = &mut *conn;
+                let client = client(c, stmts, shared, *replica)?;
                 f(&mut Db { c: client, stmts })
             })();
             if matches!(out, Err(StoreError::Unavailable(_))) {
@@ -402,6 +441,24 @@ impl PgStore {
             out
         })
         .await
+    }
+
+    /// Runs `f` on the replica if there is one, else (or when it cannot answer) on the
+    /// primary: for the admin API's reads, which may lag the primary by the
+    /// replication delay.
+    async fn admin_read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Db<'_, postgres::Client>) -> Result<T, StoreError> + Clone + Send + 'static,
+    ) -> Result<T, StoreError> {
+        if let Some(replica) = &self.replica {
+            // Unreachable, behind on the schema (just migrated), or a query cancelled by
+            // a conflict with recovery: the primary answers instead. Reads repeat safely.
+            match self.read_on(replica, f.clone()).await {
+                Err(e) => tracing::warn!("the replica cannot answer ({e}); reading from the primary"),
+                out => return out,
+            }
+        }
+        self.read(f).await
     }
 
     /// Runs `f` in a transaction on a pool connection, committed when it returns `Ok` and
@@ -414,8 +471,12 @@ impl PgStore {
             let mut tries = 0;
             loop {
                 let out = (|| {
-                    let Conn { client: c, stmts } = &mut *conn;
-                    let client = client(c, stmts, shared)?;
+                    let Conn {
+                        client: c,
+                        stmts,
+                        replica,
+                    } = &mut *conn;
+                    let client = client(c, stmts, shared, *replica)?;
                     let mut tx = client.transaction()?;
                     let mut db = Db { c: &mut tx, stmts };
                     let out = f(&mut db, shared)?;
@@ -445,14 +506,39 @@ impl PgStore {
         &self,
         f: impl FnOnce(&mut Conn, &Shared) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tasks
-            .send(Box::new(move |conn: &mut Conn, shared: &Shared| {
-                let _ = tx.send(f(conn, shared));
-            }))
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        run_on(&self.tasks, f).await
     }
+}
+
+/// Starts `threads` pool threads (to the replica or the primary) and returns their queue.
+fn pool(shared: &Arc<Shared>, threads: usize, replica: bool) -> Result<mpsc::Sender<Task>, StoreError> {
+    let (tx, rx) = mpsc::channel::<Task>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..threads {
+        let (rx, shared) = (rx.clone(), shared.clone());
+        std::thread::Builder::new()
+            .name(format!(
+                "hookflow-pg{}-{i}",
+                if replica { "-replica" } else { "" }
+            ))
+            .spawn(move || run_pool_thread(rx, shared, replica))
+            .map_err(StoreError::Thread)?;
+    }
+    Ok(tx)
+}
+
+/// Runs `f` on a thread of the pool `tasks` feeds and waits for its answer.
+async fn run_on<T: Send + 'static>(
+    tasks: &mpsc::Sender<Task>,
+    f: impl FnOnce(&mut Conn, &Shared) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tasks
+        .send(Box::new(move |conn: &mut Conn, shared: &Shared| {
+            let _ = tx.send(f(conn, shared));
+        }))
+        .map_err(|_| StoreError::Closed)?;
+    rx.await.map_err(|_| StoreError::Closed)?
 }
 
 /// The connection, opened again if it broke (its prepared statements with it).
@@ -460,13 +546,19 @@ fn client<'c>(
     client: &'c mut Option<postgres::Client>,
     stmts: &mut Stmts,
     shared: &Shared,
+    replica: bool,
 ) -> Result<&'c mut postgres::Client, StoreError> {
     if client.is_none() {
         stmts.0.clear();
     }
+    let config = &shared.config;
+    let url = match (&config.replica, replica) {
+        (Some(url), true) => url,
+        _ => &config.url,
+    };
     match client {
         Some(c) => Ok(c),
-        None => Ok(client.insert(connect(&shared.config)?)),
+        None => Ok(client.insert(connect_to(config, url)?)),
     }
 }
 
@@ -535,7 +627,7 @@ impl Queue for PgStore {
         .await
     }
 
-    async fn finish(&self, done: Vec<Finished>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn finish(&self, done: Arc<[Finished]>, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.transaction(move |db, _| queue::finish(db, &done, now)).await
     }
 
@@ -694,12 +786,12 @@ impl Lists for PgStore {
     }
 
     async fn lists(&self) -> Result<Vec<ListRow>, StoreError> {
-        self.read(lists::lists).await
+        self.admin_read(lists::lists).await
     }
 
     async fn contacts(&self, list: &str) -> Result<Vec<ContactRow>, StoreError> {
         let list = list.to_owned();
-        self.read(move |db| lists::contacts(db, &list)).await
+        self.admin_read(move |db| lists::contacts(db, &list)).await
     }
 
     async fn suppress(
@@ -725,7 +817,7 @@ impl Lists for PgStore {
     }
 
     async fn suppressions(&self) -> Result<Vec<SuppressionRow>, StoreError> {
-        self.read(lists::suppressions).await
+        self.admin_read(lists::suppressions).await
     }
 }
 
@@ -740,23 +832,23 @@ impl Reads for PgStore {
 
     async fn events(&self, kind: Option<&str>, limit: u32) -> Result<Vec<EventRow>, StoreError> {
         let kind = kind.map(str::to_owned);
-        self.read(move |db| admin::events(db, kind.as_deref(), limit))
+        self.admin_read(move |db| admin::events(db, kind.as_deref(), limit))
             .await
     }
 
     async fn event(&self, id: &str) -> Result<Option<EventDetail>, StoreError> {
         let id = id.to_owned();
-        self.read(move |db| admin::event(db, &id)).await
+        self.admin_read(move |db| admin::event(db, &id)).await
     }
 
     async fn rule_set(&self, hash: &str) -> Result<Option<Vec<RuleFile>>, StoreError> {
         let hash = hash.to_owned();
-        self.read(move |db| admin::rule_set(db, &hash)).await
+        self.admin_read(move |db| admin::rule_set(db, &hash)).await
     }
 
     async fn jobs(&self, status: Option<&str>, limit: u32) -> Result<Vec<JobRow>, StoreError> {
         let status = status.map(str::to_owned);
-        self.read(move |db| admin::jobs(db, status.as_deref(), limit))
+        self.admin_read(move |db| admin::jobs(db, status.as_deref(), limit))
             .await
     }
 
@@ -765,10 +857,10 @@ impl Reads for PgStore {
     }
 
     async fn endpoints(&self) -> Result<Vec<EndpointRow>, StoreError> {
-        self.read(admin::endpoints).await
+        self.admin_read(admin::endpoints).await
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {
-        self.read(admin::stats).await
+        self.admin_read(admin::stats).await
     }
 }

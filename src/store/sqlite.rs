@@ -460,7 +460,7 @@ impl Queue for SqliteStore {
         .await
     }
 
-    async fn finish(&self, done: Vec<Finished>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn finish(&self, done: Arc<[Finished]>, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.transaction(move |tx| queue::finish(tx, &done, now)).await
     }
 

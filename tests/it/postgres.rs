@@ -248,21 +248,7 @@ impl PrivatePg {
                 found.pop()
             })
             .expect("PostgreSQL's binaries (/usr/lib/postgresql/*/bin, or HOOKFLOW_TEST_PG_BIN)");
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let pg = Self { dir, bin, port };
-        if as_root() {
-            let chown = std::process::Command::new("chown")
-                .args(["-R", "postgres:"])
-                .arg(pg.dir.path())
-                .status()
-                .unwrap();
-            assert!(chown.success());
-        }
+        let pg = Self::new(bin);
         let data = pg.data();
         pg.run(
             "initdb",
@@ -270,6 +256,60 @@ impl PrivatePg {
         );
         pg.up();
         pg
+    }
+
+    /// A hot standby of `primary`, streaming from it (`pg_basebackup -R`).
+    fn replica_of(primary: &PrivatePg) -> Self {
+        let pg = Self::new(primary.bin.clone());
+        let (data, port) = (pg.data(), primary.port.to_string());
+        pg.run(
+            "pg_basebackup",
+            &[
+                "-D",
+                &data,
+                "-R",
+                "-X",
+                "stream",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+            ],
+        );
+        pg.up();
+        pg
+    }
+
+    /// A folder of its own (the postgres user's, under root) and a free port.
+    fn new(bin: std::path::PathBuf) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if as_root() {
+            let chown = std::process::Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(chown.success());
+        }
+        Self { dir, bin, port }
+    }
+
+    /// A query on this server, from a thread of its own.
+    fn sql(&self, query: &str) -> Vec<postgres::Row> {
+        let (url, query) = (self.url(), query.to_owned());
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("PostgreSQL");
+            c.query(&query, &[]).expect(&query)
+        })
+        .join()
+        .unwrap()
     }
 
     fn data(&self) -> String {
@@ -450,5 +490,81 @@ async fn postgres_restarted_under_load_loses_no_acknowledged_event() {
     assert_eq!(
         stats["events"], EVENTS,
         "each acknowledged event stored once: {stats}"
+    );
+}
+
+/// `postgres.replica`: the admin API reads from a hot standby (it holds the server's
+/// connections there), sees what was committed on the primary once it has streamed over,
+/// and falls back to the primary while the standby is down; ingest never touches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_reads_go_to_the_replica_and_fall_back_to_the_primary() {
+    let primary = PrivatePg::start();
+    let replica = PrivatePg::replica_of(&primary);
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "listen: 127.0.0.1:0\nstore: {}\npostgres: {{ instance: reader, pool: 2, replica: \"{}\" }}\n",
+        primary.url(),
+        replica.url()
+    );
+    project(
+        dir.path(),
+        &config,
+        &[(
+            "log.yaml",
+            "on: open\nactions:\n  - log: { message: \"{{email}}\" }\n",
+        )],
+    );
+    let server = Server::start(dir.path());
+    for id in 1..=3 {
+        let r = server
+            .post(
+                "/hooks/mailjet",
+                &json!({"event": "open", "time": 1_767_225_600, "MessageID": id, "email": "r@example.org"})
+                    .to_string(),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let events = server
+        .wait_for("/api/events", 30, |e| e.as_array().is_some_and(|a| a.len() == 3))
+        .await;
+    let id = events[0]["id"].as_str().unwrap().to_owned();
+    let trail = server.get(&format!("/api/events/{id}")).await;
+    assert_eq!(trail["matched"], json!(["log"]), "{trail}");
+    let on_replica: i64 = replica
+        .sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hookflow reader'")[0]
+        .get(0);
+    assert!(on_replica > 0, "the server holds connections on the replica");
+    // Each connection shows the last statement it ran: the listing's is on the replica.
+    server.get("/api/endpoints").await;
+    let last: Vec<String> = replica
+        .sql("SELECT query FROM pg_stat_activity WHERE application_name = 'hookflow reader'")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        last.iter().any(|q| q.contains("FROM endpoints")),
+        "the listing ran on the replica: {last:?}"
+    );
+
+    replica.down();
+    let r = server
+        .post(
+            "/hooks/mailjet",
+            &json!({"event": "open", "time": 1_767_225_600, "MessageID": 4, "email": "r@example.org"})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "ingest does not need the replica");
+    let events = server.get("/api/events").await;
+    assert_eq!(
+        events.as_array().map(Vec::len),
+        Some(4),
+        "read from the primary: {events}"
+    );
+    assert!(
+        server.log().contains("the replica cannot answer"),
+        "{}",
+        server.log()
     );
 }

@@ -99,8 +99,14 @@ impl Server {
             .send()
             .await
             .expect("request sent");
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
-        r.text().await.expect("body")
+        let status = r.status();
+        let body = r.text().await.expect("body");
+        assert!(
+            status.is_success(),
+            "GET {path}: {status} {body}\nserver log:\n{}",
+            self.log()
+        );
+        body
     }
 
     /// `POST path` with a JSON body (2xx expected), the answer parsed.

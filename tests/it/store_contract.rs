@@ -353,7 +353,10 @@ pub async fn runs_the_job_queue<S: Store>(store: &S) {
     let j1 = leased[0].clone();
     assert_eq!((j1.attempts, j1.first_attempt_at), (1, at(20)));
     store
-        .finish(vec![finished(j1.clone(), Next::Retry(at(30)), at(20))], at(20))
+        .finish(
+            vec![finished(j1.clone(), Next::Retry(at(30)), at(20))].into(),
+            at(20),
+        )
         .await
         .unwrap();
     let again = store.lease(at(31), at(31), lease, &["http"], 10).await.unwrap();
@@ -368,7 +371,8 @@ pub async fn runs_the_job_queue<S: Store>(store: &S) {
                     suspend: Some(ep.into()),
                 },
                 at(31),
-            )],
+            )]
+            .into(),
             at(31),
         )
         .await
@@ -396,7 +400,7 @@ pub async fn runs_the_job_queue<S: Store>(store: &S) {
         };
         done.push(finished(j, next, at(201)));
     }
-    store.finish(done, at(202)).await.unwrap();
+    store.finish(done.into(), at(202)).await.unwrap();
     assert!(store.succeeded_since(ep, at(201)).await.unwrap());
     let dead = store.jobs(Some("dead"), 10).await.unwrap();
     assert_eq!(dead.len(), 1);
@@ -424,7 +428,7 @@ pub async fn runs_the_job_queue<S: Store>(store: &S) {
     let leased = store.lease(at(302), at(302), lease, &["http"], 10).await.unwrap();
     store
         .finish(
-            vec![finished(leased[0].clone(), Next::Dead { suspend: None }, at(302))],
+            vec![finished(leased[0].clone(), Next::Dead { suspend: None }, at(302))].into(),
             at(302),
         )
         .await
@@ -589,7 +593,10 @@ pub async fn prunes_the_journal<S: Store>(store: &S) {
     let leased = store.lease(at(1), at(1), lease, &["http"], 10).await.unwrap();
     assert_eq!(leased.len(), 1, "q1's job only");
     store
-        .finish(vec![finished(leased[0].clone(), Next::Succeeded, at(1))], at(1))
+        .finish(
+            vec![finished(leased[0].clone(), Next::Succeeded, at(1))].into(),
+            at(1),
+        )
         .await
         .unwrap();
 
@@ -614,7 +621,7 @@ pub async fn prunes_the_journal<S: Store>(store: &S) {
     assert_eq!(leased.len(), 1);
     store
         .finish(
-            vec![finished(leased[0].clone(), Next::Dead { suspend: None }, at(60))],
+            vec![finished(leased[0].clone(), Next::Dead { suspend: None }, at(60))].into(),
             at(60),
         )
         .await
