@@ -15,12 +15,13 @@
 # the same CPUs: this shows each setup's overhead, not how far it scales on more machines.
 #
 # Usage: benches/scale.sh [DURATION_SECONDS]   (default 15)
-# Environment: SETUPS="sqlite pg1 pg2 pg3" (default all); DURABILITY=normal; TOP=N prints
-# each PostgreSQL setup's N most frequent statements.
+# Environment: SETUPS="sqlite pg1 pg2 pg3" (default all); DURABILITY=normal; CONNECTIONS
+# (default 64, split between the instances); TOP=N prints each PostgreSQL setup's N most
+# frequent statements.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-15}"
-CONNECTIONS=64
+CONNECTIONS="${CONNECTIONS:-64}"
 SETUPS="${SETUPS:-sqlite pg1 pg2 pg3}"
 
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }

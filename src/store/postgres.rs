@@ -716,6 +716,8 @@ fn listen(shared: &Shared, wake: &std::sync::Weak<tokio::sync::watch::Sender<u64
                 use fallible_iterator::FallibleIterator;
                 match notes_now.next() {
                     // At once: a timeout iterator waits out its second after a note.
+                    // This instance's own commits woke its dispatcher already.
+                    Ok(Some(note)) if note.payload() == shared.config.instance => {}
                     Ok(Some(_)) => match wake.upgrade() {
                         Some(w) => w.send_modify(|g| *g += 1),
                         None => return,

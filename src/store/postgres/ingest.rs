@@ -308,6 +308,11 @@ fn insert_jobs(
             &key, &event, &rule, &index, &kind, &action, &endpoint, &status, &due, &error, &created,
         ],
     )?;
-    db.exec("SELECT pg_notify($1, '')", &[&shared.channel])?;
+    // Signed with this instance's name: its own listener ignores it (this instance's
+    // dispatcher is woken in memory), so a commit wakes only the others.
+    db.exec(
+        "SELECT pg_notify($1, $2)",
+        &[&shared.channel, &shared.config.instance],
+    )?;
     Ok(())
 }
