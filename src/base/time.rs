@@ -50,3 +50,39 @@ fn from_fractional_secs(f: f64) -> Option<DateTime<Utc>> {
     let nanos = ((f - secs) * 1e9) as u32;
     Utc.timestamp_opt(secs as i64, nanos).single()
 }
+
+/// An IANA time zone by name (`Europe/Paris`, `America/New_York`, `UTC`), or why not,
+/// with the closest name when it looks like a typo.
+pub fn zone(name: &str) -> Result<chrono_tz::Tz, String> {
+    let name = name.trim();
+    name.parse::<chrono_tz::Tz>().or_else(|_| {
+        // Names are case-sensitive in the database; an author's `europe/paris` means it.
+        let names = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name());
+        if let Some(z) = chrono_tz::TZ_VARIANTS
+            .iter()
+            .find(|z| z.name().eq_ignore_ascii_case(name))
+        {
+            return Ok(*z);
+        }
+        Err(match crate::base::suggest::did_you_mean(name, names) {
+            Some(s) => format!("unknown time zone `{name}`; did you mean `{s}`?"),
+            None => format!("unknown time zone `{name}`: use an IANA name such as `Europe/Paris`"),
+        })
+    })
+}
+
+#[cfg(test)]
+mod zone_tests {
+    use super::zone;
+
+    #[test]
+    fn zones_by_iana_name_with_a_did_you_mean() {
+        assert_eq!(zone("Europe/Paris").unwrap().name(), "Europe/Paris");
+        assert_eq!(zone("europe/paris").unwrap().name(), "Europe/Paris");
+        assert_eq!(zone("UTC").unwrap().name(), "UTC");
+        let e = zone("Europe/Pari").unwrap_err();
+        assert!(e.contains("did you mean `Europe/Paris`"), "{e}");
+        let e = zone("Mars/Olympus").unwrap_err();
+        assert!(e.contains("unknown time zone `Mars/Olympus`"), "{e}");
+    }
+}

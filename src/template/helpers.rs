@@ -160,9 +160,23 @@ fn helper_date(args: &[Option<&Value>]) -> Result<Value, String> {
     if items.iter().any(|i| matches!(i, chrono::format::Item::Error)) {
         return Err(format!("invalid date format `{format}`"));
     }
-    Ok(Value::String(
-        time.format_with_items(items.into_iter()).to_string(),
-    ))
+    // The zone, if given, is where the time is written: `%H` is the hour there, `%Z` its
+    // abbreviation (CET or CEST, by the date).
+    let text = match args.get(2).copied().flatten() {
+        Some(Value::String(name)) => {
+            let tz = crate::base::time::zone(name)?;
+            time.with_timezone(&tz)
+                .format_with_items(items.into_iter())
+                .to_string()
+        }
+        Some(other) => {
+            return Err(format!(
+                "the time zone must be a name such as \"Europe/Paris\", not {other}"
+            ));
+        }
+        None => time.format_with_items(items.into_iter()).to_string(),
+    };
+    Ok(Value::String(text))
 }
 
 /// `{{percent ratio}}` → `62%`; `{{percent ratio 1}}` → `62.5%`.

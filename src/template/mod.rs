@@ -351,6 +351,23 @@ mod tests {
         );
         assert_eq!(render("{{date t}}", ctx.clone()).unwrap(), "2015-05-31");
         assert_eq!(render("{{date t \"%H:%M\"}}", ctx.clone()).unwrap(), "20:18");
+        // In a zone: the hour there and its abbreviation, summer time included (2015-05-31
+        // 20:18 UTC is 22:18 CEST in Paris; in January Paris is UTC+1, New York UTC-5).
+        assert_eq!(
+            render("{{date t \"%H:%M %Z\" \"Europe/Paris\"}}", ctx.clone()).unwrap(),
+            "22:18 CEST"
+        );
+        let winter = json!({"t": "2027-01-15T08:00:00Z", "tz": "America/New_York"});
+        assert_eq!(
+            render(
+                "{{date t \"%H:%M %Z\" \"Europe/Paris\"}} {{date t \"%H:%M %Z\" tz}}",
+                winter
+            )
+            .unwrap(),
+            "09:00 CET 03:00 EST"
+        );
+        let err = render("{{date t \"%H\" \"Europe/Pari\"}}", ctx.clone()).unwrap_err();
+        assert!(err.contains("did you mean `Europe/Paris`"), "{err}");
         assert_eq!(
             render("{{percent r}} {{percent r 1}}", ctx.clone()).unwrap(),
             "62% 62.5%"
