@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 use crate::rules::{Context, Diagnostic, Memory, RuleSet};
+use crate::sources::Sources;
 
 pub use crate::config::Reload as Mode;
 
@@ -34,6 +35,8 @@ pub struct Reloader {
     rules_dir: PathBuf,
     templates_dir: PathBuf,
     context: Context,
+    /// The configured sources: inline tests decode their events as these would.
+    sources: Sources,
     memory: Mutex<Memory>,
     set: Arc<ArcSwap<RuleSet>>,
     generation: AtomicU64,
@@ -59,17 +62,19 @@ impl Reloader {
         rules_dir: PathBuf,
         templates_dir: PathBuf,
         context: Context,
+        sources: Sources,
         metrics: Arc<Metrics>,
         on_error: Option<String>,
     ) -> Self {
         let mut memory = Memory::default();
-        let set = RuleSet::reload(&rules_dir, &templates_dir, &mut memory, &context);
+        let set = load_tested(&rules_dir, &templates_dir, &mut memory, &context, &sources);
         let reloader = Self {
             rules_dir,
             templates_dir,
             context,
+            sources,
             memory: Mutex::new(memory),
-            set: Arc::new(ArcSwap::from_pointee(set)),
+            set: Arc::new(ArcSwap::new(set)),
             generation: AtomicU64::new(1),
             metrics,
             on_error,
@@ -100,10 +105,15 @@ impl Reloader {
     /// threads. Concurrent calls run one after the other.
     pub fn reload(&self, why: &str) -> Summary {
         let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-        let new = RuleSet::reload(&self.rules_dir, &self.templates_dir, &mut memory, &self.context);
+        let new = load_tested(
+            &self.rules_dir,
+            &self.templates_dir,
+            &mut memory,
+            &self.context,
+            &self.sources,
+        );
         let old = self.set.load();
         let summary = diff(&old, &new);
-        let new = Arc::new(new);
         self.set.store(new.clone());
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let summary = Summary {
@@ -151,6 +161,52 @@ impl Reloader {
 }
 
 /// Rule ids added, removed, and changed (their file's version differs).
+/// Loads the folders, then runs every rule's inline tests, as `hookflow check` does: a
+/// file version with a failing test does not go live. It is refused like a file that
+/// fails to load — its last good version keeps serving (a new file adds nothing), and
+/// the failures are its errors — until its text changes. So the server agrees with the
+/// `check` a CI job runs, even where the deploy skipped it.
+fn load_tested(
+    rules_dir: &Path,
+    templates_dir: &Path,
+    memory: &mut Memory,
+    context: &Context,
+    sources: &Sources,
+) -> Arc<RuleSet> {
+    let before = memory.clone();
+    let set = Arc::new(RuleSet::reload(rules_dir, templates_dir, memory, context));
+    let report = crate::check::check(&set, sources);
+    if report.tests.failed == 0 {
+        return set;
+    }
+    let mut refused: HashMap<String, Vec<Diagnostic>> = HashMap::new();
+    for f in report.tests.failures {
+        let name = f.name.map(|n| format!(" ({n})")).unwrap_or_default();
+        refused.entry(f.file.clone()).or_default().push(Diagnostic {
+            message: format!(
+                "inline test {}{name} fails: {}; this version of the file does not go live until its tests pass",
+                f.case, f.message
+            ),
+            file: f.file,
+            line: f.line,
+            column: 1,
+            rule: Some(f.rule),
+        });
+    }
+    *memory = before;
+    for (file, why) in refused {
+        let tested = set
+            .files()
+            .iter()
+            .find(|s| s.file == file)
+            .and_then(|s| s.version.as_deref());
+        if let Some(version) = tested {
+            memory.refuse(&file, version, why);
+        }
+    }
+    Arc::new(RuleSet::reload(rules_dir, templates_dir, memory, context))
+}
+
 fn diff(old: &RuleSet, new: &RuleSet) -> Summary {
     let versions = |set: &RuleSet| -> HashMap<String, Option<String>> {
         let by_file: HashMap<&str, Option<&String>> = set

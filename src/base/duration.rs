@@ -45,6 +45,16 @@ impl Duration {
                 "empty duration; expected a number and a unit, e.g. `30s`, `15m`, `24h`, `7d`".into(),
             );
         }
+        // `2 days`, `3days`, `1 hour`: the words people write, answered with the spelling.
+        let number_len = text.bytes().take_while(u8::is_ascii_digit).count();
+        if number_len > 0
+            && let Some(letter) = unit_letter(text[number_len..].trim())
+        {
+            return Err(format!(
+                "duration `{text}`: write `{}{letter}`",
+                &text[..number_len]
+            ));
+        }
         let mut total: u64 = 0;
         let mut rest = text;
         while !rest.is_empty() {
@@ -156,6 +166,18 @@ impl JsonSchema for Duration {
     }
 }
 
+/// The unit letter for a unit written out (`days`, `hour`, `mins`), for the error.
+fn unit_letter(word: &str) -> Option<&'static str> {
+    Some(match word.to_ascii_lowercase().as_str() {
+        "second" | "seconds" => "s",
+        "minute" | "minutes" => "m",
+        "hr" | "hrs" | "hour" | "hours" => "h",
+        "day" | "days" => "d",
+        "week" | "weeks" => "w",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +194,12 @@ mod tests {
     #[test]
     fn rejects_bad_input_with_a_reason() {
         assert!(Duration::parse("24").unwrap_err().contains("needs a unit"));
+        assert_eq!(
+            Duration::parse("2 days").unwrap_err(),
+            "duration `2 days`: write `2d`"
+        );
+        assert!(Duration::parse("3hours").unwrap_err().contains("write `3h`"));
+        assert!(Duration::parse("1 Week").unwrap_err().contains("write `1w`"));
         assert!(Duration::parse("3y").unwrap_err().contains("unknown unit `y`"));
         assert!(Duration::parse("h").unwrap_err().contains("invalid duration"));
         assert!(Duration::parse("").is_err());

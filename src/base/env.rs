@@ -4,8 +4,8 @@
 
 use std::borrow::Cow;
 
-/// Replaces each `${env:NAME}` (or `${env:NAME:-fallback}`) in `text`; `$${` stays a
-/// literal `${`.
+/// Replaces each `${env:NAME}` (or `${env:NAME:-fallback}`, the fallback taken when
+/// `NAME` is unset or empty) in `text`; `$${` stays a literal `${`.
 pub fn substitute(text: &str) -> Result<Cow<'_, str>, String> {
     substitute_with(text, |name| std::env::var(name).ok())
 }
@@ -40,7 +40,10 @@ pub fn substitute_with(text: &str, lookup: impl Fn(&str) -> Option<String>) -> R
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("invalid environment variable name `{name}`"));
         }
+        // As a shell does, `:-` means "unset or empty": an empty variable (a deploy that
+        // exports `X=` by mistake) takes the fallback rather than blanking the value.
         let value = match (lookup(name), default) {
+            (Some(v), Some(d)) if v.is_empty() => d.to_owned(),
             (Some(v), _) => v,
             (None, Some(d)) => d.to_owned(),
             (None, None) => {
@@ -61,7 +64,19 @@ mod tests {
     use super::*;
 
     fn lookup(name: &str) -> Option<String> {
-        (name == "TOKEN").then(|| "s3cret".to_owned())
+        match name {
+            "TOKEN" => Some("s3cret".to_owned()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_empty_variable_takes_the_fallback_as_in_a_shell() {
+        assert_eq!(substitute_with("${env:EMPTY:-pw}", lookup).unwrap(), "pw");
+        assert_eq!(substitute_with("${env:UNSET:-pw}", lookup).unwrap(), "pw");
+        assert_eq!(substitute_with("${env:TOKEN:-pw}", lookup).unwrap(), "s3cret");
+        assert_eq!(substitute_with("[${env:EMPTY}]", lookup).unwrap(), "[]");
     }
 
     #[test]

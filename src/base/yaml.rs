@@ -44,9 +44,50 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
                 column: l.column(),
             })
             .unwrap_or(Pos { line: 1, column: 1 });
-        let (path, message) = humanize(&err.to_string(), err.location().map(|_| pos));
+        let (path, mut message) = humanize(&err.to_string(), err.location().map(|_| pos));
+        if let Some(hint) = unquoted_hint(text, pos) {
+            message = format!("{message}; {hint}");
+        }
         YamlError { pos, path, message }
     })
+}
+
+/// The fix when the error's line has a value YAML reads as syntax rather than text: a
+/// template `{{email}}` (a map inside a map) or `> 5` (a folded block) left unquoted.
+fn unquoted_hint(text: &str, pos: Pos) -> Option<String> {
+    let line = text.lines().nth(pos.line.checked_sub(1)?)?;
+    let values = line
+        .match_indices(": ")
+        .chain(line.match_indices("- "))
+        .map(|(i, sep)| line[i + sep.len()..].trim_start());
+    for value in values {
+        // Inside a flow map (`{ message: {{email}} }`) the map's own `}` and `,` follow.
+        let mut value = value.trim_end().trim_end_matches(',').trim_end();
+        while value.ends_with('}') && value.matches('}').count() > value.matches('{').count() {
+            value = value[..value.len() - 1]
+                .trim_end()
+                .trim_end_matches(',')
+                .trim_end();
+        }
+        let quote = || format!("put quotes around it: `\"{}\"`", value.replace('"', "\\\""));
+        if value.starts_with("{{") {
+            return Some(format!(
+                "a value starting with `{{{{` is read by YAML as a map, not a template; {}",
+                quote()
+            ));
+        }
+        if let Some(rest) = value.strip_prefix(['>', '|'])
+            && rest.starts_with(' ')
+            && !rest.trim().is_empty()
+        {
+            return Some(format!(
+                "a value starting with `{}` is read by YAML as a block of text; {}",
+                &value[..1],
+                quote()
+            ));
+        }
+    }
+    None
 }
 
 /// Parses `text` into a plain value (used for event files and inline test events).
@@ -498,6 +539,35 @@ mod tests {
     struct Small {
         when: Option<u8>,
         actions: Option<u8>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Texts {
+        message: Option<String>,
+        when: Option<std::collections::BTreeMap<String, String>>,
+    }
+
+    #[test]
+    fn unquoted_templates_and_block_indicators_get_quotes_as_the_fix() {
+        let err = from_str::<Texts>("message: {{email}}\n").unwrap_err();
+        assert!(
+            err.message.contains("put quotes around it: `\"{{email}}\"`"),
+            "{}",
+            err.message
+        );
+        let err = from_str::<Texts>("{ message: {{email}} }\n").unwrap_err();
+        assert!(err.message.contains("`\"{{email}}\"`"), "{}", err.message);
+        let err = from_str::<Texts>("when:\n  count: > 5\n").unwrap_err();
+        assert!(
+            err.message
+                .contains("read by YAML as a block of text; put quotes around it: `\"> 5\"`"),
+            "{}",
+            err.message
+        );
+        // Quoted, both are text, and a real block is left alone.
+        assert!(from_str::<Texts>("message: \"{{email}}\"\nwhen: { count: \"> 5\" }\n").is_ok());
+        assert!(from_str::<Texts>("message: >\n  folded\n").is_ok());
     }
 
     #[test]

@@ -161,14 +161,9 @@ fn compile_on(cx: &mut Cx, warnings: &mut Vec<super::Diagnostic>, base: &str, ra
             if raw.source.is_none() {
                 msg.push_str("; set `source:` if this rule is for another provider");
             }
-            let pos = cx.positions.value(&here).unwrap_or_default();
-            warnings.push(super::Diagnostic {
-                file: cx.file.to_owned(),
-                line: pos.line,
-                column: pos.column,
-                rule: cx.rule.clone(),
-                message: msg,
-            });
+            // An error, not a warning: the rule would load and never see an event.
+            cx.at_value(&here, msg);
+            continue;
         }
         types.push(kind.clone());
     }

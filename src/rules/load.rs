@@ -13,11 +13,23 @@ use crate::base::diag::{Cx, Diagnostic};
 use crate::base::yaml::{self, Pos, Positions, join_index};
 use crate::template::Templates;
 
-/// What a reload remembers between runs: the last text of each file that loaded.
-#[derive(Debug, Default)]
+/// What a reload remembers between runs: the last text of each file that loaded, and
+/// the versions refused by a check made above this layer (inline tests that fail).
+#[derive(Debug, Default, Clone)]
 pub struct Memory {
     files: HashMap<String, Good>,
     templates: HashMap<String, String>,
+    /// By file: the version (hash of its text) refused, and why.
+    refused: HashMap<String, (String, Vec<Diagnostic>)>,
+}
+
+impl Memory {
+    /// Refuses this version of `file`: the next load treats it as a file that fails to
+    /// load (its last good version keeps serving), with `why` as its errors, until its
+    /// text changes.
+    pub fn refuse(&mut self, file: &str, version: &str, why: Vec<Diagnostic>) {
+        self.refused.insert(file.to_owned(), (version.to_owned(), why));
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +142,7 @@ fn build(
     let mut files = Vec::with_capacity(sources.len());
     let mut kept = HashMap::new();
     let mut serving_files = Vec::new();
+    let mut still_refused = HashMap::new();
     for (shown, default_id, text) in sources {
         let mut compile = |text: &str| {
             let (file_rules, mut file_errors) =
@@ -137,10 +150,16 @@ fn build(
             file_errors.extend(duplicates(&file_rules, &seen, &shown));
             (file_rules, file_errors)
         };
-        let (current, current_errors) = match &text {
+        let (current, mut current_errors) = match &text {
             Ok(t) => compile(t),
             Err(d) => (Vec::new(), vec![d.clone()]),
         };
+        if let (Ok(t), Some((refused, why))) = (&text, memory.refused.get(&shown))
+            && *refused == version(t)
+        {
+            current_errors.extend(why.iter().cloned());
+            still_refused.insert(shown.clone(), (refused.clone(), why.clone()));
+        }
         let (serving, good) = match (current_errors.is_empty(), &text, memory.files.get(&shown)) {
             (true, Ok(t), Some(g)) if g.text == *t => (current, Some(g.clone())),
             (true, Ok(t), _) => (
@@ -180,6 +199,7 @@ fn build(
         rules.extend(serving);
     }
     memory.files = kept;
+    memory.refused = still_refused;
     files.sort_by(|a, b| a.file.cmp(&b.file));
     errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     let version = std::sync::Arc::new(crate::store::RuleSetVersion::of(serving_files));

@@ -242,6 +242,18 @@ pub struct Once {
 
 impl Once {
     pub(crate) fn compile(cx: &mut Cx, t: &mut Templates, path: &str, raw: &RawOnce) -> Option<Self> {
+        if !raw.per.contains("{{") {
+            // `per: email` is the word "email", the same for every event: the rule would
+            // fire once for everyone and then be quiet for `for`.
+            cx.at_value(
+                &join_key(path, "per"),
+                format!(
+                    "once.per `{per}` has no `{{{{ }}}}`, so every event shares the one key `{per}` and the rule fires once for everyone; write `per: \"{{{{{per}}}}}\"` for one key per value of the field",
+                    per = raw.per
+                ),
+            );
+            return None;
+        }
         let per = crate::actions::template(cx, t, &join_key(path, "per"), &raw.per, false)?;
         if raw.period.as_secs() == 0 {
             cx.at_value(&join_key(path, "for"), "`for` must be longer than 0s");

@@ -237,6 +237,7 @@ async fn run_on<S: Store>(
         config.rules_dir.clone(),
         config.templates_dir.clone(),
         config.rules_context(),
+        config.sources.clone(),
         metrics.clone(),
         config.on_reload_error.clone(),
     ));

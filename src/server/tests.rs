@@ -50,6 +50,7 @@ async fn state(dir: &std::path::Path, queue: usize, writer: bool) -> AppState<Sq
         dir.join("rules"),
         dir.join("templates"),
         config.rules_context(),
+        config.sources.clone(),
         metrics.clone(),
         None,
     ));

@@ -130,7 +130,7 @@ fn many_rules_in_one_file_and_ids() {
 }
 
 #[test]
-fn unknown_event_type_is_a_warning_with_did_you_mean() {
+fn unknown_event_type_is_an_error_with_did_you_mean() {
     let p = Project::new(&[(
         "rules/a.yaml",
         "on: opne\nactions: [ { log: { message: hi } } ]\n",
@@ -138,10 +138,16 @@ fn unknown_event_type_is_a_warning_with_did_you_mean() {
     let run = hookflow_in(p.dir.path(), &["check"], &[]);
     assert!(
         run.stdout
-            .contains("warning: rules/a.yaml:1:5: `opne` is not a Mailjet event type — did you mean `open`?"),
+            .contains("rules/a.yaml:1:5: `opne` is not a Mailjet event type — did you mean `open`?"),
         "{}",
         run.stdout
     );
+    assert!(
+        !run.stdout.contains("warning: rules/a.yaml:1:5"),
+        "{}",
+        run.stdout
+    );
+    assert_ne!(run.code, 0, "the rule would never see an event");
 }
 
 /// The example scripts run to the end, and leave no server behind.

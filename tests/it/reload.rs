@@ -186,6 +186,75 @@ async fn a_broken_edit_never_takes_a_working_rule_away() {
     assert_eq!(fired(&server, "FR").await, ["us"]);
 }
 
+/// A rule whose inline tests fail does not go live, at start or on reload: the server
+/// agrees with `hookflow check`, and the last good version keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_whose_inline_tests_fail_does_not_go_live() {
+    let tested = |geo: &str, expect_geo: &str| {
+        format!(
+            "on: open\nwhen: {{ geo: {geo} }}\nactions: [ {{ log: {{ message: \"{{{{email}}}}\" }} }} ]\ntests:\n  - name: from {expect_geo}\n    event: {{ event: open, email: a@b.co, geo: {expect_geo} }}\n    expect: match\n"
+        )
+    };
+    let (dir, server) = Server::in_project(
+        CONFIG,
+        &[
+            ("us.yaml", &tested("US", "US")),
+            ("bad.yaml", &tested("DE", "FR")),
+        ],
+    );
+    let rules = dir.path().join("rules");
+    let start = server.get("/api/rules").await;
+    let ids: Vec<&str> = start["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["us"],
+        "a file failing its tests at start adds nothing: {start}"
+    );
+    let version = start["rules"][0]["version"].clone();
+
+    // The author narrows the rule to CA and forgets the test, which still sends US.
+    let g = generation(&server).await;
+    std::fs::write(rules.join("us.yaml"), tested("CA", "US")).unwrap();
+    let r = reloaded(&server, g).await;
+    assert_eq!(
+        r["rules"][0]["version"], version,
+        "the last good version serves: {r}"
+    );
+    assert_eq!(fired(&server, "US").await, ["us"]);
+    assert!(fired(&server, "CA").await.is_empty());
+    let us = r["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"].as_str().unwrap().ends_with("us.yaml"))
+        .unwrap();
+    let message = us["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("inline test 1 (from US) fails: expected a match")
+            && message.ends_with("does not go live until its tests pass"),
+        "{us}"
+    );
+    assert_eq!(us["errors"][0]["line"], 5, "located at the test case: {us}");
+
+    // Test fixed too: the new version goes live.
+    let g = generation(&server).await;
+    std::fs::write(rules.join("us.yaml"), tested("CA", "CA")).unwrap();
+    let r = reloaded(&server, g).await;
+    assert_ne!(r["rules"][0]["version"], version);
+    assert_eq!(fired(&server, "CA").await, ["us"]);
+    let files = r["files"].as_array().unwrap();
+    let errors: Vec<&Value> = files
+        .iter()
+        .flat_map(|f| f["errors"].as_array().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 1, "only bad.yaml is still refused: {r}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn git_checkout_switches_the_whole_folder() {
     let dir = tempfile::tempdir().unwrap();
