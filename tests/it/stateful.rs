@@ -118,6 +118,45 @@ fn reminders(jobs: &Value) -> Vec<String> {
     out
 }
 
+/// One request's events are decided in event-time order: an `open` listed before its own
+/// `sent` (Mailjet batches mix types) still correlates; same-second events keep their order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_decided_in_event_time_order() {
+    let (_dir, server) = Server::in_project(CONFIG, &[("discount.yaml", DISCOUNT)]);
+    let t = 1_800_000_000;
+    let batch = json!([
+        ev("open", 7, "b@example.org", t + 60),
+        ev("sent", 7, "b@example.org", t)
+    ]);
+    assert_eq!(post(&server, batch).await, json!(["discount"]));
+    let events = server.get("/api/events").await;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["open", "sent"],
+        "stored in the order they happened (newest first)"
+    );
+
+    let same = json!([
+        ev("click", 8, "c@example.org", t),
+        ev("bounce", 8, "c@example.org", t)
+    ]);
+    post(&server, same).await;
+    let events = server.get("/api/events?limit=2").await;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["bounce", "click"], "same second: the batch's order");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn absent_timers_fire_unless_cancelled_and_survive_a_restart() {
     let (dir, server) = Server::in_project(CONFIG, &[("reminder.yaml", REMINDER)]);
