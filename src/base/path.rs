@@ -8,6 +8,14 @@
 //! defines them; every other query goes through jsonpath-rust, parsed once at load, after
 //! a check of the RFC's typing rules that jsonpath-rust does not make (a query it would
 //! answer wrongly is refused at load instead).
+//!
+//! **JSON inside strings.** Providers carry data set at send time as a JSON string
+//! (Mailjet's `Payload`: `"{\"tz\":\"Europe/Paris\"}"`). A dotted path, or a directly
+//! walked JSONPath, that has a step left when it meets a string holding a JSON object
+//! or array reads into it: `Payload.tz`, `$.Payload.plan`. The string itself is still a
+//! string (`Payload` compares as the text). A top-level field is parsed at most once per
+//! event, when a condition first reads into it (the [`Slots`] keep it); deeper strings
+//! are parsed where they are met. jsonpath-rust's queries (wildcards, filters) do not.
 
 use std::collections::HashMap;
 
@@ -88,24 +96,29 @@ impl FieldPath {
         &self.text
     }
 
-    /// Calls `f` on each value the path yields until it returns `true`; returns whether it did.
-    pub fn any<'v>(&self, data: &'v Value, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
+    /// Calls `f` on each value the path yields until it returns `true`; returns whether it
+    /// did. A value may come from JSON inside a string, parsed for the call: `f` sees it
+    /// only while it runs.
+    pub fn any(&self, data: &Value, f: &mut dyn FnMut(&Value) -> bool) -> bool {
         self.any_in(data, None, f)
     }
 
-    /// [`FieldPath::any`] with the event's top-level fields already looked up.
-    pub fn any_in<'v>(
-        &self,
-        data: &'v Value,
-        slots: Option<&Slots<'v>>,
-        f: &mut dyn FnMut(&'v Value) -> bool,
-    ) -> bool {
+    /// [`FieldPath::any`] with the event's top-level fields already looked up (and JSON
+    /// strings among them parsed once for all the conditions of the event).
+    pub fn any_in(&self, data: &Value, slots: Option<&Slots<'_>>, f: &mut dyn FnMut(&Value) -> bool) -> bool {
         match &self.kind {
             Kind::Keys { segments, slot } => match (slot, slots) {
-                (Some(slot), Some(slots)) if slots.object => match slots.vals[usize::from(*slot)] {
-                    Some(root) => walk(root, &segments[1..], f),
-                    None => false,
-                },
+                (Some(slot), Some(slots)) if slots.object => {
+                    let slot = usize::from(*slot);
+                    match slots.vals[slot] {
+                        Some(Value::String(_)) if segments.len() > 1 => match slots.embedded(slot) {
+                            Some(inner) => walk(inner, &segments[1..], f),
+                            None => false,
+                        },
+                        Some(root) => walk(root, &segments[1..], f),
+                        None => false,
+                    }
+                }
                 _ => walk(data, segments, f),
             },
             Kind::Query(q) => match js_path_process(q, data) {
@@ -115,21 +128,32 @@ impl FieldPath {
         }
     }
 
-    /// The first value the path yields.
-    pub fn first<'v>(&self, data: &'v Value) -> Option<&'v Value> {
+    /// `f` of the first value the path yields for which it gives something: reads a key
+    /// or a time without copying the value.
+    pub fn find_map<T>(&self, data: &Value, mut f: impl FnMut(&Value) -> Option<T>) -> Option<T> {
         let mut out = None;
         self.any(data, &mut |v| {
-            out = Some(v);
+            out = f(v);
+            out.is_some()
+        });
+        out
+    }
+
+    /// The first value the path yields (a copy: it may come from JSON inside a string).
+    pub fn first(&self, data: &Value) -> Option<Value> {
+        let mut out = None;
+        self.any(data, &mut |v| {
+            out = Some(v.clone());
             true
         });
         out
     }
 
-    /// Every value the path yields (for explanations; allocates).
-    pub fn all<'v>(&self, data: &'v Value) -> Vec<&'v Value> {
+    /// Every value the path yields (for explanations; copies).
+    pub fn all(&self, data: &Value) -> Vec<Value> {
         let mut out = Vec::new();
         self.any(data, &mut |v| {
-            out.push(v);
+            out.push(v.clone());
             false
         });
         out
@@ -175,6 +199,9 @@ pub struct Slots<'v> {
     vals: [Option<&'v Value>; MAX_SLOTS],
     /// Slots only describe object payloads; anything else is walked directly.
     object: bool,
+    /// JSON read out of string fields, by slot: allocated when a condition first reads
+    /// into one, each parsed at most once (`None`: not JSON).
+    embedded: std::cell::OnceCell<Box<[std::cell::OnceCell<Option<Value>>]>>,
 }
 
 impl<'v> Slots<'v> {
@@ -182,6 +209,7 @@ impl<'v> Slots<'v> {
         let mut slots = Slots {
             vals: [None; MAX_SLOTS],
             object: false,
+            embedded: std::cell::OnceCell::new(),
         };
         if let Value::Object(map) = data {
             slots.object = true;
@@ -200,6 +228,31 @@ impl<'v> Slots<'v> {
         }
         slots
     }
+}
+
+impl Slots<'_> {
+    /// The JSON object or array held by the string in `slot`, parsed on first use.
+    fn embedded(&self, slot: usize) -> Option<&Value> {
+        let cells = self
+            .embedded
+            .get_or_init(|| (0..MAX_SLOTS).map(|_| std::cell::OnceCell::new()).collect());
+        cells[slot]
+            .get_or_init(|| match self.vals[slot] {
+                Some(Value::String(text)) => embedded_json(text),
+                _ => None,
+            })
+            .as_ref()
+    }
+}
+
+/// The object or array a string holds as JSON text, if it does.
+pub(crate) fn embedded_json(text: &str) -> Option<Value> {
+    if !text.trim_start().starts_with(['{', '[']) {
+        return None;
+    }
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .filter(|v| v.is_object() || v.is_array())
 }
 
 /// jsonpath-rust reports pest's multi-line diagnostics; keep what was expected, and where.
@@ -282,7 +335,7 @@ fn bracketed(r: &str) -> Option<(Seg, &str)> {
     Some((Seg::Index(usize::try_from(index).ok()?), &r[end + 1..]))
 }
 
-fn walk<'v>(value: &'v Value, segments: &[Seg], f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
+fn walk(value: &Value, segments: &[Seg], f: &mut dyn FnMut(&Value) -> bool) -> bool {
     let Some((head, rest)) = segments.split_first() else {
         return f(value);
     };
@@ -295,8 +348,17 @@ fn walk<'v>(value: &'v Value, segments: &[Seg], f: &mut dyn FnMut(&'v Value) -> 
             Ok(i) => items.get(i).is_some_and(|v| walk(v, rest, f)),
             Err(_) => items.iter().any(|item| walk(item, segments, f)),
         },
+        // A step left and a string in the way: read into the JSON it holds, if any.
+        (_, Value::String(text)) => walk_embedded(text, segments, f),
         _ => false,
     }
+}
+
+/// [`walk`] into the JSON a string holds: out of line, so the common walk stays small.
+#[cold]
+#[inline(never)]
+fn walk_embedded(text: &str, segments: &[Seg], f: &mut dyn FnMut(&Value) -> bool) -> bool {
+    embedded_json(text).is_some_and(|inner| walk(&inner, segments, f))
 }
 
 /// RFC 9535's typing rules (section 2.4.3), which jsonpath-rust parses but does not
@@ -500,12 +562,7 @@ mod tests {
     use serde_json::json;
 
     fn values(path: &str, data: &Value) -> Vec<Value> {
-        FieldPath::parse(path)
-            .unwrap()
-            .all(data)
-            .into_iter()
-            .cloned()
-            .collect()
+        FieldPath::parse(path).unwrap().all(data)
     }
 
     #[test]
@@ -570,6 +627,51 @@ mod tests {
                 assert_eq!(direct, slotted, "{} on {data}", p.as_str());
             }
         }
+    }
+
+    #[test]
+    fn paths_read_into_json_held_by_strings() {
+        let data = json!({
+            "Payload": "{\"tz\":\"Europe/Paris\",\"plan\":\"pro\",\"tags\":[\"a\",\"b\"],\"inner\":\"{\\\"x\\\":1}\"}",
+            "list": "[{\"sku\":\"A\"},{\"sku\":\"B\"}]",
+            "plain": "{not json",
+            "number": "7",
+        });
+        assert_eq!(values("Payload.tz", &data), [json!("Europe/Paris")]);
+        assert_eq!(values("$.Payload.plan", &data), [json!("pro")]);
+        assert_eq!(values("Payload.tags.1", &data), [json!("b")]);
+        assert_eq!(values("list.sku", &data), [json!("A"), json!("B")]);
+        assert_eq!(
+            values("Payload.inner.x", &data),
+            [json!(1)],
+            "a string inside, read into too"
+        );
+        assert!(values("plain.x", &data).is_empty());
+        assert!(values("number.x", &data).is_empty());
+        // The field itself is still the string.
+        assert_eq!(
+            values("Payload", &data)[0]
+                .as_str()
+                .map(|s| s.starts_with("{\"tz\"")),
+            Some(true)
+        );
+
+        // Through the slots: the same answers, each field parsed once for the event.
+        let mut table = FieldTable::default();
+        let mut tz = FieldPath::parse("Payload.tz").unwrap();
+        tz.intern(&mut table);
+        let mut plan = FieldPath::parse("Payload.plan").unwrap();
+        plan.intern(&mut table);
+        let slots = Slots::resolve(&table, &data);
+        let mut seen = Vec::new();
+        for p in [&tz, &plan] {
+            p.any_in(&data, Some(&slots), &mut |v| {
+                seen.push(v.clone());
+                false
+            });
+        }
+        assert_eq!(seen, [json!("Europe/Paris"), json!("pro")]);
+        assert!(slots.embedded.get().is_some(), "parsed into the slots' cache");
     }
 
     #[test]

@@ -11,9 +11,6 @@ fn query(path: &str, doc: &Value) -> Vec<Value> {
     FieldPath::parse(path)
         .unwrap_or_else(|e| panic!("{path}: {e}"))
         .all(doc)
-        .into_iter()
-        .cloned()
-        .collect()
 }
 
 fn check(doc: &Value, cases: &[(&str, Value)]) {

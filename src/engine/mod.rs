@@ -59,7 +59,7 @@ pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewE
         .correlation_fields()
         .iter()
         .filter(|(kind, _)| *kind == ev.kind)
-        .filter_map(|(_, field)| Some((field.as_str().to_owned(), key_text(field.first(&ev.data)?)?)))
+        .filter_map(|(_, field)| Some((field.as_str().to_owned(), field.find_map(&ev.data, key_text)?)))
         .collect();
     let cancels: Vec<(String, String)> = rules
         .with_absent()

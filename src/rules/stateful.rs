@@ -43,7 +43,7 @@ impl Correlation {
 
     /// The correlation key of `ev`, when it has one.
     pub fn key(&self, ev: &Event) -> Option<String> {
-        self.same.first(&ev.data).and_then(key_text)
+        self.same.find_map(&ev.data, key_text)
     }
 }
 

@@ -31,7 +31,7 @@ impl Provider for JsonFormat {
                     return Err(DecodeError::NotObject { index });
                 }
                 let kind = match self.type_path.first(&data) {
-                    Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                    Some(Value::String(s)) if !s.is_empty() => s,
                     _ => {
                         return Err(DecodeError::NoTypeAt {
                             index,
@@ -39,20 +39,14 @@ impl Provider for JsonFormat {
                         });
                     }
                 };
-                let id = match self
-                    .id_path
-                    .as_ref()
-                    .and_then(|p| p.first(&data))
-                    .and_then(key_text)
-                {
+                let id = match self.id_path.as_ref().and_then(|p| p.find_map(&data, key_text)) {
                     Some(id) => format!("{source}:{id}"),
                     None => content_id(source, &data),
                 };
                 let time = self
                     .time_path
                     .as_ref()
-                    .and_then(|p| p.first(&data))
-                    .and_then(parse_time)
+                    .and_then(|p| p.find_map(&data, parse_time))
                     .unwrap_or(now);
                 Ok(Event {
                     id,

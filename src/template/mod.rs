@@ -8,6 +8,7 @@
 
 mod helpers;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -46,6 +47,9 @@ pub struct Templates {
     next: usize,
     /// Template files by name: which of `.txt.hbs` / `.html.hbs` exist.
     files: BTreeMap<String, FilePair>,
+    /// By registered template: the top-level fields it reads into (`Payload` of
+    /// `{{Payload.tz}}`). Where one holds JSON text, the template sees it parsed.
+    reads_into: HashMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -75,6 +79,7 @@ impl Templates {
             html,
             next: 0,
             files: BTreeMap::new(),
+            reads_into: HashMap::new(),
         }
     }
 
@@ -100,6 +105,13 @@ impl Templates {
             msg
         })?;
         check_helpers(&template.elements)?;
+        let mut fields = Vec::new();
+        reads_into(&template.elements, &mut fields);
+        if fields.is_empty() {
+            self.reads_into.remove(name);
+        } else {
+            self.reads_into.insert(name.to_owned(), fields);
+        }
         let registry = if html { &mut self.html } else { &mut self.plain };
         registry.register_template(name, template);
         Ok(())
@@ -109,14 +121,38 @@ impl Templates {
     pub fn render(&self, tpl: &Tpl, ctx: &Value) -> Result<String, String> {
         let registry = if tpl.html { &self.html } else { &self.plain };
         registry
-            .render(&tpl.name, ctx)
+            .render(&tpl.name, &*self.with_embedded(&tpl.name, ctx))
             .map_err(|e| explain_render_error(&e, &tpl.source))
+    }
+
+    /// `ctx` with the fields template `name` reads into parsed, where they hold JSON
+    /// text (see `base::path`): `{{Payload.tz}}` reads Mailjet's `Payload` string. Only
+    /// templates that read into a field pay for the copy.
+    fn with_embedded<'c>(&self, name: &str, ctx: &'c Value) -> Cow<'c, Value> {
+        let (Some(fields), Value::Object(map)) = (self.reads_into.get(name), ctx) else {
+            return Cow::Borrowed(ctx);
+        };
+        let parsed: Vec<(&String, Value)> = fields
+            .iter()
+            .filter_map(|f| match map.get(f) {
+                Some(Value::String(text)) => crate::base::path::embedded_json(text).map(|v| (f, v)),
+                _ => None,
+            })
+            .collect();
+        if parsed.is_empty() {
+            return Cow::Borrowed(ctx);
+        }
+        let mut map = map.clone();
+        for (field, value) in parsed {
+            map.insert(field.clone(), value);
+        }
+        Cow::Owned(Value::Object(map))
     }
 
     /// Renders a JSON leaf: `"{{MessageID}}"` alone yields the value itself (type kept).
     pub fn render_value(&self, tpl: &Tpl, ctx: &Value) -> Result<Value, String> {
         if let Some(path) = &tpl.single_path {
-            return lookup(ctx, path)
+            return lookup(&self.with_embedded(&tpl.name, ctx), path)
                 .cloned()
                 .ok_or_else(|| missing_message(path, &tpl.source));
         }
@@ -190,8 +226,9 @@ impl Templates {
     pub fn render_file(&self, name: &str, html: bool, ctx: &Value) -> Result<String, String> {
         let registry = if html { &self.html } else { &self.plain };
         let ext = if html { "html" } else { "txt" };
+        let key = file_key(name, html);
         registry
-            .render(&file_key(name, html), ctx)
+            .render(&key, &*self.with_embedded(&key, ctx))
             .map_err(|e| format!("in templates/{name}.{ext}.hbs: {}", explain_render_error(&e, "")))
     }
 }
@@ -250,6 +287,46 @@ fn single_path(source: &str) -> Option<String> {
         && !inner.ends_with('.')
         && !inner.contains("..");
     ok.then(|| inner.to_owned())
+}
+
+/// The top-level fields `elements` read into: the first name of every path with a step
+/// after it, in expressions, helper parameters and hashes, subexpressions and blocks.
+fn reads_into(elements: &[TemplateElement], out: &mut Vec<String>) {
+    for element in elements {
+        let ht = match element {
+            TemplateElement::Expression(ht)
+            | TemplateElement::HtmlExpression(ht)
+            | TemplateElement::HelperBlock(ht) => ht,
+            _ => continue,
+        };
+        for p in std::iter::once(&ht.name)
+            .chain(&ht.params)
+            .chain(ht.hash.values())
+        {
+            match p {
+                Parameter::Path(handlebars::Path::Relative((segs, _))) => {
+                    let names: Vec<&str> = segs
+                        .iter()
+                        .map_while(|s| match s {
+                            handlebars::PathSeg::Named(n) => Some(n.as_str()),
+                            _ => None,
+                        })
+                        .collect();
+                    let names = names.strip_prefix(&["this"]).unwrap_or(&names);
+                    if let [first, _, ..] = names
+                        && !out.iter().any(|o| o == first)
+                    {
+                        out.push((*first).to_owned());
+                    }
+                }
+                Parameter::Subexpression(sub) => reads_into(std::slice::from_ref(sub.as_element()), out),
+                _ => {}
+            }
+        }
+        for inner in [&ht.template, &ht.inverse].into_iter().flatten() {
+            reads_into(&inner.elements, out);
+        }
+    }
 }
 
 /// Refuses unknown helpers at load time, with a did-you-mean, instead of at send time.
@@ -373,6 +450,35 @@ mod tests {
             "62% 62.5%"
         );
         assert_eq!(render("{{upper (domain email)}}", ctx).unwrap(), "EXAMPLE.COM");
+    }
+
+    #[test]
+    fn templates_read_into_json_held_by_strings() {
+        let ctx =
+            json!({"Payload": "{\"tz\":\"Europe/Paris\",\"plan\":\"pro\"}", "t": "2027-01-15T08:00:00Z"});
+        assert_eq!(render("{{Payload.plan}}", ctx.clone()).unwrap(), "pro");
+        assert_eq!(
+            render(
+                "{{date t \"%H:%M\" Payload.tz}} {{upper (lower Payload.plan)}}",
+                ctx.clone()
+            )
+            .unwrap(),
+            "09:00 PRO"
+        );
+        assert_eq!(
+            render("{{#if Payload.plan}}{{Payload.plan}}{{/if}}", ctx.clone()).unwrap(),
+            "pro"
+        );
+        // A template that does not read into it sees the string.
+        assert_eq!(
+            render("{{Payload}}", ctx.clone()).unwrap(),
+            "{\"tz\":\"Europe/Paris\",\"plan\":\"pro\"}"
+        );
+        let mut t = Templates::new();
+        let tpl = t.compile("{{Payload.plan}}", false).unwrap();
+        assert_eq!(t.render_value(&tpl, &ctx).unwrap(), json!("pro"));
+        let err = render("{{Payload.nope}}", ctx).unwrap_err();
+        assert!(err.contains("Payload.nope"), "{err}");
     }
 
     #[test]

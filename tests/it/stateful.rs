@@ -488,3 +488,36 @@ async fn the_server_says_why_with_the_rules_that_decided() {
     let conditions = why(&d, "discount")["conditions"].to_string();
     assert!(conditions.contains("mj_campaign_id eq 7173"), "{conditions}");
 }
+
+/// Mailjet's `Payload` (a JSON string set at send time) read into by a condition, an
+/// `after` key and a template, in the server and in the rule's inline tests alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_keys_and_templates_read_into_the_payload_string() {
+    let rule = r#"on: open
+when:
+  Payload.plan: pro
+  after: { event: sent, same: Payload.order, within: 1h }
+actions: [ { log: { message: "{{Payload.tz}} {{Payload.order}}" } } ]
+tests:
+  - event: { event: open, email: a@b.co, Payload: "{\"plan\":\"pro\",\"tz\":\"Asia/Tokyo\",\"order\":9}" }
+    history: [ { event: sent, email: a@b.co, Payload: "{\"order\":9}", ago: 5m } ]
+    expect: match
+    actions: [ { kind: log, message: "Asia/Tokyo 9" } ]
+  - event: { event: open, email: a@b.co, Payload: "{\"plan\":\"free\",\"order\":9}" }
+    history: [ { event: sent, email: a@b.co, Payload: "{\"order\":9}", ago: 5m } ]
+    expect: no_match
+"#;
+    let (_dir, server) = Server::in_project(CONFIG, &[("pro.yaml", rule)]);
+    let rules = server.get("/api/rules").await;
+    assert_eq!(rules["rules"][0]["id"], "pro", "its inline tests pass: {rules}");
+    let t = 1_800_000_000;
+    let payload =
+        |p: &str| json!({"event": "sent", "time": t, "MessageID": 1, "email": "a@b.co", "Payload": p});
+    post(&server, payload("{\"order\": 9}")).await;
+    let mut open = payload("{\"plan\": \"pro\", \"tz\": \"Europe/Paris\", \"order\": 9}");
+    open["event"] = json!("open");
+    open["time"] = json!(t + 60);
+    assert_eq!(post(&server, open).await, json!(["pro"]));
+    let jobs = server.get("/api/jobs").await;
+    assert_eq!(jobs[0]["action"]["message"], "Europe/Paris 9", "{jobs}");
+}

@@ -320,7 +320,7 @@ impl Cond {
                 }
             }
             Cond::After(c) => {
-                let key = c.same.first(&ev.data).cloned();
+                let key = c.same.first(&ev.data);
                 Explain {
                     condition: format!(
                         "after {} with the same {} within {}",
