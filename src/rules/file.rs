@@ -93,7 +93,19 @@ fn condition_schema() -> schemars::Schema {
             "any": { "type": "array", "items": { "$ref": "#/$defs/Conditions" }, "description": "At least one entry holds." },
             "not": { "$ref": "#/$defs/Conditions", "description": "The entry does not hold." },
             "after": { "$ref": "#/$defs/RawCorrelation", "description": "An earlier event of that type with the same field value was seen within the period." },
-            "absent": { "$ref": "#/$defs/RawCorrelation", "description": "Fire after the period, only if no matching event arrived." }
+            "absent": { "$ref": "#/$defs/RawCorrelation", "description": "Fire after the period, only if no matching event arrived." },
+            "local_time": {
+                "type": "object",
+                "description": "The event's time, in a zone (the contact's), is within `between` and on `days`.",
+                "properties": {
+                    "tz": { "type": "string", "description": "An IANA zone (`Europe/Paris`), or one field holding one: `\"{{Payload.tz}}\"`." },
+                    "fallback": { "type": "string", "description": "The zone when the event's is missing or unknown (required with a field `tz`)." },
+                    "between": { "type": "array", "items": { "type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$" }, "minItems": 2, "maxItems": 2, "description": "From (included) to (excluded), HH:MM; a start after the end spans midnight." },
+                    "days": { "type": "array", "items": { "type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] }, "description": "Days of the week, in the zone." }
+                },
+                "required": ["tz"],
+                "additionalProperties": false
+            }
         },
         "additionalProperties": {
             "description": "A literal (equality), a list (one of), or a map of operators.",

@@ -521,3 +521,44 @@ tests:
     let jobs = server.get("/api/jobs").await;
     assert_eq!(jobs[0]["action"]["message"], "Europe/Paris 9", "{jobs}");
 }
+
+/// `local_time` in the contact's zone (read from the `Payload` string): the rule's inline
+/// tests run at load, and the server's `why` shows where the moment fell, fallback noted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_time_is_judged_in_the_contacts_zone_and_explained() {
+    let rule = r#"on: open
+when:
+  local_time: { tz: "{{Payload.tz}}", fallback: Europe/Paris, between: ["08:00", "21:00"], days: [mon, tue, wed, thu, fri] }
+actions: [ { log: { message: "{{email}}" } } ]
+tests:
+  - name: Tokyo on a Friday morning
+    event: { event: open, email: a@b.co, time: "2027-01-15T00:30:00Z", Payload: "{\"tz\":\"Asia/Tokyo\"}" }
+    expect: match
+  - name: Tokyo on Saturday
+    event: { event: open, email: a@b.co, time: "2027-01-16T01:00:00Z", Payload: "{\"tz\":\"Asia/Tokyo\"}" }
+    expect: no_match
+"#;
+    let (_dir, server) = Server::in_project(CONFIG, &[("office.yaml", rule)]);
+    let rules = server.get("/api/rules").await;
+    assert_eq!(rules["rules"][0]["id"], "office", "{rules}");
+    // Friday 2027-01-15 02:00 UTC: 11:00 in Tokyo, 03:00 in Paris (the fallback).
+    let body = json!({"event": "open", "time": "2027-01-15T02:00:00Z", "MessageID": 1, "email": "a@b.co", "Payload": "{\"tz\":\"Nowhere/Land\"}"});
+    assert_eq!(post(&server, body).await, json!([]));
+    let id = server.get("/api/events?limit=1").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let trail = server.get(&format!("/api/events/{id}")).await;
+    let why = &trail["why"][0];
+    assert_eq!(why["fires"], "false", "{trail}");
+    let saw = why["conditions"]["saw"]
+        .as_str()
+        .or(why["conditions"]["children"][0]["saw"].as_str());
+    assert_eq!(
+        saw,
+        Some("Fri 03:00 Europe/Paris (the fallback: zone `Nowhere/Land` unknown)"),
+        "{trail}"
+    );
+    let body = json!({"event": "open", "time": "2027-01-15T02:00:00Z", "MessageID": 2, "email": "a@b.co", "Payload": "{\"tz\":\"Asia/Tokyo\"}"});
+    assert_eq!(post(&server, body).await, json!(["office"]));
+}

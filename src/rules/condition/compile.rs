@@ -20,7 +20,7 @@ use crate::rules::file::RawCorrelation;
 use crate::rules::stateful::Correlation;
 
 /// Keys of `when:` that are not field names.
-const COMBINATORS: &[&str] = &["all", "any", "not", "after", "absent"];
+const COMBINATORS: &[&str] = &["all", "any", "not", "after", "absent", "local_time"];
 
 /// Compiles a `when:` map (implicit `all`). `absent` is only allowed at the top and is
 /// handed back through `absent`.
@@ -68,6 +68,11 @@ pub(crate) fn compile_when(
                     && let Some(c) = Correlation::compile(cx, &here, &raw)
                 {
                     out.push(Cond::After(c));
+                }
+            }
+            "local_time" => {
+                if let Some(t) = super::LocalTime::compile(cx, &here, value) {
+                    out.push(Cond::LocalTime(Box::new(t)));
                 }
             }
             "absent" => match absent.as_deref_mut() {

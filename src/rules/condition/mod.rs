@@ -6,6 +6,9 @@
 //! `hookflow test` says so instead of guessing.
 
 mod compile;
+mod local_time;
+
+pub use local_time::LocalTime;
 
 use std::fmt;
 
@@ -108,6 +111,8 @@ pub enum Cond {
         op: Op,
     },
     After(Correlation),
+    /// The event's time within hours and days in a zone (the contact's).
+    LocalTime(Box<LocalTime>),
 }
 
 #[derive(Clone, Debug)]
@@ -250,6 +255,7 @@ impl Cond {
                 Some(key) => history.seen(c, &key, ev.time - c.within.to_chrono(), ev.time),
                 None => Truth::False,
             },
+            Cond::LocalTime(t) => Truth::from_bool(t.holds(ev)),
         }
     }
 
@@ -259,7 +265,7 @@ impl Cond {
             Cond::All(parts) | Cond::Any(parts) => parts.iter_mut().for_each(|p| p.intern(table)),
             Cond::Not(inner) => inner.intern(table),
             Cond::Field { path, .. } => path.intern(table),
-            Cond::After(_) => {}
+            Cond::After(_) | Cond::LocalTime(_) => {}
         }
     }
 
@@ -268,7 +274,7 @@ impl Cond {
         match self {
             Cond::All(parts) | Cond::Any(parts) => parts.iter().for_each(|p| p.correlations(out)),
             Cond::Not(inner) => inner.correlations(out),
-            Cond::Field { .. } => {}
+            Cond::Field { .. } | Cond::LocalTime(_) => {}
             Cond::After(c) => out.push(c),
         }
     }
@@ -278,7 +284,7 @@ impl Cond {
         match self {
             Cond::All(p) | Cond::Any(p) => p.iter().any(Cond::is_stateful),
             Cond::Not(inner) => inner.is_stateful(),
-            Cond::Field { .. } => false,
+            Cond::Field { .. } | Cond::LocalTime(_) => false,
             Cond::After(_) => true,
         }
     }
@@ -330,6 +336,15 @@ impl Cond {
                     ),
                     result: self.eval(ev, history),
                     saw: Some(key.map_or(Saw::Missing, Saw::Value)),
+                    children: Vec::new(),
+                }
+            }
+            Cond::LocalTime(t) => {
+                let moment = t.seen(ev);
+                Explain {
+                    condition: t.to_string(),
+                    result: Truth::from_bool(moment.holds),
+                    saw: Some(Saw::Value(Value::String(moment.text))),
                     children: Vec::new(),
                 }
             }

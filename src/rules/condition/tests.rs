@@ -262,3 +262,82 @@ fn errors_are_located_with_did_you_mean() {
     let errs = when("after: { event: sent, same: MessageID, withn: 24h }\n").unwrap_err();
     assert!(errs[0].contains("did you mean `within`"), "{errs:?}");
 }
+
+/// An event at `at` (RFC 3339) with `data`.
+fn event_at(at: &str, data: Value) -> Event {
+    Event {
+        time: chrono::DateTime::parse_from_rfc3339(at)
+            .unwrap()
+            .with_timezone(&Utc),
+        ..event(data)
+    }
+}
+
+fn local(yaml: &str, at: &str, data: Value) -> (bool, String) {
+    let cond = when(yaml).unwrap_or_else(|e| panic!("{yaml}: {e:?}"));
+    let ev = event_at(at, data);
+    let explain = cond.explain(&ev, &NoHistory);
+    let saw = serde_json::to_value(&explain.children[0].saw).unwrap();
+    (
+        cond.eval(&ev, &NoHistory) == Truth::True,
+        saw.as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn local_time_in_the_contacts_zone() {
+    let office = r#"local_time: { tz: "{{Payload.tz}}", fallback: Europe/Paris, between: ["08:00", "21:00"], days: [mon, tue, wed, thu, fri] }"#;
+    let tokyo = json!({"Payload": "{\"tz\":\"Asia/Tokyo\"}"});
+    // Friday 2027-01-15 00:30 UTC is 09:30 in Tokyo (in), 01:30 in Paris (out).
+    assert_eq!(
+        local(office, "2027-01-15T00:30:00Z", tokyo.clone()),
+        (true, "Fri 09:30 Asia/Tokyo".into())
+    );
+    assert!(!local(office, "2027-01-15T00:30:00Z", json!({})).0);
+    // 12:00 UTC is 21:00 in Tokyo: the end is excluded; 11:59 is in.
+    assert!(!local(office, "2027-01-15T12:00:00Z", tokyo.clone()).0);
+    assert!(local(office, "2027-01-15T11:59:00Z", tokyo.clone()).0);
+    // Saturday in Tokyo.
+    assert!(!local(office, "2027-01-16T01:00:00Z", tokyo).0);
+    // An unknown or missing zone: the fallback, and it says so.
+    let (ok, saw) = local(
+        office,
+        "2027-01-15T12:30:00Z",
+        json!({"Payload": "{\"tz\":\"Mars/Olympus\"}"}),
+    );
+    assert!(ok);
+    assert_eq!(
+        saw,
+        "Fri 13:30 Europe/Paris (the fallback: zone `Mars/Olympus` unknown)"
+    );
+    let (_, saw) = local(office, "2027-01-15T12:30:00Z", json!({"email": "a@b.co"}));
+    assert!(saw.ends_with("(the fallback: no Payload.tz)"), "{saw}");
+    // Summer time: 07:30 UTC is 09:30 in Paris in July (CEST), 08:30 in January (CET).
+    let paris = r#"local_time: { tz: Europe/Paris, between: ["09:00", "20:00"] }"#;
+    assert!(local(paris, "2027-07-15T07:30:00Z", json!({})).0);
+    assert!(!local(paris, "2027-01-15T07:30:00Z", json!({})).0);
+    // Quiet hours across midnight.
+    let night = r#"local_time: { tz: UTC, between: ["21:00", "08:00"] }"#;
+    assert!(local(night, "2027-01-15T23:00:00Z", json!({})).0);
+    assert!(local(night, "2027-01-15T07:59:00Z", json!({})).0);
+    assert!(!local(night, "2027-01-15T08:00:00Z", json!({})).0);
+}
+
+#[test]
+fn local_time_mistakes_are_load_errors_with_their_fix() {
+    let err = |yaml: &str| when(yaml).unwrap_err().join("\n");
+    assert!(
+        err(r#"local_time: { tz: Europe/Pari, between: ["08:00", "21:00"] }"#)
+            .contains("did you mean `Europe/Paris`")
+    );
+    assert!(
+        err(r#"local_time: { tz: "{{Payload.tz}}", between: ["08:00", "21:00"] }"#)
+            .contains("give a `fallback:` zone")
+    );
+    assert!(
+        err(r#"local_time: { tz: UTC, between: ["8am", "21:00"] }"#).contains("`8am` is not a time of day")
+    );
+    assert!(err(r#"local_time: { tz: UTC, days: [mon, fir] }"#).contains("did you mean `fri`"));
+    assert!(err(r#"local_time: { tz: UTC }"#).contains("needs `between"));
+    assert!(err(r#"local_time: { tz: "x {{Payload.tz}}", days: [mon] }"#).contains("one field"));
+}
