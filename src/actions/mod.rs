@@ -36,6 +36,10 @@ macro_rules! kinds {
         pub struct RawAction {
             /// Run this action later (durably), e.g. `2h`.
             pub delay: Option<Duration>,
+            /// Hold the job until these hours and days in the contact's zone, e.g.
+            /// `{ between: ["09:00", "20:00"], tz: "{{Payload.tz}}", fallback: UTC }`;
+            /// `none` for none (email actions otherwise take the configuration's).
+            pub send_window: Option<serde_json::Value>,
             $( $(#[doc = $doc])* pub $key: Option<$raw>, )+
         }
 
@@ -121,11 +125,12 @@ macro_rules! kinds {
                 return None;
             }
             let here = join_key(path, given[0]);
-            let RawAction { delay, $( $key ),+ } = raw;
+            let RawAction { delay, send_window, $( $key ),+ } = raw;
+            let send_window = window(cx, path, send_window, given[0] == "email")?;
             $(
                 if let Some(raw) = $key {
                     let spec = <$spec>::compile(cx, t, &here, raw)?;
-                    return Some(ActionSpec { delay, kind: ActionKind::$variant(Box::new(spec)) });
+                    return Some(ActionSpec { delay, send_window, kind: ActionKind::$variant(Box::new(spec)) });
                 }
             )+
             None
@@ -148,10 +153,39 @@ kinds! {
     log: Log(log::RawLog, log::LogSpec, log::RenderedLog),
 }
 
+/// The send window of an action: its own, `none`, or (for email) the configuration's.
+/// `None` after reporting a mistake in it.
+fn window(
+    cx: &mut Cx,
+    path: &str,
+    written: Option<Value>,
+    email: bool,
+) -> Option<Option<crate::base::local_time::LocalTime>> {
+    use crate::base::local_time::LocalTime;
+    let at = join_key(path, "send_window");
+    let yaml = match written {
+        Some(Value::String(none)) if none == "none" => return Some(None),
+        Some(v) => match serde_yaml::to_value(&v) {
+            Ok(y) => y,
+            Err(e) => {
+                cx.at_value(&at, e.to_string());
+                return None;
+            }
+        },
+        None => match (email, cx.context.send_window.clone()) {
+            (true, Some(default)) => default,
+            _ => return Some(None),
+        },
+    };
+    LocalTime::compile(cx, &at, &yaml, "send_window").map(Some)
+}
+
 /// A compiled action of a rule.
 #[derive(Debug)]
 pub struct ActionSpec {
     pub delay: Option<Duration>,
+    /// Hours and days in the contact's zone outside which the job waits.
+    pub send_window: Option<crate::base::local_time::LocalTime>,
     pub kind: ActionKind,
 }
 
@@ -162,6 +196,9 @@ pub struct Rendered {
     pub action: RenderedKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delay: Option<Duration>,
+    /// The send window in the event's zone (stored with the job as `send_window`).
+    #[serde(skip)]
+    pub window: Option<crate::base::local_time::Window>,
 }
 
 impl Rendered {
@@ -171,9 +208,15 @@ impl Rendered {
             Some(d) => Some(serde_json::from_value(d).map_err(|e| format!("delay: {e}"))?),
             None => None,
         };
+        // What the window was is the job's record; it was applied when the job was planned.
+        if let Some(m) = value.as_object_mut() {
+            m.remove("send_window");
+            m.remove("held");
+        }
         Ok(Self {
             action: RenderedKind::from_value(value)?,
             delay,
+            window: None,
         })
     }
 }
@@ -184,6 +227,7 @@ impl ActionSpec {
         Ok(Rendered {
             action: self.kind.render(t, ctx)?,
             delay: self.delay,
+            window: self.send_window.as_ref().and_then(|w| w.resolve(ctx)),
         })
     }
 

@@ -17,6 +17,7 @@ pub mod clock;
 pub mod diag;
 pub mod duration;
 pub mod env;
+pub mod local_time;
 pub mod logging;
 pub mod net;
 pub mod path;

@@ -47,6 +47,8 @@ pub struct Config {
     pub on_reload_error: Option<String>,
     /// How long the journal is kept (`None`: forever). Default 90 days.
     pub retention: Option<Duration>,
+    /// The default send window of email actions, as written (checked at load).
+    pub send_window: Option<serde_yaml::Value>,
     /// Where the config came from, for messages.
     pub origin: String,
 }
@@ -149,6 +151,7 @@ impl Config {
             reload: Reload::Events,
             on_reload_error: None,
             retention: Some(Duration::from_secs(90 * 86_400)),
+            send_window: None,
             origin: "built-in defaults".to_owned(),
         }
     }
@@ -202,6 +205,7 @@ impl Config {
         crate::base::diag::Context {
             signing_secret: !self.signing_secret.is_empty(),
             event_types: self.sources.event_types(),
+            send_window: self.send_window.clone(),
         }
     }
 
@@ -470,6 +474,20 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
                 Err(e) => cx.at_value("retention", format!("{e}; write e.g. `90d`, or `forever`")),
             },
         }
+    }
+    match raw.send_window {
+        Some(serde_json::Value::String(none)) if none == "none" => {}
+        Some(window) => match serde_yaml::to_value(&window) {
+            Ok(yaml) => {
+                if crate::base::local_time::LocalTime::compile(cx, "send_window", &yaml, "send_window")
+                    .is_some()
+                {
+                    c.send_window = Some(yaml);
+                }
+            }
+            Err(e) => cx.at_value("send_window", e.to_string()),
+        },
+        None => {}
     }
     if let Some(http) = raw.http {
         for (i, text) in http.signing_secret.iter().flat_map(|l| {

@@ -64,6 +64,10 @@ pub struct RawConfig {
     /// job is still pending for or an `absent` timer still waits on. Contacts,
     /// suppressions and the state of stateful rules are not part of the journal.
     pub retention: Option<String>,
+    /// Email actions are held until these hours and days in the contact's zone, unless
+    /// the action sets its own `send_window` (or `send_window: none`), e.g.
+    /// `{ between: ["09:00", "20:00"], tz: "{{Payload.tz}}", fallback: UTC }`.
+    pub send_window: Option<serde_json::Value>,
 }
 
 /// Settings for a PostgreSQL store.

@@ -275,6 +275,19 @@ fn job_for(
                 job.endpoint = endpoint_of(&http.url);
             }
             job.action = serde_json::to_value(&rendered).unwrap_or(Value::Null);
+            if let (Some(w), Value::Object(action)) = (rendered.window, &mut job.action) {
+                // Held until the window next opens in the contact's zone: due then, durably.
+                action.insert("send_window".into(), w.to_json());
+                match w.next_open(job.due_at) {
+                    Some(open) if open > job.due_at => {
+                        job.due_at = open;
+                        let local = open.with_timezone(&w.tz).to_rfc3339();
+                        action.insert("held".into(), Value::from(format!("until {local} (send window)")));
+                    }
+                    Some(_) => {}
+                    None => job.error = Some("its send window never opens".into()),
+                }
+            }
         }
         Err(e) => job.error = Some(e),
     }

@@ -155,7 +155,11 @@ async fn handle<S: Store>(
     if !basic {
         authenticate(spec, headers, &body)?;
     }
-    let events = decode(spec, source, &body, kind, st.clock.now())?;
+    let mut events = decode(spec, source, &body, kind, st.clock.now())?;
+    // A batch is decided in the order things happened, not the order the provider listed
+    // them (Mailjet's batches mix types): an `open` listed before its own `sent` still
+    // finds it. Stable: events of the same second keep their order.
+    events.sort_by_key(|e| e.time);
     let batch = plan(st, events);
     let summary: Vec<_> = batch
         .iter()

@@ -59,9 +59,8 @@ impl Source {
         }
     }
 
-    /// Decodes a parsed body posted to source `name`, its events in event-time order.
-    /// `url_type` is the type named in the URL (`/hooks/mailjet/open`): events without a
-    /// type get it, others must agree.
+    /// Decodes a parsed body posted to source `name`. `url_type` is the type named in
+    /// the URL (`/hooks/mailjet/open`): events without a type get it, others must agree.
     pub fn decode(
         &self,
         name: &str,
@@ -80,7 +79,7 @@ impl Source {
                 }
             }
         }
-        let mut events = self.provider.decode(name, body, now)?;
+        let events = self.provider.decode(name, body, now)?;
         if let Some(t) = url_type
             && let Some((index, ev)) = events.iter().enumerate().find(|(_, e)| e.kind != t)
         {
@@ -90,10 +89,6 @@ impl Source {
                 expected: t.to_owned(),
             });
         }
-        // A batch is decided in the order things happened, not the order the provider
-        // listed them (Mailjet's batches mix types): an `open` listed before its own
-        // `sent` still finds it. Stable: events of the same second keep their order.
-        events.sort_by_key(|e| e.time);
         Ok(events)
     }
 }

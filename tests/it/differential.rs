@@ -114,6 +114,19 @@ fn offline(dir: &std::path::Path, sequence: &[Value]) -> Vec<(u64, Vec<String>)>
     )
 }
 
+/// The order the server decides `sequence` in, posted `batch` events a request: each
+/// request's events by event time, ties in the request's order.
+fn decided(sequence: &[Value], batch: usize) -> Vec<Value> {
+    sequence
+        .chunks(batch.max(1))
+        .flat_map(|request| {
+            let mut request = request.to_vec();
+            request.sort_by_key(|v| v["time"].as_i64());
+            request
+        })
+        .collect()
+}
+
 /// Posts `sequence` in requests of `batch` events (Mailjet's batches), in order.
 async fn server(dir: &std::path::Path, sequence: &[Value], batch: usize) -> Vec<(u64, Vec<String>)> {
     let server = Server::start_with(dir, &["--manual-clock", "2027-01-15T08:00:00Z"]);
@@ -166,7 +179,7 @@ proptest! {
         let sequence = events(&specs);
         let dir = tempfile::tempdir().unwrap();
         project(dir.path(), "listen: 127.0.0.1:0\nstore: sqlite://data/hookflow.db\n", RULES);
-        let offline = offline(dir.path(), &sequence);
+        let offline = offline(dir.path(), &decided(&sequence, batch));
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let served = runtime.block_on(server(dir.path(), &sequence, batch));
         prop_assert_eq!(&offline, &served, "events, in arrival order, {} a request: {}", batch, Value::Array(sequence.clone()));

@@ -8,7 +8,8 @@ use std::path::Path;
 /// Top to bottom. A module may import any module of a lower layer, none of its own.
 const LAYERS: &[&[&str]] = &[
     &["server"],
-    &["ingest", "delivery", "reload", "check"],
+    &["ingest", "delivery", "reload"],
+    &["check"],
     &["dryrun"],
     &["engine"],
     &["rules"],

@@ -562,3 +562,142 @@ tests:
     let body = json!({"event": "open", "time": "2027-01-15T02:00:00Z", "MessageID": 2, "email": "a@b.co", "Payload": "{\"tz\":\"Asia/Tokyo\"}"});
     assert_eq!(post(&server, body).await, json!(["office"]));
 }
+
+/// A send window holds each contact's job until 09:00 in their own zone, durably and on
+/// the manual clock; the audit trail says until when; `send_window: none` and contacts
+/// already in their window go at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_windows_hold_jobs_until_the_contacts_morning() {
+    let rule = r#"on: sent
+actions:
+  - log: { message: "reminder for {{email}}" }
+    send_window: { between: ["09:00", "20:00"], tz: "{{Payload.tz}}", fallback: UTC }
+  - log: { message: "receipt for {{email}}" }
+    send_window: none
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), CONFIG, &[("remind.yaml", rule)]);
+    // Friday 2027-01-15 02:00 UTC: 11:00 in Tokyo, 03:00 in Paris, 21:00 (Thursday) in New York.
+    let server = Server::start_with(dir.path(), &["--manual-clock", "2027-01-15T02:00:00Z"]);
+    for (i, (email, tz)) in [
+        ("t@x.jp", "Asia/Tokyo"),
+        ("p@x.fr", "Europe/Paris"),
+        ("n@x.us", "America/New_York"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = json!({"event": "sent", "time": 1_800_000_000i64 - 6 * 3600 + i as i64, "MessageID": 600 + i, "email": email,
+                          "Payload": json!({"tz": tz}).to_string()});
+        post(&server, body).await;
+    }
+    let done = |jobs: &Value| -> Vec<String> {
+        let mut m: Vec<String> = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["action"]["message"].as_str().unwrap().to_owned())
+            .collect();
+        m.sort();
+        m
+    };
+    let ok = server
+        .wait_for("/api/jobs?status=succeeded", 10, |j| {
+            j.as_array().unwrap().len() == 4
+        })
+        .await;
+    assert_eq!(
+        done(&ok),
+        [
+            "receipt for n@x.us",
+            "receipt for p@x.fr",
+            "receipt for t@x.jp",
+            "reminder for t@x.jp"
+        ]
+    );
+    let held = server.get("/api/jobs?status=pending").await;
+    let mut held: Vec<(String, String, String)> = held
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["action"]["message"].as_str().unwrap().to_owned(),
+                j["next_attempt_at"].as_str().unwrap().to_owned(),
+                j["action"]["held"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    held.sort();
+    assert_eq!(held[0].0, "reminder for n@x.us");
+    assert_eq!(held[0].2, "until 2027-01-15T09:00:00-05:00 (send window)");
+    assert!(held[0].1.starts_with("2027-01-15T14:00:00"), "{held:?}");
+    assert_eq!(held[1].2, "until 2027-01-15T09:00:00+01:00 (send window)");
+    assert!(held[1].1.starts_with("2027-01-15T08:00:00"), "{held:?}");
+
+    // Restarted while held: still held, then sent when each window opens.
+    assert_eq!(server.terminate(), 0);
+    let server = Server::start_with(dir.path(), &["--manual-clock", "2027-01-15T02:00:00Z"]);
+    advance(&server, "5h59m59s").await;
+    let pending = server.get("/api/jobs?status=pending").await;
+    assert_eq!(
+        pending.as_array().unwrap().len(),
+        2,
+        "a second before 09:00 in Paris: {pending}"
+    );
+    advance(&server, "1s").await;
+    server
+        .wait_for("/api/jobs?status=pending", 10, |j| {
+            j.as_array().unwrap().len() == 1
+        })
+        .await;
+    advance(&server, "6h").await;
+    let ok = server
+        .wait_for("/api/jobs?status=succeeded", 10, |j| {
+            j.as_array().unwrap().len() == 6
+        })
+        .await;
+    assert!(done(&ok).contains(&"reminder for n@x.us".to_owned()));
+}
+
+/// `send_window:` in hookflow.yaml holds every email action without its own (and only
+/// email); a bad zone in it is a located error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_send_window_holds_email_actions() {
+    let config = format!("{CONFIG}send_window: {{ between: [\"09:00\", \"20:00\"], tz: UTC }}\n");
+    let rule = r#"on: sent
+actions:
+  - email: { to: "{{email}}", subject: hi, text: hello }
+  - log: { message: "sent to {{email}}" }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &config, &[("mail.yaml", rule)]);
+    let server = Server::start_with(dir.path(), &["--manual-clock", "2027-01-15T02:00:00Z"]);
+    post(&server, json!({"event": "sent", "time": 1_800_000_000i64 - 6 * 3600, "MessageID": 700, "email": "a@x.example"})).await;
+    server
+        .wait_for("/api/jobs?status=succeeded", 10, |j| {
+            j.as_array().unwrap().len() == 1
+        })
+        .await;
+    let pending = server.get("/api/jobs?status=pending").await;
+    assert_eq!(pending[0]["kind"], "email", "{pending}");
+    assert_eq!(
+        pending[0]["action"]["held"],
+        "until 2027-01-15T09:00:00+00:00 (send window)"
+    );
+    drop(server);
+
+    project(
+        dir.path(),
+        &format!("{CONFIG}send_window: {{ between: [\"09:00\", \"20:00\"], tz: Europe/Pari }}\n"),
+        &[],
+    );
+    let run = crate::util::hookflow_in(dir.path(), &["check", "--config", "hookflow.yaml"], &[]);
+    assert!(
+        run.stdout.contains("did you mean `Europe/Paris`")
+            || run.stderr.contains("did you mean `Europe/Paris`"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+}

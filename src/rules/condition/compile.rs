@@ -71,7 +71,7 @@ pub(crate) fn compile_when(
                 }
             }
             "local_time" => {
-                if let Some(t) = super::LocalTime::compile(cx, &here, value) {
+                if let Some(t) = super::LocalTime::compile(cx, &here, value, "local_time") {
                     out.push(Cond::LocalTime(Box::new(t)));
                 }
             }

@@ -6,9 +6,8 @@
 //! `hookflow test` says so instead of guessing.
 
 mod compile;
-mod local_time;
 
-pub use local_time::LocalTime;
+pub use crate::base::local_time::LocalTime;
 
 use std::fmt;
 
@@ -255,7 +254,7 @@ impl Cond {
                 Some(key) => history.seen(c, &key, ev.time - c.within.to_chrono(), ev.time),
                 None => Truth::False,
             },
-            Cond::LocalTime(t) => Truth::from_bool(t.holds(ev)),
+            Cond::LocalTime(t) => Truth::from_bool(t.holds(ev.time, &ev.data)),
         }
     }
 
@@ -340,7 +339,7 @@ impl Cond {
                 }
             }
             Cond::LocalTime(t) => {
-                let moment = t.seen(ev);
+                let moment = t.seen(ev.time, &ev.data);
                 Explain {
                     condition: t.to_string(),
                     result: Truth::from_bool(moment.holds),
