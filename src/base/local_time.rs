@@ -292,6 +292,32 @@ impl Window {
         })
     }
 
+    /// Reads [`Window::to_json`] back (from a stored job); `None` if it is not one.
+    pub fn from_json(value: &Value) -> Option<Self> {
+        let tz = zone(value.get("tz")?.as_str()?).ok()?;
+        let between = match value.get("between") {
+            Some(Value::Array(pair)) => match pair.as_slice() {
+                [Value::String(from), Value::String(to)] => Some((
+                    NaiveTime::parse_from_str(from, "%H:%M").ok()?,
+                    NaiveTime::parse_from_str(to, "%H:%M").ok()?,
+                )),
+                _ => return None,
+            },
+            _ => None,
+        };
+        let days = match value.get("days") {
+            Some(Value::Array(names)) => {
+                let mut days = [false; 7];
+                for name in names {
+                    days[DAYS.iter().position(|d| Some(*d) == name.as_str())?] = true;
+                }
+                Some(days)
+            }
+            _ => None,
+        };
+        Some(Self { tz, between, days })
+    }
+
     /// `{tz, between, days}`, as a held job keeps it and the audit trail shows it.
     pub fn to_json(&self) -> Value {
         let mut m = serde_json::Map::new();
@@ -442,5 +468,7 @@ mod tests {
             nights.next_open(at("2027-01-16T03:00:00Z")),
             Some(at("2027-01-22T22:00:00Z"))
         );
+        assert_eq!(Window::from_json(&nights.to_json()), Some(nights));
+        assert_eq!(Window::from_json(&office.to_json()), Some(office));
     }
 }

@@ -33,7 +33,7 @@ impl Policy {
                             }
                             None => *wait,
                         };
-                        Next::Retry(now + jittered(wait))
+                        Next::Retry(in_window(job, now + jittered(wait)))
                     }
                     None => Next::Dead {
                         suspend: job.endpoint.clone(),
@@ -42,6 +42,16 @@ impl Policy {
             }
         }
     }
+}
+
+/// `at`, or when the job's send window next opens after it: a retry waits for the
+/// contact's hours as the first attempt did.
+fn in_window(job: &Job, at: DateTime<Utc>) -> DateTime<Utc> {
+    job.action
+        .get("send_window")
+        .and_then(crate::base::local_time::Window::from_json)
+        .and_then(|w| w.next_open(at))
+        .unwrap_or(at)
 }
 
 /// Up to 10% later (never earlier), so a burst of failures does not retry in lockstep.
@@ -97,6 +107,33 @@ mod tests {
             Next::Dead { suspend: None }
         );
         assert_eq!(p.next(&job(1), &Outcome::Success, now), Next::Succeeded);
+    }
+
+    #[test]
+    fn a_retry_outside_the_send_window_waits_for_it() {
+        let p = Policy {
+            retries: vec![Duration::from_secs(30)],
+        };
+        let mut held = job(1);
+        held.action =
+            json!({"kind": "log", "send_window": {"tz": "Europe/Paris", "between": ["09:00", "20:00"]}});
+        // 18:59:50 UTC is 19:59:50 in Paris: the retry would fall after 20:00.
+        let now = chrono::DateTime::parse_from_rfc3339("2027-01-15T18:59:50Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let retry = Outcome::Retryable { retry_after: None };
+        let Next::Retry(at) = p.next(&held, &retry, now) else {
+            panic!()
+        };
+        assert_eq!(
+            at.to_rfc3339(),
+            "2027-01-16T08:00:00+00:00",
+            "09:00 the next morning in Paris"
+        );
+        let Next::Retry(at) = p.next(&job(1), &retry, now) else {
+            panic!()
+        };
+        assert!((at - now).num_seconds() < 40, "no window, no wait");
     }
 
     #[test]
