@@ -111,10 +111,14 @@ impl FieldPath {
                 (Some(slot), Some(slots)) if slots.object => {
                     let slot = usize::from(*slot);
                     match slots.vals[slot] {
-                        Some(Value::String(_)) if segments.len() > 1 => match slots.embedded(slot) {
-                            Some(inner) => walk(inner, &segments[1..], f),
-                            None => false,
-                        },
+                        // Only text that may be JSON reaches the cache (which allocates):
+                        // a plain string with a step left yields nothing, for free.
+                        Some(Value::String(text)) if segments.len() > 1 => {
+                            match may_be_json(text).then(|| slots.embedded(slot)).flatten() {
+                                Some(inner) => walk(inner, &segments[1..], f),
+                                None => false,
+                            }
+                        }
                         Some(root) => walk(root, &segments[1..], f),
                         None => false,
                     }
@@ -245,9 +249,14 @@ impl Slots<'_> {
     }
 }
 
+/// Whether a string starts as a JSON object or array would: only those are parsed.
+fn may_be_json(text: &str) -> bool {
+    text.trim_start().starts_with(['{', '['])
+}
+
 /// The object or array a string holds as JSON text, if it does.
 pub(crate) fn embedded_json(text: &str) -> Option<Value> {
-    if !text.trim_start().starts_with(['{', '[']) {
+    if !may_be_json(text) {
         return None;
     }
     serde_json::from_str::<Value>(text)
