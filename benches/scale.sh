@@ -16,8 +16,8 @@
 #
 # Usage: benches/scale.sh [DURATION_SECONDS]   (default 15)
 # Environment: SETUPS="sqlite pg1 pg2 pg3" (default all); DURABILITY=normal; CONNECTIONS
-# (default 64, split between the instances); TOP=N prints each PostgreSQL setup's N most
-# frequent statements.
+# (default 64, split between the instances); POOL (connections per instance, default 4);
+# TOP=N prints each PostgreSQL setup's N most frequent statements.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-15}"
@@ -75,7 +75,7 @@ rules: ../rules
 store: $store
 durability: ${DURABILITY:-full}
 CFG
-  case "$store" in postgres*) printf 'postgres: { instance: i%s, schema: %s }\n' "$n" "$setup" >> "$dir/hookflow.yaml" ;; esac
+  case "$store" in postgres*) printf 'postgres: { instance: i%s, schema: %s, pool: %s }\n' "$n" "$setup" "${POOL:-4}" >> "$dir/hookflow.yaml" ;; esac
   (cd "$dir" && exec "$BIN" serve --config hookflow.yaml < /dev/null > out 2> err) &
   echo $! > "$work/$setup-$n.pid"
   for _ in $(seq 200); do
