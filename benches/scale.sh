@@ -17,7 +17,8 @@
 # Usage: benches/scale.sh [DURATION_SECONDS]   (default 15)
 # Environment: SETUPS="sqlite pg1 pg2 pg3" (default all); DURABILITY=normal; CONNECTIONS
 # (default 64, split between the instances); POOL (connections per instance, default 4);
-# TOP=N prints each PostgreSQL setup's N most frequent statements.
+# TOP=N prints each PostgreSQL setup's N most frequent statements; PG_OPTIONS adds server
+# settings (e.g. "-c commit_delay=1000").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-15}"
@@ -45,7 +46,7 @@ mkdir -p "$work/pg"
 [ "$(id -u)" = 0 ] && chown postgres: "$work/pg"
 as_pg "$PGBIN/initdb" -D "$work/pg" -A trust -U postgres --no-sync >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w start \
-  -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements -c max_connections=200" >/dev/null
+  -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements -c max_connections=200 ${PG_OPTIONS:-}" >/dev/null
 PG="postgres://postgres@127.0.0.1:$port/postgres"
 sql() { psql -qAtX "$PG" -c "$1"; }
 sql "CREATE EXTENSION pg_stat_statements" >/dev/null
