@@ -6,6 +6,19 @@ use serde::Serialize;
 
 use crate::base::yaml::{Pos, Positions};
 
+/// An error and its sources, `: `-separated: many libraries say only what failed ("db
+/// error", "error sending request") and keep the reason in a source.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 /// What files are compiled for: facts about the server that decide whether a rule can
 /// work there, so `check` and a reload refuse what would only fail when it fires.
 #[derive(Debug, Clone, Default)]

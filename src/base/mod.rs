@@ -4,6 +4,8 @@
 //! - [`diag`]: located problems (`file:line:col`) and the context files compile in.
 //! - [`duration`]: `30s`, `24h`, `1h30m`, capped at a hundred years.
 //! - [`env`](mod@env): `${env:NAME}` substitution.
+//! - [`local_time`]: hours and days in a zone (the contact's): the `local_time` condition
+//!   and send windows.
 //! - [`logging`]: log lines event data cannot forge; the filter.
 //! - [`net`]: outbound HTTP clients with the SSRF guard, special-purpose addresses,
 //!   Standard Webhooks signatures, endpoint identity.

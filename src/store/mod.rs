@@ -48,7 +48,7 @@ pub enum Durability {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database refused or failed (the backend's own error inside).
-    #[error("database error: {}", with_sources(.0.as_ref()))]
+    #[error("database error: {}", crate::base::diag::error_chain(.0.as_ref()))]
     Db(Box<dyn std::error::Error + Send + Sync>),
     /// Another server holds the store: two would both deliver the same jobs.
     #[error(
@@ -79,19 +79,6 @@ pub enum StoreError {
     /// The store's settings are wrong (a URL that does not parse).
     #[error("store settings: {0}")]
     Config(String),
-}
-
-/// An error and its sources, `: `-separated: PostgreSQL's client says only "db error"
-/// and keeps the server's message in its source.
-fn with_sources(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Who opens the store: the server owns it (one at a time: it takes back the leases a

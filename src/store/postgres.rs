@@ -223,6 +223,15 @@ struct Conn {
     replica: bool,
 }
 
+impl Conn {
+    /// The connection (opened again if it broke, to the primary or the replica) and its
+    /// prepared statements.
+    fn open(&mut self, shared: &Shared) -> Result<(&mut postgres::Client, &mut Stmts), StoreError> {
+        let client = client(&mut self.client, &mut self.stmts, shared, self.replica)?;
+        Ok((client, &mut self.stmts))
+    }
+}
+
 /// Threads reading from the replica: admin reads are few and small.
 const REPLICA_THREADS: usize = 2;
 
@@ -426,15 +435,7 @@ impl PgStore {
         f: impl FnOnce(&mut Db<'_, postgres::Client>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         run_on(tasks, move |conn, shared| {
-            let out = (|| {
-                let Conn {
-                    client: c,
-                    stmts,
-                    replica,
-                } = &mut *conn;
-                let client = client(c, stmts, shared, *replica)?;
-                f(&mut Db { c: client, stmts })
-            })();
+            let out = conn.open(shared).and_then(|(c, stmts)| f(&mut Db { c, stmts }));
             if matches!(out, Err(StoreError::Unavailable(_))) {
                 conn.client = None;
             }
@@ -471,12 +472,7 @@ impl PgStore {
             let mut tries = 0;
             loop {
                 let out = (|| {
-                    let Conn {
-                        client: c,
-                        stmts,
-                        replica,
-                    } = &mut *conn;
-                    let client = client(c, stmts, shared, *replica)?;
+                    let (client, stmts) = conn.open(shared)?;
                     let mut tx = client.transaction()?;
                     let mut db = Db { c: &mut tx, stmts };
                     let out = f(&mut db, shared)?;

@@ -118,6 +118,16 @@ fn reminders(jobs: &Value) -> Vec<String> {
     out
 }
 
+/// The types of listed events, newest first.
+fn types(events: &Value) -> Vec<String> {
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// One request's events are decided in event-time order: an `open` listed before its own
 /// `sent` (Mailjet batches mix types) still correlates; same-second events keep their order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,13 +139,7 @@ async fn a_batch_is_decided_in_event_time_order() {
         ev("sent", 7, "b@example.org", t)
     ]);
     assert_eq!(post(&server, batch).await, json!(["discount"]));
-    let events = server.get("/api/events").await;
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let kinds = types(&server.get("/api/events").await);
     assert_eq!(
         kinds,
         ["open", "sent"],
@@ -147,13 +151,7 @@ async fn a_batch_is_decided_in_event_time_order() {
         ev("bounce", 8, "c@example.org", t)
     ]);
     post(&server, same).await;
-    let events = server.get("/api/events?limit=2").await;
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let kinds = types(&server.get("/api/events?limit=2").await);
     assert_eq!(kinds, ["bounce", "click"], "same second: the batch's order");
 }
 

@@ -93,7 +93,7 @@ async fn send<S: Lists>(action: &RenderedHttp, ctx: &Exec<'_, S>) -> Attempted {
             let error = if e.is_timeout() {
                 format!("timed out after {}s", timeout.as_secs())
             } else {
-                format!("request failed: {}", error_chain(&e))
+                format!("request failed: {}", crate::base::diag::error_chain(&e))
             };
             return Attempted::retry(error);
         }
@@ -131,15 +131,4 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let secs = (at.with_timezone(&Utc) - Utc::now()).num_seconds();
     Some(Duration::from_secs(secs.max(0) as u64))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
