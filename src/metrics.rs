@@ -17,7 +17,15 @@ use prometheus::{
 const MAX_ENDPOINT_SERIES: usize = 100;
 
 /// Every job status, so that each has a series even at zero.
-pub const JOB_STATUSES: &[&str] = &["pending", "running", "succeeded", "failed", "dead", "skipped"];
+pub const JOB_STATUSES: &[&str] = &[
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "dead",
+    "skipped",
+    "cancelled",
+];
 
 pub struct Metrics {
     registry: Registry,

@@ -4,6 +4,7 @@
 //! does; delivery executes the same rendered form.
 
 pub mod attempt;
+pub mod cancel;
 pub mod contacts;
 pub mod email;
 pub mod http;
@@ -151,6 +152,8 @@ kinds! {
     unsuppress: Unsuppress(suppress::RawUnsuppress, suppress::UnsuppressSpec, suppress::RenderedUnsuppress),
     /// Write a line to the log and the event's audit trail.
     log: Log(log::RawLog, log::LogSpec, log::RenderedLog),
+    /// Cancel, for one contact, the pending jobs and `absent` timers of the rules named.
+    cancel: Cancel(cancel::RawCancel, cancel::CancelSpec, cancel::RenderedCancel),
 }
 
 /// The send window of an action: its own, `none`, or (for email) the configuration's.

@@ -65,6 +65,9 @@ pub enum Cause {
     CancelledBy,
     /// A due timer: nothing cancelled it, the rule fired.
     TimerFired,
+    /// The event's type is in the rule's `exit_on`: its pending jobs and timers for the
+    /// contact were cancelled (`cancelled`: how many of each).
+    ExitOn,
 }
 
 /// One rule's decision for one event, as it is kept: the outcome, its cause, and only
@@ -99,6 +102,9 @@ pub struct RuleDecision {
     /// The event that cancelled a timer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<CancelledBy>,
+    /// `exit_on`: the jobs and timers cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled: Option<[u64; 2]>,
     /// Why a key did not render.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -139,6 +145,7 @@ impl RuleDecision {
             until: None,
             due: None,
             by: None,
+            cancelled: None,
             error: None,
             vars: None,
         }
@@ -237,6 +244,7 @@ pub(super) fn rule(
             key,
             start: t,
             due: t + absent.within.as_secs() as i64 * 1000,
+            contact: super::contact_of(ev),
         };
         // Events come out of order: the cancelling one may be here already.
         if !state.start_timer(&timer, &absent.event, absent.same.as_str())? {

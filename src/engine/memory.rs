@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::event::Event;
-use crate::store::StoreError;
 use crate::store::state::{DueTimer, State, Timer};
+use crate::store::{NewJob, StoreError};
 
 /// One window's buckets: bucket start → events per type.
 type Buckets = BTreeMap<i64, Vec<(String, u64)>>;
@@ -25,6 +25,20 @@ pub struct MemoryState {
     current: Option<Event>,
     /// Decisions added later to an event (a timer cancelled), by event id.
     notes: HashMap<String, Vec<String>>,
+    /// Jobs planned so far that a `cancel` may reach: not settled, with a contact.
+    jobs: Vec<Planned>,
+    /// Jobs cancelled, by key: the note.
+    cancelled: HashMap<String, String>,
+}
+
+/// A planned job, as a cancel looks for it.
+#[derive(Debug)]
+struct Planned {
+    key: String,
+    rule: String,
+    contact: String,
+    due: i64,
+    event: String,
 }
 
 impl MemoryState {
@@ -39,6 +53,26 @@ impl MemoryState {
         self.timers = pending;
         due.sort_by_key(|t| t.due);
         due
+    }
+
+    /// Records the jobs event `event` planned, for later cancels to find.
+    pub fn planned(&mut self, event: &str, jobs: &[NewJob]) {
+        for job in jobs.iter().filter(|j| j.status() == "pending") {
+            if let Some(contact) = &job.contact {
+                self.jobs.push(Planned {
+                    key: job.key.clone(),
+                    rule: job.rule_id.clone(),
+                    contact: contact.clone(),
+                    due: job.due_at.timestamp_millis(),
+                    event: event.to_owned(),
+                });
+            }
+        }
+    }
+
+    /// Why job `key` was cancelled, if it was.
+    pub fn cancelled(&self, key: &str) -> Option<&str> {
+        self.cancelled.get(key).map(String::as_str)
     }
 
     /// The decisions added to event `id` after it was decided.
@@ -102,6 +136,48 @@ impl State for MemoryState {
             !hit
         });
         Ok(cancelled)
+    }
+
+    /// "Not yet attempted", offline, is "due after the cancelling event": the server
+    /// would have attempted a job due before it (it asks the job's status instead).
+    fn cancel_contact(
+        &mut self,
+        rules: &[String],
+        contact: &str,
+        at: i64,
+        note: &str,
+        decision: &str,
+    ) -> Result<(usize, usize), StoreError> {
+        let current = self.current.as_ref().map(|e| e.id.clone()).unwrap_or_default();
+        let mut jobs = 0;
+        for job in &self.jobs {
+            let hit = job.contact == contact
+                && job.due > at
+                && job.event != current
+                && rules.contains(&job.rule)
+                && !self.cancelled.contains_key(&job.key);
+            if hit {
+                self.cancelled.insert(job.key.clone(), note.to_owned());
+                jobs += 1;
+            }
+        }
+        let mut timers = 0;
+        let notes = &mut self.notes;
+        self.timers.retain(|t| {
+            let hit = t.due > at
+                && t.event.id != current
+                && rules.contains(&t.rule)
+                && super::contact_of(&t.event).as_deref() == Some(contact);
+            if hit {
+                timers += 1;
+                notes
+                    .entry(t.event.id.clone())
+                    .or_default()
+                    .push(decision.to_owned());
+            }
+            !hit
+        });
+        Ok((jobs, timers))
     }
 
     fn count(

@@ -41,13 +41,21 @@ pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewE
     let mut candidates = Vec::new();
     // One template context for every key of this event; only `rule.id` differs per rule.
     let mut ctx = None;
+    let mut settle = Vec::new();
     for rule in rules.matching(&ev, &NoState) {
         if rule.once.is_some() || rule.absent.is_some() || rule.threshold.is_some() {
             candidates.push(candidate(rules, rule, &ev, &mut ctx));
             continue;
         }
         matched.push(rule.id.clone());
-        jobs.extend(jobs_for(rules, rule, &ev, None, received_at));
+        for job in jobs_for(rules, rule, &ev, None, received_at) {
+            // A cancel is carried out in the commit, where the jobs it cancels are exact.
+            if job.kind == CANCEL && job.error.is_none() {
+                settle.push(job);
+            } else {
+                jobs.push(job);
+            }
+        }
     }
     for rule in rules.candidates(&ev) {
         let decidable = rule.enabled && rule.when.is_stateful();
@@ -68,12 +76,27 @@ pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewE
             Some((rule.id.clone(), absent.key(&ev)?))
         })
         .collect();
-    let stateful = (!candidates.is_empty() || !facts.is_empty() || !cancels.is_empty()).then(|| {
+    let exits: Vec<String> = match contact_of(&ev) {
+        Some(_) => rules.exited_by(&ev.kind).map(|r| r.id.clone()).collect(),
+        None => Vec::new(),
+    };
+    let busy = !candidates.is_empty() || !facts.is_empty() || !cancels.is_empty();
+    let changes_jobs = !settle.is_empty()
+        || !exits.is_empty()
+        || candidates.iter().any(|c| {
+            rules
+                .get(&c.rule_id)
+                .is_some_and(|r| r.actions.iter().any(|a| a.kind_name() == CANCEL))
+        });
+    let stateful = (busy || changes_jobs).then(|| {
         Box::new(Plan {
+            changes_jobs,
             rules: rules.clone(),
             candidates,
             facts,
             cancels,
+            settle,
+            exits,
         }) as Box<dyn Stateful>
     });
     NewEvent {
@@ -96,6 +119,22 @@ pub struct Plan {
     facts: Vec<(String, String)>,
     /// `(rule id, key)` of the `absent` timers this event cancels if they cover its time.
     cancels: Vec<(String, String)>,
+    /// Jobs of rules that fired outright which the commit carries out: `cancel`s.
+    settle: Vec<NewJob>,
+    /// Rules whose `exit_on` names this event's type: ended for its contact.
+    exits: Vec<String>,
+    /// Whether deciding cancels jobs (see [`Stateful::changes_jobs`]).
+    changes_jobs: bool,
+}
+
+/// The kind of the `cancel` action.
+const CANCEL: &str = "cancel";
+
+/// The contact of an event: its `email`, lowercased. Jobs and timers carry it, so that a
+/// `cancel` or an `exit_on` for that person finds them.
+pub fn contact_of(ev: &Event) -> Option<String> {
+    let email = ev.data.get("email")?.as_str()?.trim();
+    (!email.is_empty()).then(|| email.to_lowercase())
 }
 
 /// A stateful rule of an event, with what its templates say for this event: rendered on
@@ -110,6 +149,10 @@ pub(crate) struct Candidate {
 }
 
 impl Stateful for Plan {
+    fn changes_jobs(&self) -> bool {
+        self.changes_jobs
+    }
+
     fn decide(
         &self,
         ev: &Event,
@@ -117,6 +160,23 @@ impl Stateful for Plan {
         state: &mut dyn State,
     ) -> Result<Decided, StoreError> {
         let mut out = Decided::default();
+        let t = ev.time.timestamp_millis();
+        let by = CancelledBy {
+            kind: ev.kind.clone(),
+            id: ev.id.clone(),
+            at: t,
+        };
+        if let Some(contact) = contact_of(ev) {
+            for rule in &self.exits {
+                let (jobs, timers) = cancel_for(state, std::slice::from_ref(rule), &contact, &by, rule)?;
+                let mut d = RuleDecision::new(rule, Outcome::Cancelled, Cause::ExitOn);
+                d.cancelled = Some([jobs as u64, timers as u64]);
+                out.decisions.push(d.to_json());
+            }
+        }
+        for job in &self.settle {
+            out.jobs.push(carry_out(&self.rules, job.clone(), &by, state)?);
+        }
         for c in &self.candidates {
             let Some(rule) = self.rules.get(&c.rule_id).filter(|r| r.enabled) else {
                 continue;
@@ -124,12 +184,12 @@ impl Stateful for Plan {
             let d = decide::rule(rule, ev, c, state)?;
             if d.outcome == Outcome::Fires {
                 out.fired.push(rule.id.clone());
-                out.jobs
-                    .extend(jobs_for(&self.rules, rule, ev, d.vars.as_ref(), received_at));
+                for job in jobs_for(&self.rules, rule, ev, d.vars.as_ref(), received_at) {
+                    out.jobs.push(carry_out(&self.rules, job, &by, state)?);
+                }
             }
             out.decisions.push(d.to_json());
         }
-        let t = ev.time.timestamp_millis();
         for (field, key) in &self.facts {
             state.record(&ev.kind, field, key, t)?;
         }
@@ -144,6 +204,73 @@ impl Stateful for Plan {
         }
         Ok(out)
     }
+}
+
+/// A job as the commit leaves it: a `cancel` carried out (settled with what it did), any
+/// other kind as planned.
+fn carry_out(
+    rules: &RuleSet,
+    mut job: NewJob,
+    by: &CancelledBy,
+    state: &mut dyn State,
+) -> Result<NewJob, StoreError> {
+    if job.kind != CANCEL || job.error.is_some() {
+        return Ok(job);
+    }
+    let cancel = match crate::actions::Rendered::from_value(job.action.clone()) {
+        Ok(crate::actions::Rendered {
+            action: crate::actions::RenderedKind::Cancel(c),
+            ..
+        }) => c,
+        Ok(_) | Err(_) => {
+            job.error = Some("a cancel whose rendered form cannot be read".into());
+            return Ok(job);
+        }
+    };
+    let named: Vec<String> = rules
+        .rules()
+        .iter()
+        .filter(|r| cancel.names(&r.id))
+        .map(|r| r.id.clone())
+        .collect();
+    let (jobs, timers) = cancel_for(state, &named, &cancel.contact, by, &job.rule_id)?;
+    job.settled = Some(crate::store::Settled {
+        status: "succeeded",
+        note: format!(
+            "cancelled {jobs} job{} and {timers} timer{} of {} (rules: {})",
+            plural(jobs),
+            plural(timers),
+            cancel.contact,
+            if named.is_empty() {
+                "none loaded match".to_owned()
+            } else {
+                named.join(", ")
+            }
+        ),
+    });
+    Ok(job)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Cancels `contact`'s pending jobs and timers of `rules` on behalf of `by` (the event)
+/// and `rule` (the rule whose cancel or `exit_on` it is). Returns (jobs, timers).
+fn cancel_for(
+    state: &mut dyn State,
+    rules: &[String],
+    contact: &str,
+    by: &CancelledBy,
+    rule: &str,
+) -> Result<(usize, usize), StoreError> {
+    if rules.is_empty() {
+        return Ok((0, 0));
+    }
+    let note = format!("cancelled by {} event {} (rule {rule})", by.kind, by.id);
+    let mut timer_note = RuleDecision::new(rule, Outcome::Cancelled, Cause::CancelledBy);
+    timer_note.by = Some(by.clone());
+    state.cancel_contact(rules, contact, by.at, &note, &timer_note.to_json())
 }
 
 /// Due `absent` timers, decided with the rules in service.
@@ -162,7 +289,14 @@ impl FireTimers for Timers {
             && let Some(rule) = self.0.get(&timer.rule)
         {
             out.fired.push(rule.id.clone());
-            out.jobs.extend(jobs_for(&self.0, rule, &timer.event, None, now));
+            let by = CancelledBy {
+                kind: timer.event.kind.clone(),
+                id: timer.event.id.clone(),
+                at: timer.due,
+            };
+            for job in jobs_for(&self.0, rule, &timer.event, None, now) {
+                out.jobs.push(carry_out(&self.0, job, &by, state)?);
+            }
         }
         out.decisions.push(d.to_json());
         Ok(out)
@@ -265,6 +399,8 @@ fn job_for(
         endpoint: None,
         due_at: received_at,
         error: None,
+        contact: contact_of(ev),
+        settled: None,
     };
     match spec.render(rules.templates(), ctx) {
         Ok(rendered) => {

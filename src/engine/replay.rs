@@ -13,8 +13,8 @@ use crate::base::duration::Duration;
 use crate::base::time::parse_time;
 use crate::event::{Event, content_id};
 use crate::rules::RuleSet;
-use crate::store::NewJob;
 use crate::store::state::{Decided, FireTimers};
+use crate::store::{NewJob, Settled};
 
 /// What one event of a replay came to.
 #[derive(Debug, Default)]
@@ -63,6 +63,7 @@ pub fn replay(rules: &Arc<RuleSet>, events: &[Event]) -> Result<Vec<Replayed>, S
                     .map_err(|e| e.to_string())?,
             );
         }
+        state.planned(&ev.id, &r.jobs);
         out.push(r);
     }
     let timers = Timers(rules.clone());
@@ -78,6 +79,21 @@ pub fn replay(rules: &Arc<RuleSet>, events: &[Event]) -> Result<Vec<Replayed>, S
         out[i]
             .decisions
             .extend(notes.iter().filter_map(|j| serde_json::from_str(j).ok()));
+    }
+    for job in out.iter_mut().flat_map(|r| r.jobs.iter_mut()) {
+        if let Some(note) = state.cancelled(&job.key) {
+            job.settled = Some(Settled {
+                status: "cancelled",
+                note: note.to_owned(),
+            });
+        }
+        // What the commit did with the job, shown (and checked by inline tests) with it.
+        if let (Some(s), Value::Object(action)) = (&job.settled, &mut job.action) {
+            action.insert(
+                "settled".into(),
+                serde_json::json!({ "status": s.status, "note": s.note }),
+            );
+        }
     }
     Ok(out)
 }
@@ -143,5 +159,112 @@ fn take_duration(map: &mut Map<String, Value>, key: &str) -> Result<Option<Durat
         None => Ok(None),
         Some(Value::String(s)) => Duration::parse(&s).map(Some).map_err(|e| format!("`{key}`: {e}")),
         Some(other) => Err(format!("`{key}` must be a duration such as `2h`, found {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::replay;
+    use crate::event::Event;
+    use crate::rules::RuleSet;
+    use crate::store::RuleFile;
+
+    const RULES: &str = r#"
+rules:
+  - id: welcome/part-2
+    on: open
+    actions:
+      - log: { message: "part two" }
+        delay: 2d
+  - id: welcome/reminder
+    on: sent
+    absent: { event: open, same: MessageID, within: 3d }
+    exit_on: [spam]
+    actions: [ { log: { message: "reminder" } } ]
+  - id: stop
+    on: unsub
+    actions:
+      - cancel: { rules: ["welcome/part-*"], contact: "{{email}}" }
+"#;
+
+    fn ev(id: &str, kind: &str, hours: i64, email: &str, msg: u64) -> Event {
+        Event {
+            id: id.into(),
+            source: "mailjet".into(),
+            kind: kind.into(),
+            time: chrono::DateTime::from_timestamp(1_800_000_000 + hours * 3600, 0).unwrap_or_default(),
+            data: json!({ "event": kind, "email": email, "MessageID": msg }),
+        }
+    }
+
+    fn set() -> Arc<RuleSet> {
+        let file = RuleFile {
+            path: "t.yaml".into(),
+            id: "t".into(),
+            hash: "0".into(),
+            text: RULES.into(),
+        };
+        let set = RuleSet::from_texts(
+            vec![file],
+            std::path::Path::new("/nonexistent"),
+            &Default::default(),
+        );
+        assert!(set.errors().is_empty(), "{:?}", set.errors());
+        Arc::new(set)
+    }
+
+    #[test]
+    fn a_cancel_reaches_the_contacts_pending_jobs_offline_as_in_the_server() {
+        let out = replay(
+            &set(),
+            &[
+                ev("o1", "open", 0, "a@x.example", 1),
+                ev("o2", "open", 0, "b@x.example", 2),
+                ev("o3", "open", 50, "a@x.example", 3),
+                // After o1's part two was due (48h): that one went out; o3's had not.
+                ev("u1", "unsub", 60, "A@x.example", 9),
+            ],
+        )
+        .unwrap();
+        let settled = |i: usize| out[i].jobs[0].action.get("settled").cloned();
+        assert_eq!(settled(0), None, "due before the unsubscribe: attempted already");
+        assert_eq!(settled(1), None, "another contact");
+        let cancelled = settled(2).unwrap();
+        assert_eq!(cancelled["status"], "cancelled");
+        assert_eq!(cancelled["note"], "cancelled by unsub event u1 (rule stop)");
+        let done = settled(3).unwrap();
+        assert_eq!(done["status"], "succeeded");
+        assert_eq!(
+            done["note"],
+            "cancelled 1 job and 0 timers of a@x.example (rules: welcome/part-2)"
+        );
+    }
+
+    #[test]
+    fn exit_on_ends_the_rules_timer_for_that_contact_alone() {
+        let out = replay(
+            &set(),
+            &[
+                ev("s1", "sent", 0, "a@x.example", 1),
+                ev("s2", "sent", 0, "b@x.example", 2),
+                ev("x1", "spam", 1, "a@x.example", 1),
+            ],
+        )
+        .unwrap();
+        assert!(
+            !out[0].fired.contains(&"welcome/reminder".to_owned()),
+            "ended by spam"
+        );
+        assert!(
+            out[1].fired.contains(&"welcome/reminder".to_owned()),
+            "b's timer fired"
+        );
+        let exit = &out[2].decisions[0];
+        assert_eq!(exit.rule, "welcome/reminder");
+        assert_eq!(exit.cancelled, Some([0, 1]));
     }
 }

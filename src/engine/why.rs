@@ -202,6 +202,12 @@ pub fn describe(d: &RuleDecision, rule: Option<&Rule>, ev: &Event) -> Described 
             d.by.as_ref()
                 .map(|b| format!("`{}` {} arrived at {}", b.kind, b.id, time(b.at)))
         }
+        Cause::ExitOn => {
+            let [jobs, timers] = d.cancelled.unwrap_or_default();
+            Some(format!(
+                "exit_on: this event ends the rule for its contact; cancelled {jobs} pending job(s) and {timers} timer(s)"
+            ))
+        }
         Cause::TimerFired => Some(format!(
             "no `{event}` with the same {same} arrived within {within}: fired at {}",
             due.map(time).unwrap_or_default()

@@ -74,6 +74,7 @@ pub(super) fn compile_rule(
         .as_ref()
         .and_then(|o| Once::compile(cx, t, &join_key(base, "once"), o));
 
+    let exit_on = compile_exit_on(cx, base, &raw);
     if raw.actions.is_empty() {
         cx.at_value(&join_key(base, "actions"), "a rule needs at least one action");
     }
@@ -101,6 +102,7 @@ pub(super) fn compile_rule(
         threshold,
         once,
         actions: specs,
+        exit_on,
         tests,
         enabled: raw.enabled,
     })
@@ -141,33 +143,61 @@ fn compile_on(cx: &mut Cx, warnings: &mut Vec<super::Diagnostic>, base: &str, ra
             ),
         });
     }
-    let mut types = Vec::with_capacity(items.len());
-    for (i, kind) in items.iter().enumerate() {
-        let here = if raw.on.was_list {
-            join_index(&path, i)
+    let types = typed_list(cx, &path, &raw.on, known.as_ref(), raw.source.is_none());
+    Some(On::Types(types))
+}
+
+/// The event types of a list (`on:`, `exit_on:`) at `path`, each checked against the
+/// types its provider sends (an unknown one is an error with a did-you-mean: the rule
+/// would load and never see it).
+fn typed_list(
+    cx: &mut Cx,
+    path: &str,
+    list: &super::file::StringList,
+    known: Option<&(String, Vec<String>)>,
+    no_source: bool,
+) -> Vec<String> {
+    let mut types = Vec::with_capacity(list.items.len());
+    for (i, kind) in list.items.iter().enumerate() {
+        let here = if list.was_list {
+            join_index(path, i)
         } else {
-            path.clone()
+            path.to_owned()
         };
         if kind.trim().is_empty() {
             cx.at_value(&here, "empty event type");
             continue;
         }
-        if let Some((provider, sent)) = known.as_ref().filter(|(_, t)| !t.contains(kind)) {
+        if let Some((provider, sent)) = known.filter(|(_, t)| !t.contains(kind)) {
             let mut msg = format!("`{kind}` is not a {provider} event type");
             if let Some(best) = did_you_mean(kind, sent.iter().map(String::as_str)) {
                 let _ = write!(msg, " — did you mean `{best}`?");
             }
             let _ = write!(msg, " ({provider} sends: {})", sent.join(", "));
-            if raw.source.is_none() {
+            if no_source {
                 msg.push_str("; set `source:` if this rule is for another provider");
             }
-            // An error, not a warning: the rule would load and never see an event.
             cx.at_value(&here, msg);
             continue;
         }
         types.push(kind.clone());
     }
-    Some(On::Types(types))
+    types
+}
+
+/// `exit_on:`: event types that cancel, for their contact, this rule's pending jobs and
+/// timers.
+fn compile_exit_on(cx: &mut Cx, base: &str, raw: &RawRule) -> Vec<String> {
+    let Some(list) = &raw.exit_on else {
+        return Vec::new();
+    };
+    let path = join_key(base, "exit_on");
+    if list.items.is_empty() || list.items.iter().any(|t| t == "*") {
+        cx.at_value(&path, "`exit_on` lists event types, e.g. `[unsub, spam]`");
+        return Vec::new();
+    }
+    let known = known_types(cx, raw.source.as_deref());
+    typed_list(cx, &path, list, known.as_ref(), raw.source.is_none())
 }
 
 /// The event types a rule can see, when they are known: its source's provider's, or

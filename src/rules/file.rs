@@ -41,8 +41,11 @@ pub struct RawRule {
     /// Fire at most once per rendered key per period.
     pub once: Option<RawOnce>,
     /// What to do, in order. Each entry has exactly one kind (`email`, `http`, `contacts`,
-    /// `suppress`, `unsuppress`, `log`) and may carry a `delay`.
+    /// `suppress`, `unsuppress`, `log`, `cancel`) and may carry a `delay`.
     pub actions: Vec<crate::actions::RawAction>,
+    /// Event types that end this rule for their contact (`[unsub, spam]`): its jobs not
+    /// yet attempted are cancelled, and its pending `absent` timers.
+    pub exit_on: Option<StringList>,
     /// Example events checked by `hookflow check`.
     #[serde(default)]
     pub tests: Vec<RawTestCase>,

@@ -42,6 +42,8 @@ pub struct Rule {
     pub threshold: Option<Threshold>,
     pub once: Option<Once>,
     pub actions: Vec<ActionSpec>,
+    /// Event types that cancel this rule's pending jobs and timers for their contact.
+    pub exit_on: Vec<String>,
     pub tests: Vec<TestCase>,
     pub enabled: bool,
 }
@@ -98,6 +100,8 @@ pub struct RuleSet {
     /// Positions in `rules` of the rules with `absent`: every event asks which of their
     /// timers it cancels, and scanning all rules for that would cost O(rules) per event.
     absent: Vec<usize>,
+    /// Positions of the enabled rules with `exit_on`, for the same reason.
+    exit_on: Vec<usize>,
     /// The files serving, by content hash: which version of the rules decided an event.
     version: std::sync::Arc<crate::store::RuleSetVersion>,
 }
@@ -133,6 +137,14 @@ impl RuleSet {
     /// records for events of those types.
     pub fn correlation_fields(&self) -> &[(String, crate::base::path::FieldPath)] {
         &self.correlation_fields
+    }
+
+    /// The enabled rules that an event of type `kind` ends, for its contact (`exit_on`).
+    pub fn exited_by<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Rule> {
+        self.exit_on
+            .iter()
+            .filter_map(|&i| self.rules.get(i))
+            .filter(move |r| r.exit_on.iter().any(|k| k == kind))
     }
 
     /// The rules with an `absent` part.
@@ -192,8 +204,12 @@ impl RuleSet {
         let index = index::Index::build(&rules);
         let correlation_fields = Self::find_correlation_fields(&rules);
         let absent = (0..rules.len()).filter(|&i| rules[i].absent.is_some()).collect();
+        let exit_on = (0..rules.len())
+            .filter(|&i| rules[i].enabled && !rules[i].exit_on.is_empty())
+            .collect();
         Self {
             absent,
+            exit_on,
             correlation_fields,
             rules,
             fields,

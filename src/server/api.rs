@@ -173,7 +173,15 @@ async fn event<S: Store>(
 }
 
 /// Every status a job can have.
-const STATUSES: &[&str] = &["pending", "running", "succeeded", "failed", "dead", "skipped"];
+const STATUSES: &[&str] = &[
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "dead",
+    "skipped",
+    "cancelled",
+];
 
 async fn jobs<S: Store>(
     State(st): State<AppState<S>>,
@@ -264,7 +272,10 @@ async fn skip<S: Store>(State(st): State<AppState<S>>, Path(id): Path<i64>) -> R
         .job(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
-    if matches!(job.status.as_str(), "running" | "succeeded" | "skipped") {
+    if matches!(
+        job.status.as_str(),
+        "running" | "succeeded" | "skipped" | "cancelled"
+    ) {
         return Err(ApiError::Conflict(format!(
             "job {id} is {}: only pending, failed and dead jobs can be skipped",
             job.status

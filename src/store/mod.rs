@@ -186,6 +186,57 @@ pub struct NewJob {
     pub due_at: DateTime<Utc>,
     /// Set when the action could not be rendered: the job is recorded as failed.
     pub error: Option<String>,
+    /// Whose job it is: the lowercased address of the event's contact, which a `cancel`
+    /// (or a rule's `exit_on`) names.
+    pub contact: Option<String>,
+    /// Set when the engine carried the job out (or ruled it out) in the commit already:
+    /// it is recorded with that status and note, and never delivered.
+    pub settled: Option<Settled>,
+}
+
+/// A job's end decided in the commit: a `cancel` carried out, an email over its cap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    /// `succeeded`, `skipped` or `cancelled`.
+    pub status: &'static str,
+    /// What happened, kept as the job's last message.
+    pub note: String,
+}
+
+impl NewJob {
+    /// The status the job is stored with.
+    pub fn status(&self) -> &'static str {
+        match (&self.settled, &self.error) {
+            (Some(s), _) => s.status,
+            (None, Some(_)) => "failed",
+            (None, None) => "pending",
+        }
+    }
+
+    /// The message stored with it: the render error, or what settled it.
+    pub fn note(&self) -> Option<&str> {
+        match (&self.settled, &self.error) {
+            (Some(s), _) => Some(&s.note),
+            (None, e) => e.as_deref(),
+        }
+    }
+}
+
+/// A batch's jobs, planned at ingest and decided in the commit, past those `written`
+/// already (how many of each): a store writes the earlier ones before a decision that
+/// may cancel them.
+pub(crate) fn unwritten<'a>(
+    planned: &[(&'a str, i64, &'a NewJob)],
+    decided: &'a [(&'a str, i64, NewJob)],
+    written: (usize, usize),
+) -> Vec<(&'a str, i64, &'a NewJob)> {
+    let mut rows = planned[written.0..].to_vec();
+    rows.extend(
+        decided[written.1..]
+            .iter()
+            .map(|(id, created, job)| (*id, *created, job)),
+    );
+    rows
 }
 
 /// What a commit did.

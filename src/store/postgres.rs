@@ -51,6 +51,7 @@ use crate::base::duration::Duration;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_retention.sql"),
+    include_str!("../../migrations/postgres/0003_contacts.sql"),
 ];
 
 /// How many times a transaction the database aborted (deadlock, serialisation) runs again.

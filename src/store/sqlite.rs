@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_endpoint_health.sql"),
     include_str!("../../migrations/0007_decisions.sql"),
     include_str!("../../migrations/0008_retention.sql"),
+    include_str!("../../migrations/0009_contacts.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside the
@@ -695,6 +696,8 @@ mod tests {
                 endpoint: None,
                 due_at: now,
                 error: None,
+                contact: None,
+                settled: None,
             }],
             stateful: None,
             rule_set: Default::default(),

@@ -39,6 +39,20 @@ pub trait State {
     /// them. Returns how many.
     fn cancel_timers(&mut self, rule: &str, key: &str, at: i64, note: &str) -> Result<usize, StoreError>;
 
+    /// Cancels, for `contact`, the jobs of `rules` not yet attempted (status
+    /// `cancelled`, `note` as their message) and deletes their `absent` timers due after
+    /// `at` (one due before would have fired by then), adding `decision`, a JSON object,
+    /// to the events that started them. Jobs and timers of the event being decided are
+    /// not among them. Returns (jobs, timers).
+    fn cancel_contact(
+        &mut self,
+        rules: &[String],
+        contact: &str,
+        at: i64,
+        note: &str,
+        decision: &str,
+    ) -> Result<(usize, usize), StoreError>;
+
     /// Counts one event of type `kind` into bucket `bucket` (its start) of `rule`'s window
     /// for `group`, then sums the buckets starting in `(from, to]`: events per type.
     fn count(
@@ -66,6 +80,8 @@ pub struct Timer {
     pub key: String,
     pub start: i64,
     pub due: i64,
+    /// The contact of the event that starts it, so a `cancel` for them can find it.
+    pub contact: Option<String>,
 }
 
 /// A due timer, with the event that started it.
@@ -93,6 +109,12 @@ pub struct Decided {
 /// The part of an event that stateful rules decide, planned when the event was, decided
 /// in the transaction that stores it.
 pub trait Stateful: Send + Sync {
+    /// Whether deciding may change jobs planned before (it cancels some): the store then
+    /// writes the jobs of the batch's earlier events before it decides this one.
+    fn changes_jobs(&self) -> bool {
+        false
+    }
+
     fn decide(
         &self,
         event: &Event,

@@ -1,7 +1,7 @@
 //! Offline equals server, proven: generated sequences of events go through `hookflow test
 //! --history`'s semantics (`engine::replay`) and through the real server on a manual
 //! clock, and every event gets the same rules fired on both sides, for every stateful
-//! kind and combinations of them. A disagreement prints the sequence (shrunk).
+//! kind and combinations of them (`exit_on` and `cancel` ending timers included). A disagreement prints the sequence (shrunk).
 
 use std::sync::Arc;
 
@@ -22,11 +22,15 @@ const RULES: &[(&str, &str)] = &[
     ),
     (
         "absent.yaml",
-        "on: sent\nabsent: { event: open, same: MessageID, within: 2h }\nactions: [ { log: { message: c } } ]\n",
+        "on: sent\nabsent: { event: open, same: MessageID, within: 2h }\nexit_on: [unsub]\nactions: [ { log: { message: c } } ]\n",
     ),
     (
         "absent-when.yaml",
         "on: sent\nwhen: { mj_campaign_id: 1 }\nabsent: { event: click, same: MessageID, within: 90m }\nactions: [ { log: { message: d } } ]\n",
+    ),
+    (
+        "stop.yaml",
+        "on: spam\nactions: [ { cancel: { rules: [\"absent-when\"], contact: \"{{email}}\" } } ]\n",
     ),
     (
         "soft-bounces.yaml",

@@ -38,6 +38,8 @@ fn job(event: &str, rule: &str, endpoint: Option<&str>, due: DateTime<Utc>) -> N
         endpoint: endpoint.map(str::to_owned),
         due_at: due,
         error: None,
+        contact: None,
+        settled: None,
     }
 }
 
@@ -111,6 +113,7 @@ impl Stateful for Script {
                             key: (*key).into(),
                             start: *start,
                             due: *due,
+                            contact: None,
                         },
                         kind,
                         field
@@ -843,4 +846,162 @@ async fn postgres_once_is_exact_across_servers() {
         done.unwrap();
     }
     assert_eq!(fired.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// The rules of the cancel contract: a welcome series, a cancel on `unsub`, a newsletter
+/// that `spam` ends.
+const CANCEL_RULES: &str = r#"
+rules:
+  - id: welcome/part-2
+    on: open
+    actions:
+      - log: { message: "part two for {{email}}" }
+        delay: 2d
+  - id: welcome/reminder
+    on: sent
+    absent: { event: open, same: MessageID, within: 3d }
+    actions:
+      - log: { message: "reminder for {{email}}" }
+  - id: stop
+    on: unsub
+    actions:
+      - cancel: { rules: ["welcome/*"], contact: "{{email}}" }
+  - id: newsletter
+    on: open
+    exit_on: [spam]
+    actions:
+      - log: { message: "newsletter" }
+        delay: 1d
+"#;
+
+fn contact_event(id: &str, kind: &str, secs: i64, email: &str, message: u64) -> Event {
+    Event {
+        id: id.into(),
+        source: "mailjet".into(),
+        kind: kind.into(),
+        time: at(secs),
+        data: json!({ "event": kind, "email": email, "MessageID": message }),
+    }
+}
+
+/// `cancel` and `exit_on`, decided by the engine over the store's transaction: a
+/// contact's pending jobs of the named rules are cancelled (jobs planned earlier in the
+/// same batch too), their `absent` timers deleted; other contacts and other rules keep
+/// theirs, and the cancelling event's own jobs are not touched.
+pub async fn cancels_a_contacts_pending_jobs<S: Store>(store: &S) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/flows.yaml"), CANCEL_RULES).unwrap();
+    let rules = Arc::new(hookflow::rules::RuleSet::load(&dir.path().join("rules"), None));
+    assert!(rules.errors().is_empty(), "{:?}", rules.errors());
+    let planned = |ev: Event| hookflow::engine::plan(&rules, ev.clone(), ev.time);
+
+    let batch = vec![
+        planned(contact_event("s-a", "sent", 10, "a@x.example", 1)),
+        planned(contact_event("o-b", "open", 11, "b@x.example", 2)),
+        planned(contact_event("o-a", "open", 12, "A@X.example", 3)),
+        // In the same batch: it must see o-a's jobs, planned before it.
+        planned(contact_event("u-a", "unsub", 13, "a@x.example", 3)),
+    ];
+    store.commit(batch, KEEP).await.unwrap();
+    let status = |ev: &str, rule: &str| {
+        let (ev, rule) = (ev.to_owned(), rule.to_owned());
+        async move {
+            let detail = store.event(&ev).await.unwrap().unwrap();
+            let job = detail.jobs.into_iter().find(|j| j.job.rule_id == rule).unwrap();
+            (job.job.status, job.job.last_error.unwrap_or_default())
+        }
+    };
+    let (s, note) = status("o-a", "welcome/part-2").await;
+    assert_eq!(s, "cancelled");
+    assert!(
+        note.contains("cancelled by unsub event u-a (rule stop)"),
+        "{note}"
+    );
+    assert_eq!(
+        status("o-a", "newsletter").await.0,
+        "pending",
+        "not a welcome rule"
+    );
+    assert_eq!(
+        status("o-b", "welcome/part-2").await.0,
+        "pending",
+        "another contact"
+    );
+    let (s, note) = status("u-a", "stop").await;
+    assert_eq!(s, "succeeded", "the cancel itself is done in the commit");
+    assert!(
+        note.contains("cancelled 1 job and 1 timer of a@x.example"),
+        "{note}"
+    );
+    assert_eq!(
+        store.stats().await.unwrap().timers_pending,
+        0,
+        "a's reminder is gone"
+    );
+    let sent = store.event("s-a").await.unwrap().unwrap();
+    assert!(
+        sent.decisions.to_string().contains("\"by\":{"),
+        "{}",
+        sent.decisions
+    );
+
+    // `exit_on: [spam]` ends the newsletter for b alone; b's welcome goes on.
+    store
+        .commit(
+            vec![planned(contact_event("x-b", "spam", 20, "b@x.example", 2))],
+            KEEP,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status("o-b", "newsletter").await.0, "cancelled");
+    assert_eq!(status("o-b", "welcome/part-2").await.0, "pending");
+    assert_eq!(status("o-a", "newsletter").await.0, "pending");
+    let spam = store.event("x-b").await.unwrap().unwrap();
+    assert!(
+        spam.decisions.to_string().contains("\"exit_on\""),
+        "{}",
+        spam.decisions
+    );
+    assert!(
+        spam.decisions.to_string().contains("\"cancelled\":[1,0]"),
+        "{}",
+        spam.decisions
+    );
+
+    // A job already attempted is not cancelled: lease b's part two, then unsubscribe b.
+    let leased = store
+        .lease(at(500_000), at(500_000), Duration::from_secs(60), &["log"], 10)
+        .await
+        .unwrap();
+    assert!(
+        leased
+            .iter()
+            .any(|j| j.rule_id == "welcome/part-2" && j.event_id == "o-b")
+    );
+    store
+        .commit(
+            vec![planned(contact_event("u-b", "unsub", 30, "b@x.example", 2))],
+            KEEP,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status("o-b", "welcome/part-2").await.0, "running");
+    assert!(
+        status("u-b", "stop")
+            .await
+            .1
+            .contains("cancelled 0 jobs and 0 timers")
+    );
+}
+
+#[tokio::test]
+async fn sqlite_cancels_a_contacts_pending_jobs() {
+    let (_d, s) = sqlite().await;
+    cancels_a_contacts_pending_jobs(&s).await;
+}
+
+#[tokio::test]
+async fn postgres_cancels_a_contacts_pending_jobs() {
+    cancels_a_contacts_pending_jobs(&pg().await.store).await;
 }

@@ -16,7 +16,7 @@ use super::state::{PgState, add_decision, prune};
 use super::{Shared, Tx};
 use crate::event::Event;
 use crate::store::state::{DueTimer, FireTimers, Retention};
-use crate::store::{Committed, NewEvent, NewJob, RuleSetVersion, StoreError, millis};
+use crate::store::{Committed, NewEvent, NewJob, RuleSetVersion, StoreError, millis, unwritten};
 
 /// How often (in this server's commits) expired facts, marks and window buckets are
 /// deleted: rarely enough to cost nothing per event. Several servers each prune.
@@ -93,6 +93,7 @@ pub(super) fn commit(
     let mut all_fired = Vec::with_capacity(batch.len());
     let mut first = HashSet::with_capacity(batch.len());
     let mut locks = HashSet::new();
+    let mut written = (0, 0);
     for item in batch {
         let ev = &item.event;
         let seq = match inserted.get(&ev.id) {
@@ -105,6 +106,12 @@ pub(super) fn commit(
         let created = millis(item.received_at);
         let mut fired = item.matched.clone();
         if let Some(stateful) = &item.stateful {
+            if stateful.changes_jobs() {
+                // It may cancel jobs the batch's earlier events planned: write them first.
+                let rows = unwritten(&jobs, &decided, written);
+                insert_jobs(db, shared, &mut locks, &rows)?;
+                written = (jobs.len(), decided.len());
+            }
             let mut state = PgState {
                 db: &mut *db,
                 shared,
@@ -125,8 +132,7 @@ pub(super) fn commit(
         jobs.extend(item.jobs.iter().map(|j| (ev.id.as_str(), created, j)));
         all_fired.push(Some(fired));
     }
-    jobs.extend(decided.iter().map(|(id, created, job)| (*id, *created, job)));
-    insert_jobs(db, shared, &jobs)?;
+    insert_jobs(db, shared, &mut locks, &unwritten(&jobs, &decided, written))?;
     let nth = shared.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if let Some(now) = batch.iter().map(|i| i.received_at).max()
         && nth.is_multiple_of(PRUNE_EVERY)
@@ -135,7 +141,7 @@ pub(super) fn commit(
     }
     Ok(Committed {
         fired: all_fired,
-        jobs: jobs.len(),
+        jobs: jobs.len() + decided.len(),
     })
 }
 
@@ -238,7 +244,7 @@ pub(super) fn fire_timers(
             .iter()
             .map(|j| (timer.event.id.as_str(), millis(now), j))
             .collect();
-        insert_jobs(db, shared, &rows)?;
+        insert_jobs(db, shared, &mut locks, &rows)?;
         for rule in &d.fired {
             db.exec(
                 "UPDATE events SET matched = matched || jsonb_build_array($1::text) WHERE seq = $2",
@@ -264,10 +270,29 @@ fn matched_json<'a>(ids: impl Iterator<Item = &'a String>) -> String {
 fn insert_jobs(
     db: &mut Tx<'_, '_>,
     shared: &Shared,
+    locks: &mut HashSet<i64>,
     jobs: &[(&str, i64, &NewJob)],
 ) -> Result<(), StoreError> {
     if jobs.is_empty() {
         return Ok(());
+    }
+    // A cancel for one of these contacts on another instance must see these jobs, or
+    // commit before them: the lock it takes, taken here too (in one statement, in order).
+    let contacts: Vec<i64> = jobs
+        .iter()
+        .filter(|(_, _, j)| j.status() == "pending")
+        .filter_map(|(_, _, j)| j.contact.as_deref())
+        .map(|c| super::lock_id("c", &shared.salt, c))
+        .filter(|id| !locks.contains(id))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !contacts.is_empty() {
+        db.exec(
+            "SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) AS id ORDER BY id",
+            &[&contacts],
+        )?;
+        locks.extend(contacts);
     }
     let endpoints: Vec<&str> = jobs
         .iter()
@@ -288,24 +313,22 @@ fn insert_jobs(
     let kind: Vec<&str> = jobs.iter().map(|(_, _, j)| j.kind.as_str()).collect();
     let action: Vec<String> = jobs.iter().map(|(_, _, j)| j.action.to_string()).collect();
     let endpoint: Vec<Option<&str>> = jobs.iter().map(|(_, _, j)| j.endpoint.as_deref()).collect();
-    let status: Vec<&str> = jobs
-        .iter()
-        .map(|(_, _, j)| if j.error.is_some() { "failed" } else { "pending" })
-        .collect();
+    let status: Vec<&str> = jobs.iter().map(|(_, _, j)| j.status()).collect();
     let due: Vec<i64> = jobs.iter().map(|(_, _, j)| millis(j.due_at)).collect();
-    let error: Vec<Option<&str>> = jobs.iter().map(|(_, _, j)| j.error.as_deref()).collect();
+    let error: Vec<Option<&str>> = jobs.iter().map(|(_, _, j)| j.note()).collect();
+    let contact: Vec<Option<&str>> = jobs.iter().map(|(_, _, j)| j.contact.as_deref()).collect();
     let created: Vec<i64> = jobs.iter().map(|(_, c, _)| *c).collect();
     db.exec(
         "INSERT INTO jobs (idempotency_key, event_id, rule_id, action_index, kind, action, endpoint, status,
-                           next_attempt_at, last_error, created_at, updated_at)
-         SELECT u.k, u.e, u.r, u.i, u.kind, u.a, u.ep, u.s, u.due, u.err, u.c, u.c
+                           next_attempt_at, last_error, created_at, updated_at, contact)
+         SELECT u.k, u.e, u.r, u.i, u.kind, u.a, u.ep, u.s, u.due, u.err, u.c, u.c, u.who
          FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
-                     $8::text[], $9::bigint[], $10::text[], $11::bigint[])
-              WITH ORDINALITY AS u(k, e, r, i, kind, a, ep, s, due, err, c, n)
+                     $8::text[], $9::bigint[], $10::text[], $11::bigint[], $12::text[])
+              WITH ORDINALITY AS u(k, e, r, i, kind, a, ep, s, due, err, c, who, n)
          ORDER BY u.n
          ON CONFLICT (idempotency_key) DO NOTHING",
         &[
-            &key, &event, &rule, &index, &kind, &action, &endpoint, &status, &due, &error, &created,
+            &key, &event, &rule, &index, &kind, &action, &endpoint, &status, &due, &error, &created, &contact,
         ],
     )?;
     // Signed with this instance's name: its own listener ignores it (this instance's

@@ -160,7 +160,7 @@ pub(super) fn retry_job(
     if let Some(r) = rendered {
         db.exec(
             "UPDATE jobs SET action = $1, endpoint = $2
-             WHERE id = $3 AND status IN ('dead', 'failed', 'succeeded', 'skipped')",
+             WHERE id = $3 AND status IN ('dead', 'failed', 'succeeded', 'skipped', 'cancelled')",
             &[&r.action.to_string(), &r.endpoint, &id],
         )?;
         if let Some(url) = &r.endpoint {
@@ -173,7 +173,7 @@ pub(super) fn retry_job(
     let n = db.exec(
         "UPDATE jobs SET status = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL,
                 leased_by = NULL, first_attempt_at = NULL, last_error = NULL, updated_at = $1
-         WHERE id = $2 AND status IN ('dead', 'failed', 'succeeded', 'skipped')",
+         WHERE id = $2 AND status IN ('dead', 'failed', 'succeeded', 'skipped', 'cancelled')",
         &[&millis(now), &id],
     )?;
     Ok(n == 1)

@@ -70,9 +70,13 @@ impl State for PgState<'_, '_, '_> {
         cancel_field: &str,
     ) -> Result<bool, StoreError> {
         self.lock("k", &timer.key)?;
+        if let Some(contact) = &timer.contact {
+            // A cancel for the contact on another instance must see this timer, or wait.
+            self.lock("c", contact)?;
+        }
         let n = self.db.exec(
-            "INSERT INTO timers (due_at, event_seq, rule_id, key, start)
-             SELECT $1::bigint, $2::bigint, $3::text, $4::text, $5::bigint WHERE NOT EXISTS (
+            "INSERT INTO timers (due_at, event_seq, rule_id, key, start, contact)
+             SELECT $1::bigint, $2::bigint, $3::text, $4::text, $5::bigint, $8::text WHERE NOT EXISTS (
                 SELECT 1 FROM facts WHERE kind = $6 AND field = $7 AND key = $4 AND time BETWEEN $5 AND $1)
              ON CONFLICT DO NOTHING",
             &[
@@ -83,6 +87,7 @@ impl State for PgState<'_, '_, '_> {
                 &timer.start,
                 &cancel_kind,
                 &cancel_field,
+                &timer.contact,
             ],
         )?;
         Ok(n == 1)
@@ -104,6 +109,47 @@ impl State for PgState<'_, '_, '_> {
             add_decision(self.db, *seq, note)?;
         }
         Ok(seqs.len())
+    }
+
+    fn cancel_contact(
+        &mut self,
+        rules: &[String],
+        contact: &str,
+        at: i64,
+        note: &str,
+        decision: &str,
+    ) -> Result<(usize, usize), StoreError> {
+        self.lock("c", contact)?;
+        let keys: Vec<String> = self
+            .db
+            .rows(
+                "UPDATE jobs SET status = 'cancelled', last_error = $1, updated_at = $2,
+                                 lease_until = NULL, leased_by = NULL
+                 WHERE contact = $3 AND status = 'pending' AND attempts = 0 AND rule_id = ANY($4)
+                 RETURNING idempotency_key",
+                &[&note, &at, &contact, &rules],
+            )?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !keys.is_empty() {
+            self.db
+                .exec("DELETE FROM cap_sends WHERE job_key = ANY($1)", &[&keys])?;
+        }
+        let seqs: Vec<i64> = self
+            .db
+            .rows(
+                "DELETE FROM timers WHERE contact = $1 AND rule_id = ANY($2) AND event_seq <> $3 AND due_at > $4
+                 RETURNING event_seq",
+                &[&contact, &rules, &self.seq, &at],
+            )?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        for seq in &seqs {
+            add_decision(self.db, *seq, decision)?;
+        }
+        Ok((keys.len(), seqs.len()))
     }
 
     fn count(

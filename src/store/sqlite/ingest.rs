@@ -10,7 +10,7 @@ use rusqlite::{Connection, Transaction, params};
 use super::state::{Hot, SqliteState, add_decision, delete_timer, due_timers, prune};
 use super::windows::Windows;
 use crate::store::state::{FireTimers, Retention};
-use crate::store::{Committed, NewEvent, NewJob, RuleSetVersion, StoreError, millis};
+use crate::store::{Committed, NewEvent, NewJob, RuleSetVersion, StoreError, millis, unwritten};
 
 /// How often (in commits) expired correlation facts, once-marks and window buckets are
 /// deleted: rarely enough to cost nothing per event, often enough to bound the tables.
@@ -46,6 +46,7 @@ pub(super) fn commit(
     let mut this_batch: HashSet<&str> = HashSet::with_capacity(batch.len());
     let mut jobs: Vec<(&str, i64, &NewJob)> = Vec::new();
     let mut decided: Vec<(&str, i64, NewJob)> = Vec::new();
+    let mut written = (0, 0);
     let mut hot = Hot::prepare(tx)?;
     let mut all_fired = Vec::with_capacity(batch.len());
     for item in batch {
@@ -65,6 +66,12 @@ pub(super) fn commit(
         let mut fired = item.matched.clone();
         let mut decisions = None;
         if let Some(stateful) = &item.stateful {
+            if stateful.changes_jobs() {
+                // It may cancel jobs the batch's earlier events planned: write them first.
+                let rows = unwritten(&jobs, &decided, written);
+                insert_jobs(tx, &rows)?;
+                written = (jobs.len(), decided.len());
+            }
             let mut state = SqliteState {
                 tx,
                 hot: &mut hot,
@@ -98,14 +105,13 @@ pub(super) fn commit(
         all_fired.push(Some(fired));
     }
     drop(hot);
-    jobs.extend(decided.iter().map(|(id, created, job)| (*id, *created, job)));
-    insert_jobs(tx, &jobs)?;
+    insert_jobs(tx, &unwritten(&jobs, &decided, written))?;
     if let Some(now) = batch.iter().map(|i| i.received_at).max().filter(|_| prune_now) {
         prune(tx, retention, now)?;
     }
     Ok(Committed {
         fired: all_fired,
-        jobs: jobs.len(),
+        jobs: jobs.len() + decided.len(),
     })
 }
 
@@ -193,8 +199,8 @@ pub(super) fn insert_jobs(tx: &Connection, jobs: &[(&str, i64, &NewJob)]) -> Res
     }
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO jobs (idempotency_key, event_id, rule_id, action_index, kind, action,
-            endpoint, status, next_attempt_at, last_error, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            endpoint, status, next_attempt_at, last_error, created_at, updated_at, contact)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
     for (event_id, created, job) in jobs {
         insert.execute(params![
@@ -205,11 +211,12 @@ pub(super) fn insert_jobs(tx: &Connection, jobs: &[(&str, i64, &NewJob)]) -> Res
             job.kind,
             job.action.to_string(),
             job.endpoint,
-            if job.error.is_some() { "failed" } else { "pending" },
+            job.status(),
             millis(job.due_at),
-            job.error,
+            job.note(),
             created,
             created,
+            job.contact,
         ])?;
     }
     Ok(())

@@ -119,7 +119,7 @@ pub(super) fn retry_job(
 ) -> Result<bool, StoreError> {
     if let Some(r) = rendered {
         tx.execute(
-            "UPDATE jobs SET action = ?1, endpoint = ?2 WHERE id = ?3 AND status IN ('dead', 'failed', 'succeeded', 'skipped')",
+            "UPDATE jobs SET action = ?1, endpoint = ?2 WHERE id = ?3 AND status IN ('dead', 'failed', 'succeeded', 'skipped', 'cancelled')",
             params![r.action.to_string(), r.endpoint, id],
         )?;
         if let Some(url) = &r.endpoint {
@@ -132,7 +132,7 @@ pub(super) fn retry_job(
     let n = tx.execute(
         "UPDATE jobs SET status = 'pending', attempts = 0, next_attempt_at = ?1, lease_until = NULL,
                 first_attempt_at = NULL, last_error = NULL, updated_at = ?1
-         WHERE id = ?2 AND status IN ('dead', 'failed', 'succeeded', 'skipped')",
+         WHERE id = ?2 AND status IN ('dead', 'failed', 'succeeded', 'skipped', 'cancelled')",
         params![millis(now), id],
     )?;
     Ok(n == 1)

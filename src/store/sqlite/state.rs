@@ -33,8 +33,8 @@ impl<'c> Hot<'c> {
             // Did the cancelling event come first? The question `seen` asks, and the
             // insert, in one statement.
             insert_timer: tx.prepare_cached(
-                "INSERT INTO timers (due_at, event_seq, rule_id, key, start)
-                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (
+                "INSERT INTO timers (due_at, event_seq, rule_id, key, start, contact)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?8 WHERE NOT EXISTS (
                     SELECT 1 FROM facts WHERE kind = ?6 AND field = ?7 AND key = ?4 AND time BETWEEN ?5 AND ?1)",
             )?,
             count: tx.prepare_cached(
@@ -83,7 +83,8 @@ impl State for SqliteState<'_, '_> {
             timer.key,
             timer.start,
             cancel_kind,
-            cancel_field
+            cancel_field,
+            timer.contact
         ])?;
         Ok(n == 1)
     }
@@ -100,6 +101,46 @@ impl State for SqliteState<'_, '_> {
             add_decision(self.tx, *seq, note)?;
         }
         Ok(seqs.len())
+    }
+
+    fn cancel_contact(
+        &mut self,
+        rules: &[String],
+        contact: &str,
+        at: i64,
+        note: &str,
+        decision: &str,
+    ) -> Result<(usize, usize), StoreError> {
+        let rules = serde_json::to_string(rules).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let keys: Vec<String> = self
+            .tx
+            .prepare_cached(
+                "UPDATE jobs SET status = 'cancelled', last_error = ?1, updated_at = ?2
+                 WHERE contact = ?3 AND status = 'pending' AND attempts = 0
+                   AND rule_id IN (SELECT value FROM json_each(?4))
+                 RETURNING idempotency_key",
+            )?
+            .query_map(params![note, at, contact, rules], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut uncount = self
+            .tx
+            .prepare_cached("DELETE FROM cap_sends WHERE job_key = ?")?;
+        for key in &keys {
+            uncount.execute([key])?;
+        }
+        let seqs: Vec<i64> = self
+            .tx
+            .prepare_cached(
+                "DELETE FROM timers WHERE contact = ?1 AND rule_id IN (SELECT value FROM json_each(?2))
+                   AND event_seq <> ?3 AND due_at > ?4
+                 RETURNING event_seq",
+            )?
+            .query_map(params![contact, rules, self.seq, at], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for seq in &seqs {
+            add_decision(self.tx, *seq, decision)?;
+        }
+        Ok((keys.len(), seqs.len()))
     }
 
     fn count(

@@ -1,0 +1,20 @@
+-- hookflow store, version 9: whose jobs and timers they are, and what the caps counted.
+--
+-- A `cancel` (or a rule's `exit_on`) ends, for one contact, the jobs of named rules not
+-- yet attempted and their pending `absent` timers: both now carry the contact (the
+-- event's lowercased address). Only pending jobs are in the index a cancel searches.
+ALTER TABLE jobs ADD COLUMN contact TEXT;
+CREATE INDEX jobs_pending_by_contact ON jobs (contact, rule_id) WHERE status = 'pending' AND contact IS NOT NULL;
+ALTER TABLE timers ADD COLUMN contact TEXT;
+CREATE INDEX timers_by_contact ON timers (contact, rule_id) WHERE contact IS NOT NULL;
+
+-- Frequency caps: one row per job a cap counted, at the time it is due (unix ms). A
+-- cancelled job's rows go with it.
+CREATE TABLE cap_sends (
+    cap     TEXT    NOT NULL,
+    contact TEXT    NOT NULL,
+    at      INTEGER NOT NULL,
+    job_key TEXT    NOT NULL,
+    PRIMARY KEY (cap, contact, at, job_key)
+) WITHOUT ROWID;
+CREATE INDEX cap_sends_by_job ON cap_sends (job_key);

@@ -1,0 +1,15 @@
+-- hookflow store on PostgreSQL, version 3: as SQLite's version 9 — jobs and timers carry
+-- their contact, for `cancel` and `exit_on`; the rows frequency caps count.
+ALTER TABLE jobs ADD COLUMN contact TEXT COLLATE "C";
+CREATE INDEX jobs_pending_by_contact ON jobs (contact, rule_id) WHERE status = 'pending' AND contact IS NOT NULL;
+ALTER TABLE timers ADD COLUMN contact TEXT COLLATE "C";
+CREATE INDEX timers_by_contact ON timers (contact, rule_id) WHERE contact IS NOT NULL;
+
+CREATE TABLE cap_sends (
+    cap     TEXT COLLATE "C" NOT NULL,
+    contact TEXT COLLATE "C" NOT NULL,
+    at      BIGINT NOT NULL,
+    job_key TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (cap, contact, at, job_key)
+);
+CREATE INDEX cap_sends_by_job ON cap_sends (job_key);
