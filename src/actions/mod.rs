@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::base::caps::{Cap, WhenCapped};
 use crate::base::diag::Cx;
 use crate::base::duration::Duration;
 use crate::base::yaml::join_key;
@@ -41,6 +42,12 @@ macro_rules! kinds {
             /// `{ between: ["09:00", "20:00"], tz: "{{Payload.tz}}", fallback: UTC }`;
             /// `none` for none (email actions otherwise take the configuration's).
             pub send_window: Option<serde_json::Value>,
+            /// The frequency cap this action counts against: `none`, or a cap's name.
+            /// Default: every cap of the configuration that covers its kind.
+            pub cap: Option<String>,
+            /// Over the cap: `skip` (not sent) or `hold` (waits for room). Default: the
+            /// cap's own.
+            pub when_capped: Option<crate::base::caps::WhenCapped>,
             $( $(#[doc = $doc])* pub $key: Option<$raw>, )+
         }
 
@@ -126,12 +133,19 @@ macro_rules! kinds {
                 return None;
             }
             let here = join_key(path, given[0]);
-            let RawAction { delay, send_window, $( $key ),+ } = raw;
+            let RawAction { delay, send_window, cap, when_capped, $( $key ),+ } = raw;
             let send_window = window(cx, path, send_window, given[0] == "email")?;
+            let caps = caps(cx, path, cap.as_deref(), when_capped.is_some(), given[0])?;
             $(
                 if let Some(raw) = $key {
                     let spec = <$spec>::compile(cx, t, &here, raw)?;
-                    return Some(ActionSpec { delay, send_window, kind: ActionKind::$variant(Box::new(spec)) });
+                    return Some(ActionSpec {
+                        delay,
+                        send_window,
+                        caps,
+                        when_capped,
+                        kind: ActionKind::$variant(Box::new(spec)),
+                    });
                 }
             )+
             None
@@ -183,12 +197,66 @@ fn window(
     LocalTime::compile(cx, &at, &yaml, "send_window").map(Some)
 }
 
+/// The caps an action counts against: none for `cap: none`, the one named, or every cap
+/// of the configuration covering its kind. `None` after reporting a mistake.
+fn caps(cx: &mut Cx, path: &str, written: Option<&str>, when_capped: bool, kind: &str) -> Option<Vec<Cap>> {
+    let known = cx.context.caps.clone();
+    let caps = match (written, &known) {
+        (Some("none"), _) => Vec::new(),
+        // No configuration known (`hookflow check` without `--config`): nothing applies.
+        (_, None) => Vec::new(),
+        (Some(name), Some(all)) => match all.iter().find(|c| c.name == name) {
+            Some(cap) => vec![cap.clone()],
+            None => {
+                let mut msg = format!("no cap `{name}` in the configuration");
+                if let Some(best) =
+                    crate::base::suggest::did_you_mean(name, all.iter().map(|c| c.name.as_str()))
+                {
+                    msg.push_str(&format!(" — did you mean `{best}`?"));
+                }
+                let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+                msg.push_str(&format!(
+                    " (caps: {}; or `none`)",
+                    if names.is_empty() {
+                        "none configured".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ));
+                cx.at_value(&join_key(path, "cap"), msg);
+                return None;
+            }
+        },
+        (None, Some(all)) => all
+            .iter()
+            .filter(|c| c.kinds.iter().any(|k| k == kind))
+            .cloned()
+            .collect(),
+    };
+    if kind == "cancel" && !caps.is_empty() {
+        cx.at_value(&join_key(path, "cap"), "a cancel sends nothing: no cap counts it");
+        return None;
+    }
+    if when_capped && caps.is_empty() && known.is_some() {
+        cx.at_key(
+            &join_key(path, "when_capped"),
+            "`when_capped` is for an action a cap counts; no cap covers this one",
+        );
+        return None;
+    }
+    Some(caps)
+}
+
 /// A compiled action of a rule.
 #[derive(Debug)]
 pub struct ActionSpec {
     pub delay: Option<Duration>,
     /// Hours and days in the contact's zone outside which the job waits.
     pub send_window: Option<crate::base::local_time::LocalTime>,
+    /// The frequency caps its jobs count against (per contact).
+    pub caps: Vec<Cap>,
+    /// Over a cap: the action's own choice, else the cap's.
+    pub when_capped: Option<WhenCapped>,
     pub kind: ActionKind,
 }
 

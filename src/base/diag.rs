@@ -31,6 +31,9 @@ pub struct Context {
     /// The configuration's `send_window` for email actions (already checked there), as
     /// written: each email action without its own compiles it.
     pub send_window: Option<serde_yaml::Value>,
+    /// The configuration's frequency caps; `None` when no configuration is known (a
+    /// `cap: NAME` is then not checked, and no cap applies).
+    pub caps: Option<Vec<super::caps::Cap>>,
 }
 
 /// One problem in one rule file, phrased for the person who edits it.

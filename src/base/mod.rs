@@ -15,6 +15,7 @@
 //! - [`time`]: times as providers write them.
 //! - [`yaml`]: the one module that knows the YAML libraries.
 
+pub mod caps;
 pub mod clock;
 pub mod diag;
 pub mod duration;

@@ -49,6 +49,8 @@ pub struct Config {
     pub retention: Option<Duration>,
     /// The default send window of email actions, as written (checked at load).
     pub send_window: Option<serde_yaml::Value>,
+    /// Frequency caps across all rules.
+    pub caps: Vec<crate::base::caps::Cap>,
     /// Where the config came from, for messages.
     pub origin: String,
 }
@@ -152,6 +154,7 @@ impl Config {
             on_reload_error: None,
             retention: Some(Duration::from_secs(90 * 86_400)),
             send_window: None,
+            caps: Vec::new(),
             origin: "built-in defaults".to_owned(),
         }
     }
@@ -206,6 +209,7 @@ impl Config {
             signing_secret: !self.signing_secret.is_empty(),
             event_types: self.sources.event_types(),
             send_window: self.send_window.clone(),
+            caps: Some(self.caps.clone()),
         }
     }
 
@@ -488,6 +492,53 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
             Err(e) => cx.at_value("send_window", e.to_string()),
         },
         None => {}
+    }
+    for (i, cap) in raw.caps.into_iter().flatten().enumerate() {
+        let at = format!("caps[{i}]");
+        if cap.name.trim().is_empty() || cap.name == "none" || c.caps.iter().any(|o| o.name == cap.name) {
+            cx.at_value(
+                &format!("{at}.name"),
+                format!(
+                    "cap name `{}` must be non-empty, not `none`, and not used by another cap",
+                    cap.name
+                ),
+            );
+            continue;
+        }
+        if cap.max == 0 {
+            cx.at_value(
+                &format!("{at}.max"),
+                "`max` is at least 1 (to send none, disable the rules)",
+            );
+            continue;
+        }
+        if cap.per.as_secs() == 0 {
+            cx.at_value(&format!("{at}.per"), "`per` is a period such as `1d`");
+            continue;
+        }
+        let kinds = cap.kinds.unwrap_or_else(|| vec!["email".to_owned()]);
+        let deliverable: Vec<&str> = crate::actions::KINDS
+            .iter()
+            .copied()
+            .filter(|k| *k != "cancel")
+            .collect();
+        if let Some(bad) = kinds.iter().find(|k| !deliverable.contains(&k.as_str())) {
+            cx.at_value(
+                &format!("{at}.kinds"),
+                format!(
+                    "`{bad}` is not an action kind a cap can count (kinds: {})",
+                    deliverable.join(", ")
+                ),
+            );
+            continue;
+        }
+        c.caps.push(crate::base::caps::Cap {
+            name: cap.name,
+            kinds,
+            max: cap.max,
+            per: cap.per,
+            when_capped: cap.when_capped.unwrap_or_default(),
+        });
     }
     if let Some(http) = raw.http {
         for (i, text) in http.signing_secret.iter().flat_map(|l| {

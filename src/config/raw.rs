@@ -68,6 +68,26 @@ pub struct RawConfig {
     /// the action sets its own `send_window` (or `send_window: none`), e.g.
     /// `{ between: ["09:00", "20:00"], tz: "{{Payload.tz}}", fallback: UTC }`.
     pub send_window: Option<serde_json::Value>,
+    /// Frequency caps across all rules, per contact, e.g. `[{ name: marketing, kinds:
+    /// [email], max: 2, per: 1d }]`. Every action of a covered kind counts against them
+    /// unless it says `cap: none` (or picks one with `cap: NAME`).
+    pub caps: Option<Vec<RawCap>>,
+}
+
+/// One frequency cap.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCap {
+    /// How actions name it (`cap: marketing`) and messages show it.
+    pub name: String,
+    /// The action kinds it covers. Default `[email]`.
+    pub kinds: Option<Vec<String>>,
+    /// At most this many per contact (at least 1) ...
+    pub max: u32,
+    /// ... in any period this long, e.g. `1d`.
+    pub per: Duration,
+    /// `skip` (default): a job over the cap is not sent; `hold`: it waits for room.
+    pub when_capped: Option<crate::base::caps::WhenCapped>,
 }
 
 /// Settings for a PostgreSQL store.

@@ -29,6 +29,8 @@ pub struct MemoryState {
     jobs: Vec<Planned>,
     /// Jobs cancelled, by key: the note.
     cancelled: HashMap<String, String>,
+    /// `(cap, contact)` → the due times and keys of the jobs it counted.
+    caps: HashMap<(String, String), Vec<(i64, String)>>,
 }
 
 /// A planned job, as a cancel looks for it.
@@ -161,6 +163,10 @@ impl State for MemoryState {
                 jobs += 1;
             }
         }
+        let cancelled = &self.cancelled;
+        for counted in self.caps.values_mut() {
+            counted.retain(|(_, key)| !cancelled.contains_key(key));
+        }
         let mut timers = 0;
         let notes = &mut self.notes;
         self.timers.retain(|t| {
@@ -208,6 +214,27 @@ impl State for MemoryState {
             }
         }
         Ok(sums)
+    }
+
+    fn cap_times(&mut self, cap: &str, contact: &str, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(self
+            .caps
+            .get(&(cap.to_owned(), contact.to_owned()))
+            .map(|c| {
+                c.iter()
+                    .map(|(t, _)| *t)
+                    .filter(|t| from < *t && *t < to)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn cap_take(&mut self, cap: &str, contact: &str, at: i64, job_key: &str) -> Result<(), StoreError> {
+        let counted = self.caps.entry((cap.to_owned(), contact.to_owned())).or_default();
+        if !counted.iter().any(|(t, k)| *t == at && k == job_key) {
+            counted.push((at, job_key.to_owned()));
+        }
+        Ok(())
     }
 
     fn mark(&mut self, rule: &str, key: &str) -> Result<Option<i64>, StoreError> {

@@ -49,8 +49,9 @@ pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewE
         }
         matched.push(rule.id.clone());
         for job in jobs_for(rules, rule, &ev, None, received_at) {
-            // A cancel is carried out in the commit, where the jobs it cancels are exact.
-            if job.kind == CANCEL && job.error.is_none() {
+            // A cancel is carried out in the commit, where the jobs it cancels are exact;
+            // so is a job a cap counts, where the counts are.
+            if job.error.is_none() && (job.kind == CANCEL || capped(rules, &job)) {
                 settle.push(job);
             } else {
                 jobs.push(job);
@@ -119,7 +120,8 @@ pub struct Plan {
     facts: Vec<(String, String)>,
     /// `(rule id, key)` of the `absent` timers this event cancels if they cover its time.
     cancels: Vec<(String, String)>,
-    /// Jobs of rules that fired outright which the commit carries out: `cancel`s.
+    /// Jobs of rules that fired outright which the commit settles: `cancel`s, and jobs a
+    /// frequency cap counts.
     settle: Vec<NewJob>,
     /// Rules whose `exit_on` names this event's type: ended for its contact.
     exits: Vec<String>,
@@ -206,17 +208,107 @@ impl Stateful for Plan {
     }
 }
 
-/// A job as the commit leaves it: a `cancel` carried out (settled with what it did), any
-/// other kind as planned.
+/// Whether a frequency cap counts `job`: its action has caps and it has a contact.
+fn capped(rules: &RuleSet, job: &NewJob) -> bool {
+    job.contact.is_some() && spec_of(rules, job).is_some_and(|a| !a.caps.is_empty())
+}
+
+fn spec_of<'a>(rules: &'a RuleSet, job: &NewJob) -> Option<&'a crate::actions::ActionSpec> {
+    rules.get(&job.rule_id)?.actions.get(job.action_index as usize)
+}
+
+/// A job as the commit leaves it: a `cancel` carried out (settled with what it did), a
+/// job a cap counts counted (or skipped, or held, when over it), any other as planned.
 fn carry_out(
+    rules: &RuleSet,
+    job: NewJob,
+    by: &CancelledBy,
+    state: &mut dyn State,
+) -> Result<NewJob, StoreError> {
+    if job.error.is_some() {
+        return Ok(job);
+    }
+    if job.kind == CANCEL {
+        return cancel(rules, job, by, state);
+    }
+    if capped(rules, &job) {
+        return count_against_caps(rules, job, state);
+    }
+    Ok(job)
+}
+
+/// Counts `job` against each of its caps at its due time. Over one: skipped, or (with
+/// `when_capped: hold`) due when every cap has room and its send window is open —
+/// found by moving forward until both agree, as each move may cross the other.
+fn count_against_caps(rules: &RuleSet, mut job: NewJob, state: &mut dyn State) -> Result<NewJob, StoreError> {
+    let (Some(spec), Some(contact)) = (spec_of(rules, &job), job.contact.clone()) else {
+        return Ok(job);
+    };
+    let window = job
+        .action
+        .get("send_window")
+        .and_then(crate::base::local_time::Window::from_json);
+    let planned = job.due_at.timestamp_millis();
+    let mut due = planned;
+    let mut held_by = None;
+    for _ in 0..32 {
+        let mut moved = false;
+        for cap in &spec.caps {
+            let per = cap.per.as_secs() as i64 * 1000;
+            let mut counted = state.cap_times(&cap.name, &contact, due - per, due + per)?;
+            counted.sort_unstable();
+            if crate::base::caps::fits(&counted, due, per, cap.max as usize) {
+                continue;
+            }
+            if spec.when_capped.unwrap_or(cap.when_capped) == crate::base::caps::WhenCapped::Skip {
+                job.settled = Some(crate::store::Settled {
+                    status: "skipped",
+                    note: cap.reason(),
+                });
+                return Ok(job);
+            }
+            due = crate::base::caps::slot(&counted, due, per, cap.max as usize);
+            held_by = Some(cap);
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+        if let Some(open) = window
+            .as_ref()
+            .and_then(|w| w.next_open(chrono::DateTime::from_timestamp_millis(due).unwrap_or_default()))
+        {
+            due = open.timestamp_millis();
+        }
+    }
+    for cap in &spec.caps {
+        state.cap_take(&cap.name, &contact, due, &job.key)?;
+    }
+    if let (Some(cap), true) = (held_by, due != planned) {
+        let at = chrono::DateTime::from_timestamp_millis(due).unwrap_or_default();
+        job.due_at = at;
+        let tz = window.as_ref().map_or(chrono_tz::UTC, |w| w.tz);
+        if let Value::Object(action) = &mut job.action {
+            action.insert(
+                "held".into(),
+                Value::from(format!(
+                    "until {} ({})",
+                    at.with_timezone(&tz).to_rfc3339(),
+                    cap.reason()
+                )),
+            );
+        }
+    }
+    Ok(job)
+}
+
+/// Carries out a `cancel` job: settled with what it did.
+fn cancel(
     rules: &RuleSet,
     mut job: NewJob,
     by: &CancelledBy,
     state: &mut dyn State,
 ) -> Result<NewJob, StoreError> {
-    if job.kind != CANCEL || job.error.is_some() {
-        return Ok(job);
-    }
     let cancel = match crate::actions::Rendered::from_value(job.action.clone()) {
         Ok(crate::actions::Rendered {
             action: crate::actions::RenderedKind::Cancel(c),
@@ -315,9 +407,18 @@ pub fn retention(rules: &RuleSet) -> Retention {
         .filter_map(|r| r.threshold.as_ref().map(|t| t.window.as_secs() as i64 * 1000))
         .max()
         .unwrap_or(0);
+    let caps = rules
+        .rules()
+        .iter()
+        .flat_map(|r| &r.actions)
+        .flat_map(|a| &a.caps)
+        .map(|c| c.per.as_secs() as i64 * 1000)
+        .max()
+        .unwrap_or(0);
     Retention {
         facts_ms: facts + day,
         windows_ms: windows + day,
+        caps_ms: caps + day,
     }
 }
 

@@ -65,6 +65,14 @@ pub trait State {
         to: i64,
     ) -> Result<Vec<(String, u64)>, StoreError>;
 
+    /// The due times (unix ms) of the jobs frequency cap `cap` counted for `contact` in
+    /// `(from, to)`, in any order.
+    fn cap_times(&mut self, cap: &str, contact: &str, from: i64, to: i64) -> Result<Vec<i64>, StoreError>;
+
+    /// Counts job `job_key`, due at `at`, against the cap (a cancelled job's counts go
+    /// with it: see [`State::cancel_contact`]).
+    fn cap_take(&mut self, cap: &str, contact: &str, at: i64, job_key: &str) -> Result<(), StoreError>;
+
     /// When `rule`'s quiet period for `key` (a `once` key, a threshold's group) ends.
     fn mark(&mut self, rule: &str, key: &str) -> Result<Option<i64>, StoreError>;
 
@@ -134,9 +142,12 @@ pub trait FireTimers: Send + Sync {
 }
 
 /// How long state must be kept, from the rules in service: facts for the longest
-/// correlation, window buckets for the longest window (each plus a day for late events).
+/// correlation, window buckets for the longest window, cap counts for the longest cap
+/// period (each plus a day for late events).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retention {
     pub facts_ms: i64,
     pub windows_ms: i64,
+    /// Cap counts, for the longest cap period (plus a day) before the clock.
+    pub caps_ms: i64,
 }

@@ -86,3 +86,22 @@ fn example_rules_load_with_their_environment() {
         missing.stdout
     );
 }
+
+#[test]
+fn cap_mistakes_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hookflow.yaml"),
+        "listen: 127.0.0.1:0\ncaps:\n  - { name: a, max: 0, per: 1d }\n  - { name: b, kinds: [emial], max: 2, per: 1d }\n  - { name: c, max: 1, per: 1h }\n  - { name: c, max: 1, per: 2h }\n",
+    )
+    .unwrap();
+    let run = hookflow_in(dir.path(), &["serve"], &[]);
+    assert_eq!(run.code, 2);
+    for expected in [
+        "hookflow.yaml:3:21: `max` is at least 1",
+        "hookflow.yaml:4:23: `emial` is not an action kind a cap can count",
+        "hookflow.yaml:6:13: cap name `c` must be non-empty, not `none`, and not used by another cap",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+}

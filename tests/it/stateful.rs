@@ -699,3 +699,103 @@ actions:
         run.stderr
     );
 }
+
+/// Frequency caps in the server: `caps:` in hookflow.yaml covers every email action; a
+/// third marketing email to one person in a day is skipped, one that says
+/// `when_capped: hold` waits (on the manual clock) until the cap has room and is then
+/// delivered, a transactional one (`cap: none`) is never counted. A misspelt cap is a
+/// located error with a did-you-mean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caps_skip_or_hold_the_third_email_of_a_day() {
+    let config = format!("{CONFIG}caps:\n  - {{ name: marketing, kinds: [email], max: 2, per: 1d }}\n");
+    let promo = r#"on: open
+actions:
+  - email: { to: "{{email}}", subject: "Offer {{MessageID}}", text: hello }
+"#;
+    let later = r#"on: click
+actions:
+  - email: { to: "{{email}}", subject: "Held {{MessageID}}", text: hello }
+    when_capped: hold
+"#;
+    let receipt = r#"on: sent
+actions:
+  - email: { to: "{{email}}", subject: "Receipt {{MessageID}}", text: thanks }
+    cap: none
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    project(
+        dir.path(),
+        &config,
+        &[
+            ("promo.yaml", promo),
+            ("later.yaml", later),
+            ("receipt.yaml", receipt),
+        ],
+    );
+    let server = Server::start_with(dir.path(), &["--manual-clock", "2027-01-15T08:00:00Z"]);
+    let t = 1_800_000_000i64;
+    let mk = |kind: &str, id: u64, dt: i64| json!({"event": kind, "time": t + dt, "MessageID": id, "email": "Ann@X.example"});
+    for (i, body) in [
+        mk("open", 1, 0),
+        mk("open", 2, 60),
+        mk("sent", 3, 90),
+        mk("open", 4, 120),
+        mk("click", 5, 180),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = server.post("/hooks/mailjet", &body.to_string()).await;
+        assert_eq!(r.status(), 200, "event {i}");
+    }
+    server
+        .wait_for("/api/jobs?status=succeeded", 10, |j| {
+            j.as_array().unwrap().len() == 3
+        })
+        .await;
+    let skipped = server.get("/api/jobs?status=skipped").await;
+    assert_eq!(skipped.as_array().unwrap().len(), 1, "{skipped}");
+    assert_eq!(skipped[0]["last_error"], "capped: marketing, 2 in 24h");
+    assert_eq!(skipped[0]["action"]["subject"], "Offer 4");
+    let pending = server.get("/api/jobs?status=pending").await;
+    assert_eq!(pending[0]["action"]["subject"], "Held 5");
+    assert_eq!(
+        pending[0]["action"]["held"],
+        "until 2027-01-16T08:00:00+00:00 (capped: marketing, 2 in 24h)"
+    );
+    let succeeded = server.get("/api/jobs?status=succeeded").await;
+    let mut subjects: Vec<&str> = succeeded
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["action"]["subject"].as_str().unwrap())
+        .collect();
+    subjects.sort();
+    assert_eq!(subjects, ["Offer 1", "Offer 2", "Receipt 3"]);
+
+    // A day later the first offer has left the period: the held one goes out.
+    server
+        .post_json("/api/clock", &json!({ "advance": "1d" }).to_string())
+        .await;
+    server
+        .wait_for("/api/jobs?status=succeeded", 10, |j| {
+            j.as_array().unwrap().len() == 4
+        })
+        .await;
+    drop(server);
+
+    project(
+        dir.path(),
+        &config,
+        &[(
+            "later.yaml",
+            "on: click\nactions:\n  - log: { message: hi }\n    cap: marketting\n",
+        )],
+    );
+    let run = crate::util::hookflow_in(dir.path(), &["check", "--config", "hookflow.yaml"], &[]);
+    let out = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        out.contains("later.yaml:4:10: no cap `marketting` in the configuration — did you mean `marketing`?"),
+        "{out}"
+    );
+}

@@ -47,6 +47,7 @@ fn job(event: &str, rule: &str, endpoint: Option<&str>, due: DateTime<Utc>) -> N
 const KEEP: Retention = Retention {
     facts_ms: 365 * 86_400_000 * 100,
     windows_ms: 365 * 86_400_000 * 100,
+    caps_ms: 365 * 86_400_000 * 100,
 };
 
 fn version() -> Arc<RuleSetVersion> {
@@ -526,6 +527,7 @@ pub async fn prunes_old_state<S: Store>(store: &S) {
     let retention = Retention {
         facts_ms: 1000,
         windows_ms: 1000,
+        caps_ms: 1000,
     };
     store
         .commit(
@@ -1004,4 +1006,153 @@ async fn sqlite_cancels_a_contacts_pending_jobs() {
 #[tokio::test]
 async fn postgres_cancels_a_contacts_pending_jobs() {
     cancels_a_contacts_pending_jobs(&pg().await.store).await;
+}
+
+const CAP_RULES: &str = r#"
+rules:
+  - id: promo
+    on: open
+    actions: [ { log: { message: "promo" } } ]
+  - id: promo-held
+    on: click
+    actions:
+      - log: { message: "promo, when there is room" }
+        when_capped: hold
+  - id: receipt
+    on: sent
+    actions:
+      - log: { message: "receipt" }
+        cap: none
+  - id: stop
+    on: unsub
+    actions:
+      - cancel: { rules: [promo-held], contact: "{{email}}" }
+"#;
+
+/// Frequency caps, counted by the engine in the store's transaction: two a day per
+/// contact, a third skipped, a held one due when the first leaves the day, `cap: none`
+/// and other contacts untouched; a cancelled job frees its count.
+pub async fn caps_jobs_per_contact<S: Store>(store: &S) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/caps.yaml"), CAP_RULES).unwrap();
+    let context = hookflow::base::diag::Context {
+        caps: Some(vec![hookflow::base::caps::Cap {
+            name: "marketing".into(),
+            kinds: vec!["log".into()],
+            max: 2,
+            per: Duration::from_secs(86_400),
+            when_capped: Default::default(),
+        }]),
+        ..Default::default()
+    };
+    let rules = Arc::new(hookflow::rules::RuleSet::load_in(
+        &dir.path().join("rules"),
+        &dir.path().join("templates"),
+        &context,
+    ));
+    assert!(rules.errors().is_empty(), "{:?}", rules.errors());
+    let planned = |ev: Event| hookflow::engine::plan(&rules, ev.clone(), ev.time);
+    // Two in one batch, the rest one by one: the counts are the store's either way.
+    store
+        .commit(
+            vec![
+                planned(contact_event("o1", "open", 0, "a@x.example", 1)),
+                planned(contact_event("o2", "open", 60, "a@x.example", 2)),
+            ],
+            KEEP,
+        )
+        .await
+        .unwrap();
+    for ev in [
+        contact_event("o3", "open", 120, "A@x.example", 3),
+        contact_event("c1", "click", 180, "a@x.example", 4),
+        contact_event("s1", "sent", 240, "a@x.example", 5),
+        contact_event("o4", "open", 300, "b@x.example", 6),
+    ] {
+        store.commit(vec![planned(ev)], KEEP).await.unwrap();
+    }
+    let job = |ev: &str| {
+        let ev = ev.to_owned();
+        async move {
+            let detail = store.event(&ev).await.unwrap().unwrap();
+            detail.jobs.into_iter().next().unwrap().job
+        }
+    };
+    assert_eq!(job("o1").await.status, "pending");
+    assert_eq!(job("o2").await.status, "pending");
+    let third = job("o3").await;
+    assert_eq!(third.status, "skipped");
+    assert_eq!(third.last_error.as_deref(), Some("capped: marketing, 2 in 24h"));
+    let held = job("c1").await;
+    assert_eq!(held.status, "pending");
+    assert_eq!(
+        DateTime::parse_from_rfc3339(&held.next_attempt_at).unwrap(),
+        at(86_400),
+        "when o1 leaves the day"
+    );
+    assert!(
+        held.action["held"]
+            .as_str()
+            .unwrap()
+            .contains("(capped: marketing, 2 in 24h)"),
+        "{}",
+        held.action
+    );
+    assert_eq!(job("s1").await.status, "pending", "cap: none");
+    assert_eq!(job("o4").await.status, "pending", "another contact");
+
+    // The day after the first two, the held one has taken a place: one more fits the
+    // day from o2 on? No — o2 (60 s) and c1 (1 d) are both within a day of 1 d + 30 s.
+    store
+        .commit(
+            vec![planned(contact_event("o5", "open", 86_430, "a@x.example", 7))],
+            KEEP,
+        )
+        .await
+        .unwrap();
+    assert_eq!(job("o5").await.status, "skipped");
+    store
+        .commit(
+            vec![planned(contact_event(
+                "o6",
+                "open",
+                86_460 + 60,
+                "a@x.example",
+                8,
+            ))],
+            KEEP,
+        )
+        .await
+        .unwrap();
+    assert_eq!(job("o6").await.status, "pending", "o2 has left the day");
+
+    // Cancelling the held one frees its place: c1 (1 d) and o6 would crowd o7 otherwise.
+    store
+        .commit(
+            vec![planned(contact_event("u1", "unsub", 86_525, "a@x.example", 9))],
+            KEEP,
+        )
+        .await
+        .unwrap();
+    assert_eq!(job("c1").await.status, "cancelled");
+    store
+        .commit(
+            vec![planned(contact_event("o7", "open", 86_530, "a@x.example", 10))],
+            KEEP,
+        )
+        .await
+        .unwrap();
+    assert_eq!(job("o7").await.status, "pending", "c1's count went with it");
+}
+
+#[tokio::test]
+async fn sqlite_caps_jobs_per_contact() {
+    let (_d, s) = sqlite().await;
+    caps_jobs_per_contact(&s).await;
+}
+
+#[tokio::test]
+async fn postgres_caps_jobs_per_contact() {
+    caps_jobs_per_contact(&pg().await.store).await;
 }

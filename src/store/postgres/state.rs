@@ -8,7 +8,9 @@
 //! whatever the lock's previous holder committed):
 //! - `k` + correlation value: facts (`after`) and `absent` timers, started and cancelled;
 //! - `w` + rule + group: a threshold window, counted and summed;
-//! - `m` + rule + key: a `once` or threshold mark, read and set.
+//! - `m` + rule + key: a `once` or threshold mark, read and set;
+//! - `c` + contact: its pending jobs and timers, cancelled (writers of them lock it too);
+//! - `cap` + cap + contact: a frequency cap's counts, read and added to.
 //!
 //! Each lock is taken once per transaction. No in-memory copy of the windows: with other
 //! instances writing them, only the table is the truth.
@@ -181,6 +183,30 @@ impl State for PgState<'_, '_, '_> {
         Ok(sums)
     }
 
+    fn cap_times(&mut self, cap: &str, contact: &str, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {
+        // Held to the end of the transaction: a second instance counting for the contact
+        // waits, then sees this one's job.
+        self.lock("cap", &format!("{cap}\0{contact}"))?;
+        Ok(self
+            .db
+            .rows(
+                "SELECT at FROM cap_sends WHERE cap = $1 AND contact = $2 AND at > $3 AND at < $4",
+                &[&cap, &contact, &from, &to],
+            )?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn cap_take(&mut self, cap: &str, contact: &str, at: i64, job_key: &str) -> Result<(), StoreError> {
+        self.lock("cap", &format!("{cap}\0{contact}"))?;
+        self.db.exec(
+            "INSERT INTO cap_sends (cap, contact, at, job_key) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&cap, &contact, &at, &job_key],
+        )?;
+        Ok(())
+    }
+
     fn mark(&mut self, rule: &str, key: &str) -> Result<Option<i64>, StoreError> {
         self.lock("m", &format!("{rule}\0{key}"))?;
         Ok(self
@@ -233,6 +259,10 @@ pub(super) fn prune(
     db.exec(
         "DELETE FROM window_counts WHERE bucket < $1",
         &[&(now - retention.windows_ms)],
+    )?;
+    db.exec(
+        "DELETE FROM cap_sends WHERE at < $1",
+        &[&(now - retention.caps_ms)],
     )?;
     Ok(())
 }

@@ -160,6 +160,23 @@ impl State for SqliteState<'_, '_> {
         Ok(sums.into_iter().map(|(k, n)| (k, n.max(0) as u64)).collect())
     }
 
+    fn cap_times(&mut self, cap: &str, contact: &str, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT at FROM cap_sends WHERE cap = ? AND contact = ? AND at > ? AND at < ?")?
+            .query_map(params![cap, contact, from, to], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn cap_take(&mut self, cap: &str, contact: &str, at: i64, job_key: &str) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO cap_sends (cap, contact, at, job_key) VALUES (?, ?, ?, ?)",
+            )?
+            .execute(params![cap, contact, at, job_key])?;
+        Ok(())
+    }
+
     fn mark(&mut self, rule: &str, key: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
             .hot
@@ -193,6 +210,8 @@ pub(super) fn prune(tx: &Connection, retention: Retention, now: DateTime<Utc>) -
         .execute([now])?;
     tx.prepare_cached("DELETE FROM window_counts WHERE bucket < ?")?
         .execute([now - retention.windows_ms])?;
+    tx.prepare_cached("DELETE FROM cap_sends WHERE at < ?")?
+        .execute([now - retention.caps_ms])?;
     Ok(())
 }
 
