@@ -18,3 +18,12 @@ CREATE TABLE cap_sends (
     PRIMARY KEY (cap, contact, at, job_key)
 ) WITHOUT ROWID;
 CREATE INDEX cap_sends_by_job ON cap_sends (job_key);
+
+-- Keys hookflow makes for itself the first time it needs one (the one-click unsubscribe
+-- key, when the configuration gives none): kept here, so every server on the store
+-- signs alike and a restart breaks no link already sent.
+CREATE TABLE keys (
+    name       TEXT    PRIMARY KEY,
+    value      TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;

@@ -13,3 +13,9 @@ CREATE TABLE cap_sends (
     PRIMARY KEY (cap, contact, at, job_key)
 );
 CREATE INDEX cap_sends_by_job ON cap_sends (job_key);
+
+CREATE TABLE keys (
+    name       TEXT COLLATE "C" PRIMARY KEY,
+    value      TEXT   NOT NULL,
+    created_at BIGINT NOT NULL
+);

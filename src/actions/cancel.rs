@@ -117,6 +117,16 @@ mod tests {
     use super::glob;
 
     #[test]
+    fn caps_count_every_kind_but_cancel() {
+        let kinds: Vec<&str> = crate::actions::KINDS
+            .iter()
+            .copied()
+            .filter(|k| *k != "cancel")
+            .collect();
+        assert_eq!(kinds, crate::base::caps::COUNTABLE);
+    }
+
+    #[test]
     fn globs_match_runs_of_characters() {
         assert!(glob("welcome/*", "welcome/reminder"));
         assert!(glob("welcome/*", "welcome/"));

@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::Duration;
 
+/// The action kinds a cap can count: every kind that delivers something (not `cancel`).
+/// Spelled here because the configuration, which checks `kinds`, sits beside the actions
+/// and not above them; a test in `actions` keeps the two lists in step.
+pub const COUNTABLE: &[&str] = &["email", "http", "contacts", "suppress", "unsuppress", "log"];
+
 /// One cap, as configured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cap {

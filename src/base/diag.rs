@@ -34,6 +34,8 @@ pub struct Context {
     /// The configuration's frequency caps; `None` when no configuration is known (a
     /// `cap: NAME` is then not checked, and no cap applies).
     pub caps: Option<Vec<super::caps::Cap>>,
+    /// The configuration's one-click unsubscribe key and public URL, if it has them.
+    pub one_click: Option<super::one_click::OneClick>,
 }
 
 /// One problem in one rule file, phrased for the person who edits it.

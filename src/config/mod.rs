@@ -51,6 +51,12 @@ pub struct Config {
     pub send_window: Option<serde_yaml::Value>,
     /// Frequency caps across all rules.
     pub caps: Vec<crate::base::caps::Cap>,
+    /// One-click unsubscribe links: `public_url` and the key that signs them.
+    pub one_click: Option<crate::base::one_click::OneClick>,
+    /// Whether a one-click unsubscribe also suppresses the address.
+    pub unsubscribe_suppresses: bool,
+    /// `public_url`, as configured.
+    pub public_url: Option<String>,
     /// Where the config came from, for messages.
     pub origin: String,
 }
@@ -155,6 +161,9 @@ impl Config {
             retention: Some(Duration::from_secs(90 * 86_400)),
             send_window: None,
             caps: Vec::new(),
+            one_click: None,
+            unsubscribe_suppresses: false,
+            public_url: None,
             origin: "built-in defaults".to_owned(),
         }
     }
@@ -210,6 +219,13 @@ impl Config {
             event_types: self.sources.event_types(),
             send_window: self.send_window.clone(),
             caps: Some(self.caps.clone()),
+            // Until a server has its key (configured, or kept in its store), links are
+            // made with one no server has: `hookflow test` shows their shape.
+            one_click: Some(
+                self.one_click
+                    .clone()
+                    .unwrap_or_else(|| crate::base::one_click::OneClick::offline(self.public_url.as_deref())),
+            ),
         }
     }
 
@@ -517,17 +533,13 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
             continue;
         }
         let kinds = cap.kinds.unwrap_or_else(|| vec!["email".to_owned()]);
-        let deliverable: Vec<&str> = crate::actions::KINDS
-            .iter()
-            .copied()
-            .filter(|k| *k != "cancel")
-            .collect();
-        if let Some(bad) = kinds.iter().find(|k| !deliverable.contains(&k.as_str())) {
+        let countable = crate::base::caps::COUNTABLE;
+        if let Some(bad) = kinds.iter().find(|k| !countable.contains(&k.as_str())) {
             cx.at_value(
                 &format!("{at}.kinds"),
                 format!(
                     "`{bad}` is not an action kind a cap can count (kinds: {})",
-                    deliverable.join(", ")
+                    countable.join(", ")
                 ),
             );
             continue;
@@ -539,6 +551,27 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
             per: cap.per,
             when_capped: cap.when_capped.unwrap_or_default(),
         });
+    }
+    c.public_url = raw.public_url.and_then(|u| cx.env("public_url", &u));
+    if let Some(url) = &c.public_url
+        && let Err(e) =
+            crate::base::one_click::OneClick::new(url, &"x".repeat(crate::base::one_click::MIN_SECRET))
+    {
+        cx.at_value("public_url", e);
+    }
+    if let Some(u) = raw.unsubscribe {
+        c.unsubscribe_suppresses = u.suppress;
+        match (&c.public_url, u.secret.and_then(|s| cx.env("unsubscribe.secret", &s))) {
+            (None, Some(_)) => cx.at_key(
+                "unsubscribe",
+                "one-click unsubscribe links need `public_url: https://…` (where mail clients reach hookflow)",
+            ),
+            (Some(url), Some(secret)) => match crate::base::one_click::OneClick::new(url, &secret) {
+                Ok(k) => c.one_click = Some(k),
+                Err(e) => cx.at_value("unsubscribe.secret", e),
+            },
+            (_, None) => {}
+        }
     }
     if let Some(http) = raw.http {
         for (i, text) in http.signing_secret.iter().flat_map(|l| {

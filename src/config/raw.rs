@@ -72,6 +72,24 @@ pub struct RawConfig {
     /// [email], max: 2, per: 1d }]`. Every action of a covered kind counts against them
     /// unless it says `cap: none` (or picks one with `cap: NAME`).
     pub caps: Option<Vec<RawCap>>,
+    /// Where hookflow is reached from the internet, e.g. `https://hooks.example.com`:
+    /// the base of one-click unsubscribe links.
+    pub public_url: Option<String>,
+    /// One-click unsubscribe (RFC 8058) for email actions with `unsubscribe: { list }`.
+    pub unsubscribe: Option<RawUnsubscribe>,
+}
+
+/// `unsubscribe: { secret, suppress }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUnsubscribe {
+    /// Signs the links (at least 16 bytes), e.g. `"${env:HOOKFLOW_UNSUBSCRIBE_SECRET}"`.
+    /// Without it the server makes a key and keeps it in its store.
+    pub secret: Option<String>,
+    /// Also add the address to the suppression list (no email at all any more). Default
+    /// `false`: it leaves the list only.
+    #[serde(default)]
+    pub suppress: bool,
 }
 
 /// One frequency cap.

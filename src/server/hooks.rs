@@ -244,7 +244,7 @@ fn decode(
     Ok(spec.decode(source, parsed, kind, now)?)
 }
 
-fn plan<S>(st: &AppState<S>, events: Vec<Event>) -> Vec<NewEvent> {
+pub(super) fn plan<S>(st: &AppState<S>, events: Vec<Event>) -> Vec<NewEvent> {
     let rules = st.rules.load_full();
     let now = st.clock.now();
     let planned: Vec<NewEvent> = events
@@ -262,7 +262,10 @@ fn plan<S>(st: &AppState<S>, events: Vec<Event>) -> Vec<NewEvent> {
 
 /// Hands the batch to the group-commit writer and waits for the commit. Per event: the
 /// rules that fired (`None`: a duplicate, not processed again).
-async fn commit<S>(st: &AppState<S>, batch: Vec<NewEvent>) -> Result<Vec<Option<Vec<String>>>, IngestError> {
+pub(super) async fn commit<S>(
+    st: &AppState<S>,
+    batch: Vec<NewEvent>,
+) -> Result<Vec<Option<Vec<String>>>, IngestError> {
     let (reply, answer) = oneshot::channel();
     match st.ingest.try_send(Submit { batch, reply }) {
         Ok(()) => {}

@@ -4,6 +4,7 @@
 mod api;
 mod hooks;
 mod listen;
+mod unsubscribe;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -81,6 +82,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .merge(hooks)
         .route("/healthz", get(healthz::<S>))
         .route("/metrics", get(metrics::<S>))
+        .route(
+            "/u/{token}",
+            get(unsubscribe::confirm::<S>).post(unsubscribe::unsubscribe::<S>),
+        )
         .nest("/api", api::router(state.clone()))
         .fallback(not_found)
         .layer(axum::middleware::map_response(json_errors))
@@ -218,10 +223,38 @@ where
     }
 }
 
+/// The one-click unsubscribe key when the configuration has none: made once and kept in
+/// the store (every server on it signs alike; links survive restarts), for `public_url`
+/// or, failing that, this server's own address — which mail clients outside cannot
+/// reach, so it is said at startup.
+async fn one_click_key<S: Store>(
+    store: &S,
+    config: &Config,
+    listener: &TcpListener,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<crate::base::one_click::OneClick, ServeError> {
+    let fresh = crate::base::one_click::OneClick::fresh_key()
+        .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
+    let key = store.key("unsubscribe", &fresh, now).await?;
+    let url = match &config.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let here = listener
+                .local_addr()
+                .map_or_else(|_| "http://127.0.0.1:8080".to_owned(), |a| format!("http://{a}"));
+            tracing::warn!(
+                "`public_url` is not set: one-click unsubscribe links point at {here}, which mail clients outside cannot reach"
+            );
+            here
+        }
+    };
+    Ok(crate::base::one_click::OneClick::generated(&url, &key))
+}
+
 /// [`run`] on an open store.
 async fn run_on<S: Store>(
     store: Arc<S>,
-    config: Config,
+    mut config: Config,
     clock: Clock,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -231,6 +264,9 @@ async fn run_on<S: Store>(
     match store.release_leases(clock.now()).await? {
         0 => {}
         n => tracing::warn!("{n} job(s) were in flight when hookflow last stopped; running them again"),
+    }
+    if config.one_click.is_none() {
+        config.one_click = Some(one_click_key(&*store, &config, &listener, clock.now()).await?);
     }
     let metrics = Arc::new(Metrics::new());
     let reloader = Arc::new(Reloader::new(

@@ -674,6 +674,15 @@ pub trait Lists: Send + Sync + 'static {
         emails: &[String],
     ) -> impl Future<Output = Result<Vec<SuppressionRow>, StoreError>> + Send;
     fn suppressions(&self) -> impl Future<Output = Result<Vec<SuppressionRow>, StoreError>> + Send;
+
+    /// The store-kept key `name`, set to `fresh` by the first caller (on PostgreSQL, the
+    /// first server): every server on the store then uses the same one.
+    fn key(
+        &self,
+        name: &str,
+        fresh: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
 }
 
 /// Read-only queries, for the admin API, the CLI and (later) a dashboard.

@@ -810,6 +810,12 @@ impl Lists for PgStore {
         self.transaction(move |db, _| lists::unsuppress(db, &email)).await
     }
 
+    async fn key(&self, name: &str, fresh: &str, now: DateTime<Utc>) -> Result<String, StoreError> {
+        let (name, fresh) = (name.to_owned(), fresh.to_owned());
+        self.transaction(move |db, _| lists::key(db, &name, &fresh, now))
+            .await
+    }
+
     async fn suppressed(&self, emails: &[String]) -> Result<Vec<SuppressionRow>, StoreError> {
         let emails = emails.to_vec();
         self.read(move |db| lists::suppressed(db, &emails)).await

@@ -590,6 +590,12 @@ impl Lists for SqliteStore {
     async fn suppressions(&self) -> Result<Vec<SuppressionRow>, StoreError> {
         self.read(lists::suppressions).await
     }
+
+    async fn key(&self, name: &str, fresh: &str, now: DateTime<Utc>) -> Result<String, StoreError> {
+        let (name, fresh) = (name.to_owned(), fresh.to_owned());
+        self.transaction(move |tx| lists::key(tx, &name, &fresh, now))
+            .await
+    }
 }
 
 impl Reads for SqliteStore {

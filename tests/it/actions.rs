@@ -767,3 +767,175 @@ fn sign_true_needs_the_server_secret() {
     assert!(!run.stdout.contains("this server has none"), "{}", run.stdout);
     assert!(run.stdout.contains("0 errors"), "{}", run.stdout);
 }
+
+/// One-click unsubscribe (RFC 8058) end to end: the email reaches a real SMTP server with
+/// `List-Unsubscribe: <https://PUBLIC/u/TOKEN>` and `List-Unsubscribe-Post`, as Python's
+/// strict parser reads them; a GET of the link changes nothing (mail scanners fetch
+/// links); the mail client's POST removes the address from the list, suppresses it, and
+/// ingests an `unsub` event from source `hookflow` whose `cancel` ends the pending
+/// welcome series. A forged or cut token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_click_unsubscribe_leaves_the_list_and_cancels_the_series() {
+    let (mut smtp, port) = SmtpSink::start(0);
+    let config = format!(
+        "{BASE}smtp: {{ url: \"smtp://127.0.0.1:{port}\" }}\npublic_url: https://hooks.example.com/\n\
+         unsubscribe: {{ secret: \"a-test-secret-of-enough-bytes\", suppress: true }}\n"
+    );
+    let newsletter = r#"on: sent
+actions:
+  - contacts: { list: newsletter, add: "{{email}}" }
+  - email: { to: "{{email}}", subject: "News", text: "hello", unsubscribe: { list: newsletter } }
+"#;
+    let welcome = "on: sent\nactions:\n  - log: { message: \"part two\" }\n    delay: 2d\n";
+    let stop = "on: unsub\nactions:\n  - cancel: { rules: [\"welcome*\"], contact: \"{{email}}\" }\n";
+    let (_dir, server) = Server::in_project(
+        &config,
+        &[
+            ("newsletter.yaml", newsletter),
+            ("welcome.yaml", welcome),
+            ("stop.yaml", stop),
+        ],
+    );
+    let sent = json!({"event": "sent", "time": 1433103519, "MessageID": 1, "email": "Ann@Example.org"});
+    assert_eq!(
+        server.post("/hooks/mailjet", &sent.to_string()).await.status(),
+        200
+    );
+    let mail = smtp.next(10).await;
+    let link = parsed_header(&mail, "list-unsubscribe");
+    assert_eq!(
+        parsed_header(&mail, "list-unsubscribe-post"),
+        ["List-Unsubscribe=One-Click"]
+    );
+    let url = link[0]
+        .strip_prefix("<https://hooks.example.com/u/")
+        .and_then(|l| l.strip_suffix('>'))
+        .unwrap_or_else(|| panic!("{link:?}"));
+    let token = url.to_owned();
+    server
+        .wait_for("/api/lists/newsletter/contacts", 10, |c| {
+            c.as_array().unwrap().len() == 1
+        })
+        .await;
+
+    // Following the link shows a button and changes nothing.
+    let page = server
+        .client
+        .get(format!("{}/u/{token}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<form method=\"post\">") && html.contains("ann@example.org"),
+        "{html}"
+    );
+    assert_eq!(
+        server
+            .get("/api/lists/newsletter/contacts")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The mail client's one-click POST.
+    let posted = server
+        .client
+        .post(format!("{}/u/{token}", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    assert!(
+        server
+            .get("/api/lists/newsletter/contacts")
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let sup = server.get("/api/suppressions").await;
+    assert_eq!(sup[0]["email"], "ann@example.org");
+    assert_eq!(sup[0]["reason"], "unsubscribed from newsletter (one-click)");
+    let events = server.get("/api/events?limit=1").await;
+    assert_eq!(
+        (events[0]["source"].as_str(), events[0]["type"].as_str()),
+        (Some("hookflow"), Some("unsub"))
+    );
+    let cancelled = server.get("/api/jobs?status=cancelled").await;
+    assert_eq!(cancelled.as_array().unwrap().len(), 1, "{cancelled}");
+    assert_eq!(cancelled[0]["rule_id"], "welcome");
+
+    // Anything but a token this server signed: 404, and nothing happens.
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    for bad in [forged.as_str(), "nothing", &token[..token.len() / 2]] {
+        let r = server
+            .client
+            .post(format!("{}/u/{bad}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{bad}");
+    }
+}
+
+/// Without `unsubscribe.secret` the server makes a key and keeps it in its store: a link
+/// sent before a restart still works after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_made_unsubscribe_key_outlives_a_restart() {
+    let rule = r#"on: sent
+actions:
+  - contacts: { list: news, add: "{{email}}" }
+  - email: { to: "{{email}}", subject: "News", text: "hello", unsubscribe: { list: news } }
+"#;
+    let config = format!("{BASE}public_url: https://hooks.example.com\n");
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &config, &[("news.yaml", rule)]);
+    let server = Server::start_with(dir.path(), &[]);
+    let sent = json!({"event": "sent", "time": 1433103519, "MessageID": 1, "email": "bo@example.org"});
+    server.post("/hooks/mailjet", &sent.to_string()).await;
+    let jobs = server
+        .wait_for("/api/jobs?status=succeeded", 10, |j| {
+            j.as_array().unwrap().len() == 2
+        })
+        .await;
+    let email = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "email")
+        .unwrap();
+    let link = email["action"]["headers"]["List-Unsubscribe"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = link
+        .trim_start_matches("<https://hooks.example.com/u/")
+        .trim_end_matches('>')
+        .to_owned();
+    drop(server);
+
+    let server = Server::start_with(dir.path(), &[]);
+    let r = server
+        .client
+        .post(format!("{}/u/{token}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{link}");
+    assert!(
+        server
+            .get("/api/lists/news/contacts")
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}

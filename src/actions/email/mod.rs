@@ -40,6 +40,17 @@ pub struct RawEmail {
     pub bcc: Option<StringList>,
     /// Extra headers; values are templates.
     pub headers: Option<BTreeMap<String, String>>,
+    /// One-click unsubscribe (RFC 8058) from this list: adds `List-Unsubscribe` with a
+    /// signed link for the recipient, and `List-Unsubscribe-Post`.
+    pub unsubscribe: Option<RawUnsubscribeLink>,
+}
+
+/// `unsubscribe: { list }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUnsubscribeLink {
+    /// The contact list the link removes the recipient from; a template.
+    pub list: String,
 }
 
 #[derive(Debug)]
@@ -54,6 +65,8 @@ pub struct EmailSpec {
     cc: Option<Recipients<Tpl>>,
     bcc: Option<Recipients<Tpl>>,
     headers: Vec<(String, Tpl)>,
+    /// The list a one-click link leaves, and the key that signs it.
+    unsubscribe: Option<(Tpl, crate::base::one_click::OneClick)>,
 }
 
 /// One address or a list, echoing how the rule wrote it.
@@ -134,6 +147,36 @@ impl EmailSpec {
                 None => headers_ok = false,
             }
         }
+        let mut unsubscribe = Ok(None);
+        if let Some(u) = &raw.unsubscribe {
+            let here = join_key(path, "unsubscribe");
+            if let Some((name, _)) = raw.headers.iter().flatten().find(|(k, _)| {
+                k.eq_ignore_ascii_case("list-unsubscribe") || k.eq_ignore_ascii_case("list-unsubscribe-post")
+            }) {
+                cx.at_key(
+                    &here,
+                    format!("`unsubscribe` writes `{name}` itself; remove it from `headers`"),
+                );
+                unsubscribe = Err(());
+            } else if raw.to.was_list && raw.to.items.len() > 1 {
+                cx.at_key(
+                    &here,
+                    "a one-click link is for one recipient: give `to` one address",
+                );
+                unsubscribe = Err(());
+            } else {
+                // The server always has a key (configured, or made and kept in its store);
+                // elsewhere links are made with one no server has.
+                let key = cx
+                    .context
+                    .one_click
+                    .clone()
+                    .unwrap_or_else(|| crate::base::one_click::OneClick::offline(None));
+                unsubscribe = template(cx, t, &join_key(&here, "list"), &u.list, false)
+                    .map(|list| Some((list, key)))
+                    .ok_or(());
+            }
+        }
         let body_ok = check_body(cx, t, path, &raw);
         Some(Self {
             to: to?,
@@ -146,6 +189,7 @@ impl EmailSpec {
             cc: cc.map_or(Some(None), |c| c.map(Some))?,
             bcc: bcc.map_or(Some(None), |c| c.map(Some))?,
             headers: (headers_ok && body_ok).then_some(headers)?,
+            unsubscribe: unsubscribe.ok()?,
         })
     }
 
@@ -165,7 +209,7 @@ impl EmailSpec {
                 html = Some(t.render_file(name, true, ctx)?);
             }
         }
-        let headers = (!self.headers.is_empty())
+        let mut headers = (!self.headers.is_empty())
             .then(|| {
                 self.headers
                     .iter()
@@ -176,6 +220,26 @@ impl EmailSpec {
                     .collect::<Result<BTreeMap<_, _>, _>>()
             })
             .transpose()?;
+        if let Some((list, key)) = &self.unsubscribe {
+            let list = field("unsubscribe.list", t.render(list, ctx).and_then(one_line))?;
+            let contact = match to.iter().collect::<Vec<_>>().as_slice() {
+                [one] => crate::store::address_key(one),
+                _ => {
+                    return Err(
+                        "unsubscribe: a one-click link is for one recipient; `to` rendered several".into(),
+                    );
+                }
+            };
+            let h = headers.get_or_insert_with(BTreeMap::new);
+            h.insert(
+                "List-Unsubscribe".into(),
+                format!("<{}>", key.url(&contact, &list)),
+            );
+            h.insert(
+                "List-Unsubscribe-Post".into(),
+                "List-Unsubscribe=One-Click".into(),
+            );
+        }
         Ok(RenderedEmail {
             to,
             subject,

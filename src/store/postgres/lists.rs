@@ -212,6 +212,21 @@ pub(super) fn suppressions<C: GenericClient>(db: &mut Db<'_, C>) -> Result<Vec<S
         .collect())
 }
 
+/// The stored key `name`, `fresh` if there was none (a second server inserting at the
+/// same moment waits for the first, then reads its key).
+pub(super) fn key(
+    db: &mut Db<'_, Transaction<'_>>,
+    name: &str,
+    fresh: &str,
+    now: DateTime<Utc>,
+) -> Result<String, StoreError> {
+    db.exec(
+        "INSERT INTO keys (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        &[&name, &fresh, &millis(now)],
+    )?;
+    Ok(db.one("SELECT value FROM keys WHERE name = $1", &[&name])?.get(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,3 +134,17 @@ pub(super) fn suppressions(conn: &Connection) -> Result<Vec<SuppressionRow>, Sto
     let rows = stmt.query_map([], suppression_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// The stored key `name`, `fresh` if there was none.
+pub(super) fn key(
+    tx: &Connection,
+    name: &str,
+    fresh: &str,
+    now: DateTime<Utc>,
+) -> Result<String, StoreError> {
+    tx.prepare_cached("INSERT OR IGNORE INTO keys (name, value, created_at) VALUES (?, ?, ?)")?
+        .execute(rusqlite::params![name, fresh, millis(now)])?;
+    Ok(tx
+        .prepare_cached("SELECT value FROM keys WHERE name = ?")?
+        .query_row([name], |r| r.get(0))?)
+}
