@@ -12,6 +12,8 @@ mod contract;
 mod differential;
 /// `hookflow test`: matches, rendered actions, explanations.
 mod dry_run;
+/// The eight marketing flows of docs/flows.md (examples/flows), rehearsed on the manual clock.
+mod flows;
 /// The public JSONPath compliance suite (RFC 9535), fetched from npm.
 mod jsonpath;
 /// The direction of dependencies, read from the `use` lines.
