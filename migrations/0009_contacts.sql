@@ -2,9 +2,11 @@
 --
 -- A `cancel` (or a rule's `exit_on`) ends, for one contact, the jobs of named rules not
 -- yet attempted and their pending `absent` timers: both now carry the contact (the
--- event's lowercased address). Only pending jobs are in the index a cancel searches.
+-- event's lowercased address).
 ALTER TABLE jobs ADD COLUMN contact TEXT;
-CREATE INDEX jobs_pending_by_contact ON jobs (contact, rule_id) WHERE status = 'pending' AND contact IS NOT NULL;
+-- A contact's jobs: what a cancel ends, and what `contact.sent.KIND.PERIOD` counts (by
+-- when they were planned, which never changes, so the entry is written once).
+CREATE INDEX jobs_by_contact ON jobs (contact, kind, created_at) WHERE contact IS NOT NULL;
 ALTER TABLE timers ADD COLUMN contact TEXT;
 CREATE INDEX timers_by_contact ON timers (contact, rule_id) WHERE contact IS NOT NULL;
 
@@ -27,3 +29,6 @@ CREATE TABLE keys (
     value      TEXT    NOT NULL,
     created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- `contact.lists` and `contact.props` look a contact up by address, across lists.
+CREATE INDEX contacts_by_email ON contacts (email);

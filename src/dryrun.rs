@@ -49,16 +49,21 @@ pub struct NeedsHistory {
 
 /// Runs `events` through `set`. `history` entries (with `ago:`/`later:`) are placed around
 /// each event; `None` means no history at all, and stateful rules report that they need it.
+///
+/// `contacts` (a map from address to `{lists, props, suppressed}`, or `null`) is what
+/// `contact.*` reads; giving it decides the stateful rules as with an empty history.
 pub fn dry_run(
     set: &Arc<RuleSet>,
     events: &[Event],
     history: Option<&[Value]>,
+    contacts: &Value,
     explain: bool,
 ) -> Result<DryRun, String> {
     let mut out = Vec::with_capacity(events.len());
+    let history = history.or_else(|| (!contacts.is_null()).then_some(&[][..]));
     for ev in events {
         out.push(match history {
-            Some(entries) => with_history(set, ev, entries, explain)?,
+            Some(entries) => with_history(set, ev, entries, contacts, explain)?,
             None => without_history(set, ev, explain),
         });
     }
@@ -114,10 +119,11 @@ fn with_history(
     set: &Arc<RuleSet>,
     ev: &Event,
     entries: &[Value],
+    contacts: &Value,
     explain: bool,
 ) -> Result<EventResult, String> {
     let (sequence, at) = engine::history_around(ev, entries)?;
-    let mut replayed = engine::replay(set, &sequence)?;
+    let mut replayed = engine::replay_knowing(set, &sequence, contacts)?;
     let mine = replayed.swap_remove(at);
     let explain = explain.then(|| {
         set.candidates(ev)

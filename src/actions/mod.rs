@@ -310,6 +310,9 @@ impl ActionSpec {
 /// Compiles a template at `path` after `${env:…}` substitution. A substituted value is
 /// data, not template: its `{{` are escaped so a secret can never be rendered as code.
 pub(crate) fn template(cx: &mut Cx, t: &mut Templates, path: &str, text: &str, html: bool) -> Option<Tpl> {
+    if text.contains("contact.") {
+        cx.reads_contact = true;
+    }
     let source = match crate::base::env::substitute_with(text, |name| {
         std::env::var(name).ok().map(|v| v.replace("{{", "\\{{"))
     }) {

@@ -70,6 +70,9 @@ pub(crate) struct Cx<'a> {
     pub errors: Vec<Diagnostic>,
     /// The server the rules are compiled for.
     pub context: Context,
+    /// Whether a template of the rule being compiled mentions `contact.` (the rule is
+    /// then decided where the contact is known).
+    pub reads_contact: bool,
 }
 
 impl<'a> Cx<'a> {
@@ -80,6 +83,7 @@ impl<'a> Cx<'a> {
             rule: None,
             errors: Vec::new(),
             context: Context::default(),
+            reads_contact: false,
         }
     }
 

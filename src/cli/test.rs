@@ -24,6 +24,10 @@ pub struct Args {
     /// Events seen around it: a list of events with `ago: 2h` or `later: 3h`.
     #[arg(long)]
     history: Option<PathBuf>,
+    /// What hookflow knows of contacts, for `contact.*`: a JSON or YAML map from address to
+    /// `{ lists: [vip], props: { plan: pro }, suppressed: false }`.
+    #[arg(long)]
+    contacts: Option<PathBuf>,
     /// The configured source the events come from; it decodes them as the server would.
     #[arg(long, default_value = "mailjet")]
     source: String,
@@ -63,7 +67,18 @@ pub fn run(config: Option<&Path>, a: Args) -> Result<ExitCode> {
         },
         None => None,
     };
-    let result = dry_run(&set, &events, history.as_deref(), a.explain).map_err(anyhow::Error::msg)?;
+    let contacts = match &a.contacts {
+        Some(path) => match read_data(path, "contacts")? {
+            map @ Value::Object(_) => map,
+            _ => bail!(
+                "{}: contacts are a map from address to {{ lists, props, suppressed }}",
+                path.display()
+            ),
+        },
+        None => Value::Null,
+    };
+    let result =
+        dry_run(&set, &events, history.as_deref(), &contacts, a.explain).map_err(anyhow::Error::msg)?;
     match a.format {
         Format::Json => super::output::println(&serde_json::to_string_pretty(&result)?)?,
         Format::Text => super::output::print(&text(&result))?,

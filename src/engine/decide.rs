@@ -105,6 +105,9 @@ pub struct RuleDecision {
     /// `exit_on`: the jobs and timers cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled: Option<[u64; 2]>,
+    /// What was known of the contact, for a rule that reads `contact.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Value>,
     /// Why a key did not render.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -146,6 +149,7 @@ impl RuleDecision {
             due: None,
             by: None,
             cancelled: None,
+            contact: None,
             error: None,
             vars: None,
         }
@@ -180,9 +184,15 @@ struct Asking<'s> {
     state: RefCell<&'s mut dyn State>,
     answers: RefCell<Vec<Asked>>,
     error: RefCell<Option<StoreError>>,
+    /// The contact's view, read in the commit, for `contact.*`.
+    contact: Option<&'s Value>,
 }
 
 impl Seen for Asking<'_> {
+    fn contact(&self) -> Option<Value> {
+        self.contact.cloned()
+    }
+
     fn seen(&self, c: &Correlation, key: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Truth {
         let (from, to) = (ms(from), ms(to));
         let answer = self
@@ -217,14 +227,19 @@ pub(super) fn rule(
     ev: &Event,
     keys: &Candidate,
     state: &mut dyn State,
+    contact: Option<&Value>,
 ) -> Result<RuleDecision, StoreError> {
     let mut d = RuleDecision::new(&rule.id, Outcome::Holds, Cause::Conditions);
+    if rule.reads_contact {
+        d.contact = contact.cloned();
+    }
     let t = ms(ev.time);
     if rule.when.is_stateful() {
         let asking = Asking {
             state: RefCell::new(&mut *state),
             answers: RefCell::new(Vec::new()),
             error: RefCell::new(None),
+            contact,
         };
         let holds = rule.when.eval(ev, &asking);
         if let Some(e) = asking.error.into_inner() {
@@ -321,11 +336,16 @@ pub(super) fn timer(
     Ok(d.holds(Outcome::Fires, Cause::TimerFired))
 }
 
-/// The `after` answers a decision recorded, as a [`Seen`]: explaining a decision later
-/// works its conditions out again with the answers the state gave at the time.
-pub struct Answers<'a>(pub &'a [Asked]);
+/// The `after` answers a decision recorded (and the contact it read), as a [`Seen`]:
+/// explaining a decision later works its conditions out again with the answers the state
+/// gave at the time.
+pub struct Answers<'a>(pub &'a [Asked], pub Option<&'a Value>);
 
 impl Seen for Answers<'_> {
+    fn contact(&self) -> Option<Value> {
+        self.1.cloned()
+    }
+
     fn seen(&self, c: &Correlation, key: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Truth {
         let (from, to) = (ms(from), ms(to));
         self.0

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::event::Event;
 use crate::store::state::{DueTimer, State, Timer};
+use serde_json::Value;
+
 use crate::store::{NewJob, StoreError};
 
 /// One window's buckets: bucket start → events per type.
@@ -31,6 +33,9 @@ pub struct MemoryState {
     cancelled: HashMap<String, String>,
     /// `(cap, contact)` → the due times and keys of the jobs it counted.
     caps: HashMap<(String, String), Vec<(i64, String)>>,
+    /// What is known of contacts, by lowercased address (`hookflow test --contacts`, an
+    /// inline test's `contact:`): `{lists, props, suppressed}` each.
+    contacts: HashMap<String, Value>,
 }
 
 /// A planned job, as a cancel looks for it.
@@ -38,8 +43,11 @@ pub struct MemoryState {
 struct Planned {
     key: String,
     rule: String,
+    kind: String,
     contact: String,
     due: i64,
+    /// When it was planned (the event's time).
+    at: i64,
     event: String,
 }
 
@@ -57,19 +65,48 @@ impl MemoryState {
         due
     }
 
-    /// Records the jobs event `event` planned, for later cancels to find.
-    pub fn planned(&mut self, event: &str, jobs: &[NewJob]) {
+    /// Records the jobs event `event` (at `at`, unix ms) planned, for later cancels and
+    /// `contact.sent` counts to find.
+    pub fn planned(&mut self, event: &str, at: i64, jobs: &[NewJob]) {
         for job in jobs.iter().filter(|j| j.status() == "pending") {
             if let Some(contact) = &job.contact {
                 self.jobs.push(Planned {
                     key: job.key.clone(),
                     rule: job.rule_id.clone(),
+                    kind: job.kind.clone(),
                     contact: contact.clone(),
                     due: job.due_at.timestamp_millis(),
+                    at,
                     event: event.to_owned(),
                 });
             }
         }
+    }
+
+    /// Sets what is known of contacts: a map from address to `{lists: [..], props: {..},
+    /// suppressed: bool}` (each part optional). The error names a malformed entry.
+    pub fn know_contacts(&mut self, contacts: &Value) -> Result<(), String> {
+        let Value::Object(map) = contacts else {
+            return Err("contacts are a map from address to `{ lists, props, suppressed }`".into());
+        };
+        for (address, known) in map {
+            let Value::Object(fields) = known else {
+                return Err(format!(
+                    "contact `{address}`: a map with `lists`, `props`, `suppressed`"
+                ));
+            };
+            if let Some(bad) = fields
+                .keys()
+                .find(|k| !["lists", "props", "suppressed"].contains(&k.as_str()))
+            {
+                return Err(format!(
+                    "contact `{address}`: unknown key `{bad}` (give lists, props, suppressed)"
+                ));
+            }
+            self.contacts
+                .insert(crate::store::address_key(address), known.clone());
+        }
+        Ok(())
     }
 
     /// Why job `key` was cancelled, if it was.
@@ -214,6 +251,42 @@ impl State for MemoryState {
             }
         }
         Ok(sums)
+    }
+
+    fn contact(&mut self, contact: &str, sent: &[(String, String, i64)]) -> Result<Value, StoreError> {
+        let known = self.contacts.get(contact);
+        let lists: Vec<(String, String, i64)> = known
+            .and_then(|k| k.get("lists"))
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .map(|name| (name.to_owned(), "{}".to_owned(), 0))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let suppressed = known
+            .and_then(|k| k.get("suppressed"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let counts: Vec<(String, String, u64)> = sent
+            .iter()
+            .map(|(kind, period, since)| {
+                let n = self
+                    .jobs
+                    .iter()
+                    .filter(|j| j.contact == contact && &j.kind == kind && j.at > *since)
+                    .filter(|j| !self.cancelled.contains_key(&j.key))
+                    .count();
+                (kind.clone(), period.clone(), n as u64)
+            })
+            .collect();
+        let mut view = crate::store::contact_view(lists, suppressed, &counts);
+        // Offline, properties are given as one map, not per list.
+        if let (Some(props), Value::Object(v)) = (known.and_then(|k| k.get("props")), &mut view) {
+            v.insert("props".into(), props.clone());
+        }
+        Ok(view)
     }
 
     fn cap_times(&mut self, cap: &str, contact: &str, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {

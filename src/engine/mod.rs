@@ -24,7 +24,7 @@ use crate::template::context;
 
 pub use decide::{Answers, Asked, CancelledBy, Cause, Outcome, RuleDecision};
 pub use memory::MemoryState;
-pub use replay::{Replayed, history_around, replay};
+pub use replay::{Replayed, history_around, replay, replay_knowing};
 pub(crate) use why::not_firing;
 pub use why::{AfterAnswer, Described, RuleExplain, StateUsed, WindowState, describe, explain_rule};
 
@@ -43,7 +43,7 @@ pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewE
     let mut ctx = None;
     let mut settle = Vec::new();
     for rule in rules.matching(&ev, &NoState) {
-        if rule.once.is_some() || rule.absent.is_some() || rule.threshold.is_some() {
+        if rule.once.is_some() || rule.absent.is_some() || rule.threshold.is_some() || rule.reads_contact {
             candidates.push(candidate(rules, rule, &ev, &mut ctx));
             continue;
         }
@@ -51,7 +51,12 @@ pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewE
         for job in jobs_for(rules, rule, &ev, None, received_at) {
             // A cancel is carried out in the commit, where the jobs it cancels are exact;
             // so is a job a cap counts, where the counts are.
-            if job.error.is_none() && (job.kind == CANCEL || capped(rules, &job)) {
+            let counted = job.contact.is_some()
+                && rule
+                    .actions
+                    .get(job.action_index as usize)
+                    .is_some_and(|a| !a.caps.is_empty());
+            if job.error.is_none() && (job.kind == CANCEL || counted) {
                 settle.push(job);
             } else {
                 jobs.push(job);
@@ -77,13 +82,19 @@ pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewE
             Some((rule.id.clone(), absent.key(&ev)?))
         })
         .collect();
-    let exits: Vec<String> = match contact_of(&ev) {
-        Some(_) => rules.exited_by(&ev.kind).map(|r| r.id.clone()).collect(),
-        None => Vec::new(),
-    };
+    let mut exits: Vec<String> = rules.exited_by(&ev.kind).map(|r| r.id.clone()).collect();
+    if !exits.is_empty() && contact_of(&ev).is_none() {
+        exits.clear();
+    }
     let busy = !candidates.is_empty() || !facts.is_empty() || !cancels.is_empty();
+    // Counting a contact's jobs (`contact.sent`) must see those the batch planned before.
+    let counts_jobs = !rules.contact_sent().is_empty()
+        && candidates
+            .iter()
+            .any(|c| rules.get(&c.rule_id).is_some_and(|r| r.reads_contact));
     let changes_jobs = !settle.is_empty()
         || !exits.is_empty()
+        || counts_jobs
         || candidates.iter().any(|c| {
             rules
                 .get(&c.rule_id)
@@ -179,14 +190,25 @@ impl Stateful for Plan {
         for job in &self.settle {
             out.jobs.push(carry_out(&self.rules, job.clone(), &by, state)?);
         }
+        // What is known of the contact, read once, when a rule asks.
+        let mut view: Option<Value> = None;
         for c in &self.candidates {
             let Some(rule) = self.rules.get(&c.rule_id).filter(|r| r.enabled) else {
                 continue;
             };
-            let d = decide::rule(rule, ev, c, state)?;
+            if rule.reads_contact && view.is_none() {
+                view = Some(self.contact_view(ev, received_at, state)?);
+            }
+            let seen = view.as_ref().filter(|_| rule.reads_contact);
+            let d = decide::rule(rule, ev, c, state, seen)?;
             if d.outcome == Outcome::Fires {
                 out.fired.push(rule.id.clone());
-                for job in jobs_for(&self.rules, rule, ev, d.vars.as_ref(), received_at) {
+                let mut vars = d.vars.clone();
+                if let Some(v) = seen {
+                    vars.get_or_insert_with(Map::new)
+                        .insert("contact".into(), v.clone());
+                }
+                for job in jobs_for(&self.rules, rule, ev, vars.as_ref(), received_at) {
                     out.jobs.push(carry_out(&self.rules, job, &by, state)?);
                 }
             }
@@ -205,6 +227,36 @@ impl Stateful for Plan {
             state.cancel_timers(rule_id, key, t, &note.to_json())?;
         }
         Ok(out)
+    }
+}
+
+impl Plan {
+    /// The event's contact as `contact.*` reads it (an event without `email` has an
+    /// empty one: on no list, no properties, never sent anything).
+    fn contact_view(
+        &self,
+        ev: &Event,
+        received_at: DateTime<Utc>,
+        state: &mut dyn State,
+    ) -> Result<Value, StoreError> {
+        let now = received_at.timestamp_millis();
+        let sent: Vec<(String, String, i64)> = self
+            .rules
+            .contact_sent()
+            .iter()
+            .map(|(kind, label, d)| (kind.clone(), label.clone(), now - d.as_secs() as i64 * 1000))
+            .collect();
+        match contact_of(ev) {
+            Some(c) => state.contact(&c, &sent),
+            None => Ok(crate::store::contact_view(
+                Vec::new(),
+                false,
+                &sent
+                    .iter()
+                    .map(|(k, l, _)| (k.clone(), l.clone(), 0))
+                    .collect::<Vec<_>>(),
+            )),
+        }
     }
 }
 

@@ -39,7 +39,19 @@ impl Replayed {
 /// Decides `events` in the order given, as if they arrived so, then fires every timer
 /// they started, at its due time (as if they all arrived before the first fell due).
 pub fn replay(rules: &Arc<RuleSet>, events: &[Event]) -> Result<Vec<Replayed>, String> {
+    replay_knowing(rules, events, &Value::Null)
+}
+
+/// [`replay`], knowing `contacts` (see [`MemoryState::know_contacts`]; `null`: none).
+pub fn replay_knowing(
+    rules: &Arc<RuleSet>,
+    events: &[Event],
+    contacts: &Value,
+) -> Result<Vec<Replayed>, String> {
     let mut state = MemoryState::default();
+    if !contacts.is_null() {
+        state.know_contacts(contacts)?;
+    }
     let mut out: Vec<Replayed> = Vec::with_capacity(events.len());
     let mut by_id: HashMap<String, usize> = HashMap::new();
     for ev in events {
@@ -63,7 +75,7 @@ pub fn replay(rules: &Arc<RuleSet>, events: &[Event]) -> Result<Vec<Replayed>, S
                     .map_err(|e| e.to_string())?,
             );
         }
-        state.planned(&ev.id, &r.jobs);
+        state.planned(&ev.id, ev.time.timestamp_millis(), &r.jobs);
         out.push(r);
     }
     let timers = Timers(rules.clone());
@@ -171,7 +183,6 @@ mod tests {
     use super::replay;
     use crate::event::Event;
     use crate::rules::RuleSet;
-    use crate::store::RuleFile;
 
     const RULES: &str = r#"
 rules:
@@ -202,19 +213,7 @@ rules:
     }
 
     fn set() -> Arc<RuleSet> {
-        let file = RuleFile {
-            path: "t.yaml".into(),
-            id: "t".into(),
-            hash: "0".into(),
-            text: RULES.into(),
-        };
-        let set = RuleSet::from_texts(
-            vec![file],
-            std::path::Path::new("/nonexistent"),
-            &Default::default(),
-        );
-        assert!(set.errors().is_empty(), "{:?}", set.errors());
-        Arc::new(set)
+        Arc::new(RuleSet::of_text(RULES))
     }
 
     #[test]

@@ -245,7 +245,9 @@ pub fn explain_rule(rule: &Rule, ev: &Event, fired: &[String], decisions: &[Rule
                     .filter(|_| d.outcome != Outcome::Fires || fires == Truth::True)
             })
             .or_else(|| not_firing(rule, fires)),
-        conditions: rule.when.explain(ev, &Answers(after)),
+        conditions: rule
+            .when
+            .explain(ev, &Answers(after, mine.iter().find_map(|d| d.contact.as_ref()))),
         state,
     }
 }
@@ -263,7 +265,6 @@ mod tests {
     use super::*;
     use crate::engine::{Asked, CancelledBy};
     use crate::rules::RuleSet;
-    use crate::store::RuleFile;
 
     const RULES: &str = r#"
 rules:
@@ -279,19 +280,7 @@ rules:
 "#;
 
     fn set() -> RuleSet {
-        let file = RuleFile {
-            path: "t.yaml".into(),
-            id: "t".into(),
-            hash: "0".into(),
-            text: RULES.into(),
-        };
-        let set = RuleSet::from_texts(
-            vec![file],
-            std::path::Path::new("/nonexistent"),
-            &Default::default(),
-        );
-        assert!(set.errors().is_empty(), "{:?}", set.errors());
-        set
+        RuleSet::of_text(RULES)
     }
 
     fn event() -> Event {

@@ -25,6 +25,7 @@ pub(super) fn compile_rule(
     raw: RawRule,
 ) -> Option<Rule> {
     let errors_before = cx.errors.len();
+    cx.reads_contact = false;
     let id = raw.id.clone().unwrap_or(default_id);
     cx.rule = Some(id.clone());
     if id.trim().is_empty() || id.chars().any(char::is_whitespace) {
@@ -90,7 +91,9 @@ pub(super) fn compile_rule(
     if cx.errors.len() > errors_before {
         return None;
     }
+    let reads_contact = cx.reads_contact || when.reads_contact();
     Some(Rule {
+        reads_contact,
         id,
         file: cx.file.to_owned(),
         line,
@@ -253,6 +256,7 @@ fn compile_tests(cx: &mut Cx, base: &str, raw: Vec<super::file::RawTestCase>) ->
             line: cx.positions.nearest(&path).line,
             event: case.event,
             history: case.history,
+            contact: case.contact,
             expect: case.expect,
             actions: case.actions,
         });

@@ -223,6 +223,9 @@ pub struct RawTestCase {
     pub event: Value,
     /// Events seen before (`ago: 2h`) or after (`later: 3h`) this one.
     pub history: Option<Vec<Value>>,
+    /// What hookflow knows of the event's contact, for `contact.*`: `{ lists: [vip],
+    /// props: { plan: pro }, suppressed: false }`.
+    pub contact: Option<Value>,
     /// Whether the rule must fire.
     pub expect: Expect,
     /// For `match`: fields each rendered action must have, in order (a subset is enough).

@@ -44,6 +44,9 @@ pub struct Rule {
     pub actions: Vec<ActionSpec>,
     /// Event types that cancel this rule's pending jobs and timers for their contact.
     pub exit_on: Vec<String>,
+    /// Whether its conditions or templates read `contact.*`: it is decided in the commit,
+    /// where the contact's lists, properties and counts are exact.
+    pub reads_contact: bool,
     pub tests: Vec<TestCase>,
     pub enabled: bool,
 }
@@ -62,6 +65,8 @@ pub struct TestCase {
     pub line: usize,
     pub event: serde_json::Value,
     pub history: Option<Vec<serde_json::Value>>,
+    /// What is known of the event's contact.
+    pub contact: Option<serde_json::Value>,
     pub expect: Expect,
     pub actions: Option<Vec<serde_json::Value>>,
 }
@@ -102,6 +107,8 @@ pub struct RuleSet {
     absent: Vec<usize>,
     /// Positions of the enabled rules with `exit_on`, for the same reason.
     exit_on: Vec<usize>,
+    /// The `contact.sent.KIND.PERIOD` counts any rule reads: a contact's view has them.
+    contact_sent: Vec<(String, String, crate::base::duration::Duration)>,
     /// The files serving, by content hash: which version of the rules decided an event.
     version: std::sync::Arc<crate::store::RuleSetVersion>,
 }
@@ -137,6 +144,12 @@ impl RuleSet {
     /// records for events of those types.
     pub fn correlation_fields(&self) -> &[(String, crate::base::path::FieldPath)] {
         &self.correlation_fields
+    }
+
+    /// The `contact.sent.KIND.PERIOD` counts the rules read, as (kind, period as written,
+    /// period).
+    pub fn contact_sent(&self) -> &[(String, String, crate::base::duration::Duration)] {
+        &self.contact_sent
     }
 
     /// The enabled rules that an event of type `kind` ends, for its contact (`exit_on`).
@@ -207,9 +220,14 @@ impl RuleSet {
         let exit_on = (0..rules.len())
             .filter(|&i| rules[i].enabled && !rules[i].exit_on.is_empty())
             .collect();
+        let mut contact_sent = Vec::new();
+        for rule in &rules {
+            rule.when.sent_counts(&mut contact_sent);
+        }
         Self {
             absent,
             exit_on,
+            contact_sent,
             correlation_fields,
             rules,
             fields,
@@ -225,6 +243,21 @@ impl RuleSet {
     /// The version of the rules serving: the hash and text of each file.
     pub fn version(&self) -> &std::sync::Arc<crate::store::RuleSetVersion> {
         &self.version
+    }
+
+    /// One file's text compiled with no configuration, for the library's unit tests; it
+    /// must load without errors.
+    #[cfg(test)]
+    pub(crate) fn of_text(text: &str) -> Self {
+        let file = crate::store::RuleFile {
+            path: "t.yaml".into(),
+            id: "t".into(),
+            hash: "0".into(),
+            text: text.into(),
+        };
+        let set = Self::from_texts(vec![file], Path::new("/nonexistent"), &Context::default());
+        assert!(set.errors().is_empty(), "{:?}", set.errors());
+        set
     }
 
     /// Compiles a stored version of a rule set (to explain an event it decided).

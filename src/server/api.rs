@@ -173,15 +173,7 @@ async fn event<S: Store>(
 }
 
 /// Every status a job can have.
-const STATUSES: &[&str] = &[
-    "pending",
-    "running",
-    "succeeded",
-    "failed",
-    "dead",
-    "skipped",
-    "cancelled",
-];
+const STATUSES: &[&str] = crate::metrics::JOB_STATUSES;
 
 async fn jobs<S: Store>(
     State(st): State<AppState<S>>,

@@ -239,6 +239,35 @@ pub(crate) fn unwritten<'a>(
     rows
 }
 
+/// A contact's view (see [`state::State::contact`]) from what a store read: its lists
+/// with their properties and update times, whether it is suppressed, the sent counts.
+/// One place for how properties merge, so both backends agree.
+pub(crate) fn contact_view(
+    mut lists: Vec<(String, String, i64)>,
+    suppressed: bool,
+    sent: &[(String, String, u64)],
+) -> Value {
+    lists.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+    let mut props = serde_json::Map::new();
+    for (_, text, _) in &lists {
+        if let Ok(Value::Object(p)) = serde_json::from_str::<Value>(text) {
+            props.extend(p);
+        }
+    }
+    let mut names: Vec<String> = lists.into_iter().map(|(l, ..)| l).collect();
+    names.sort();
+    let mut counts = serde_json::Map::new();
+    for (kind, period, n) in sent {
+        let entry = counts
+            .entry(kind.clone())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Value::Object(m) = entry {
+            m.insert(period.clone(), Value::from(*n));
+        }
+    }
+    serde_json::json!({ "lists": names, "props": props, "suppressed": suppressed, "sent": counts })
+}
+
 /// What a commit did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Committed {

@@ -65,6 +65,18 @@ pub trait State {
         to: i64,
     ) -> Result<Vec<(String, u64)>, StoreError>;
 
+    /// What is known of `contact` (a lowercased address), as `contact.*` conditions and
+    /// templates read it: `{"lists": [..], "props": {..}, "suppressed": bool, "sent":
+    /// {KIND: {PERIOD: n}}}`. `props` merges the properties of every list it is on, the
+    /// most recently updated list winning. `sent` has, for each `(kind, period, since)`,
+    /// how many of its jobs of that kind were planned since `since` (unix ms) and not
+    /// cancelled, skipped or failed.
+    fn contact(
+        &mut self,
+        contact: &str,
+        sent: &[(String, String, i64)],
+    ) -> Result<serde_json::Value, StoreError>;
+
     /// The due times (unix ms) of the jobs frequency cap `cap` counted for `contact` in
     /// `(from, to)`, in any order.
     fn cap_times(&mut self, cap: &str, contact: &str, from: i64, to: i64) -> Result<Vec<i64>, StoreError>;
@@ -117,7 +129,7 @@ pub struct Decided {
 /// The part of an event that stateful rules decide, planned when the event was, decided
 /// in the transaction that stores it.
 pub trait Stateful: Send + Sync {
-    /// Whether deciding may change jobs planned before (it cancels some): the store then
+    /// Whether deciding may change (cancel) or count jobs planned before: the store then
     /// writes the jobs of the batch's earlier events before it decides this one.
     fn changes_jobs(&self) -> bool {
         false

@@ -799,3 +799,110 @@ actions:
         "{out}"
     );
 }
+
+/// `contact.*` in conditions and templates, decided in the commit from the store: lists
+/// and properties that `contacts` actions set, and `contact.sent` counts of what rules
+/// planned for the person; the server's "why" shows the values the contact had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_lists_props_and_counts_decide_rules() {
+    let join = r#"on: sent
+when: { CustomID: join }
+actions:
+  - contacts: { list: vip, add: "{{email}}", set: { plan: "{{plan}}" } }
+"#;
+    let offer = r#"on: open
+when:
+  contact.lists: { contains: vip }
+  contact.props.plan: pro
+  contact.sent.log.1d: { lt: 2 }
+actions:
+  - log: { message: "offer for a {{contact.props.plan}} member, {{email}}" }
+tests:
+  - event: { event: open, email: ann@example.org }
+    contact: { lists: [vip], props: { plan: pro } }
+    expect: match
+    actions: [ { message: "offer for a pro member, ann@example.org" } ]
+  - event: { event: open, email: ann@example.org }
+    contact: { lists: [vip], props: { plan: free } }
+    expect: no_match
+  - event: { event: open, email: ann@example.org }
+    expect: no_match
+"#;
+    let (_dir, server) = Server::in_project(CONFIG, &[("join.yaml", join), ("offer.yaml", offer)]);
+    let t = 1_800_000_000i64;
+    for (email, plan) in [("Ann@example.org", "pro"), ("bob@example.org", "free")] {
+        let body = json!({"event": "sent", "time": t, "MessageID": 1, "email": email, "CustomID": "join", "plan": plan});
+        post(&server, body).await;
+    }
+    server
+        .wait_for("/api/lists/vip/contacts", 10, |c| {
+            c.as_array().unwrap().len() == 2
+        })
+        .await;
+    let open =
+        |email: &str, id: u64| json!({"event": "open", "time": t + 60, "MessageID": id, "email": email});
+    assert_eq!(post(&server, open("ann@example.org", 2)).await, json!(["offer"]));
+    assert_eq!(
+        post(&server, open("bob@example.org", 3)).await,
+        json!([]),
+        "plan free"
+    );
+    assert_eq!(
+        post(&server, open("carl@example.org", 4)).await,
+        json!([]),
+        "not on the list"
+    );
+    assert_eq!(
+        post(&server, open("ANN@example.org", 5)).await,
+        json!(["offer"]),
+        "one sent so far"
+    );
+    assert_eq!(
+        post(&server, open("ann@example.org", 6)).await,
+        json!([]),
+        "two in a day: enough"
+    );
+    let jobs = server.get("/api/jobs?status=succeeded").await;
+    assert!(
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["action"]["message"] == "offer for a pro member, ann@example.org"),
+        "{jobs}"
+    );
+    let id = server.get("/api/events?limit=1").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let trail = server.get(&format!("/api/events/{id}")).await;
+    let why = &trail["why"][0];
+    assert_eq!(why["rule"], "offer", "{trail}");
+    let parts = why["conditions"]["children"].as_array().unwrap();
+    let sent = parts
+        .iter()
+        .find(|c| c["condition"] == "contact.sent.log.1d lt 2")
+        .unwrap();
+    assert_eq!(
+        (sent["result"].as_str(), sent["saw"].as_u64()),
+        (Some("false"), Some(2)),
+        "{trail}"
+    );
+
+    // A misspelt contact field is a located error with the fix.
+    let bad = tempfile::tempdir().unwrap();
+    project(
+        bad.path(),
+        CONFIG,
+        &[(
+            "bad.yaml",
+            "on: open\nwhen: { contact.list: { contains: vip } }\nactions: [ { log: { message: x } } ]\n",
+        )],
+    );
+    let run = crate::util::hookflow_in(bad.path(), &["check", "--config", "hookflow.yaml"], &[]);
+    assert!(
+        run.stdout.contains("bad.yaml:2:9: `contact.list` is not something hookflow knows of a contact — did you mean `contact.lists`?"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+}

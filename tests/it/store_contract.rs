@@ -1156,3 +1156,89 @@ async fn sqlite_caps_jobs_per_contact() {
 async fn postgres_caps_jobs_per_contact() {
     caps_jobs_per_contact(&pg().await.store).await;
 }
+
+/// `contact.*` read from the store in the commit: lists, properties merged with the most
+/// recently updated list winning, suppression, and counts of the contact's jobs (those of
+/// earlier events in the same batch included).
+pub async fn reads_contacts_for_the_engine<S: Store>(store: &S) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/contact.yaml"),
+        r#"
+rules:
+  - id: vip
+    on: open
+    when: { contact.lists: { contains: vip }, contact.props.plan: pro, contact.suppressed: false, contact.sent.log.1d: { lt: 2 } }
+    actions: [ { log: { message: "{{contact.props.tier}}" } } ]
+"#,
+    )
+    .unwrap();
+    let rules = Arc::new(hookflow::rules::RuleSet::load(&dir.path().join("rules"), None));
+    assert!(rules.errors().is_empty(), "{:?}", rules.errors());
+    let add = |list: &str, email: &str, set: serde_json::Value| hookflow::store::ContactChange::Add {
+        list: list.into(),
+        email: email.into(),
+        set: set.as_object().unwrap().clone(),
+    };
+    store
+        .change_contact(
+            &add("vip", "ann@x.example", json!({"plan": "free", "tier": "gold"})),
+            at(1),
+        )
+        .await
+        .unwrap();
+    // Updated later: its `plan` wins over the vip list's.
+    store
+        .change_contact(&add("news", "ann@x.example", json!({"plan": "pro"})), at(2))
+        .await
+        .unwrap();
+    store
+        .change_contact(&add("vip", "sue@x.example", json!({"plan": "pro"})), at(1))
+        .await
+        .unwrap();
+    store
+        .suppress("sue@x.example", "test", None, at(1))
+        .await
+        .unwrap();
+    let planned = |ev: Event| hookflow::engine::plan(&rules, ev.clone(), ev.time);
+    let fired = store
+        .commit(
+            vec![
+                planned(contact_event("v1", "open", 10, "Ann@x.example", 1)),
+                planned(contact_event("v2", "open", 11, "ann@x.example", 2)),
+                planned(contact_event("v3", "open", 12, "ann@x.example", 3)),
+                planned(contact_event("v4", "open", 13, "sue@x.example", 4)),
+            ],
+            KEEP,
+        )
+        .await
+        .unwrap()
+        .fired;
+    let vip = Some(vec!["vip".to_owned()]);
+    assert_eq!(
+        fired,
+        [vip.clone(), vip, Some(vec![]), Some(vec![])],
+        "two a day; sue is suppressed"
+    );
+    let first = store.event("v1").await.unwrap().unwrap();
+    assert_eq!(
+        first.jobs[0].job.action["message"], "gold",
+        "templates read the contact"
+    );
+    let third = store.event("v3").await.unwrap().unwrap();
+    let seen = &third.decisions[0]["contact"];
+    assert_eq!(seen["sent"]["log"]["1d"], 2, "{}", third.decisions);
+    assert_eq!(seen["lists"], json!(["news", "vip"]));
+}
+
+#[tokio::test]
+async fn sqlite_reads_contacts_for_the_engine() {
+    let (_d, s) = sqlite().await;
+    reads_contacts_for_the_engine(&s).await;
+}
+
+#[tokio::test]
+async fn postgres_reads_contacts_for_the_engine() {
+    reads_contacts_for_the_engine(&pg().await.store).await;
+}

@@ -83,6 +83,15 @@ pub(crate) fn compile_when(
                 }
                 None => cx.at_key(&here, "`absent` must be at the top of `when` (or beside it): it decides when the rule fires, not whether a part holds"),
             },
+            field if field.starts_with("contact.") => {
+                let rest = &field["contact.".len()..];
+                let Some(path) = contact_path(cx, &here, rest) else {
+                    continue;
+                };
+                if let Some(ops) = compile_ops(cx, &here, value) {
+                    out.extend(ops.into_iter().map(|op| Cond::Contact { path: path.clone(), op }));
+                }
+            }
             field => {
                 let path = match FieldPath::parse(field) {
                     Ok(p) => p,
@@ -98,6 +107,57 @@ pub(crate) fn compile_when(
         }
     }
     out
+}
+
+/// A path in the contact's view: `lists`, `props.NAME`, `suppressed`, `sent.KIND.PERIOD`.
+fn contact_path(cx: &mut Cx, here: &str, rest: &str) -> Option<FieldPath> {
+    let parts: Vec<&str> = rest.split('.').collect();
+    let ok = match parts.as_slice() {
+        ["lists"] | ["suppressed"] => true,
+        ["props", name, ..] => !name.is_empty(),
+        ["sent", kind, period] => {
+            if !crate::base::caps::COUNTABLE.contains(kind) {
+                cx.at_key(
+                    here,
+                    format!(
+                        "`contact.sent.{kind}…`: `{kind}` is not an action kind (kinds: {})",
+                        crate::base::caps::COUNTABLE.join(", ")
+                    ),
+                );
+                return None;
+            }
+            if let Err(e) = Duration::parse(period) {
+                cx.at_key(
+                    here,
+                    format!("`contact.sent.{kind}.{period}`: {e}; write e.g. `contact.sent.{kind}.1d`"),
+                );
+                return None;
+            }
+            true
+        }
+        _ => false,
+    };
+    if !ok {
+        let mut msg = format!("`contact.{rest}` is not something hookflow knows of a contact");
+        let first = parts.first().copied().unwrap_or_default();
+        if let Some(best) = did_you_mean(first, ["lists", "props", "suppressed", "sent"]) {
+            let _ = write!(msg, " — did you mean `contact.{best}`?");
+        }
+        let _ = write!(
+            msg,
+            " (it has: contact.{})",
+            super::CONTACT_FIELDS.join(", contact.")
+        );
+        cx.at_key(here, msg);
+        return None;
+    }
+    match FieldPath::parse(rest) {
+        Ok(p) => Some(p),
+        Err(msg) => {
+            cx.at_key(here, msg);
+            None
+        }
+    }
 }
 
 /// One condition stands for itself; `all` of one is one pointer hop too many.

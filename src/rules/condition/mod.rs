@@ -48,6 +48,12 @@ pub const OPERATORS: &[&str] = &[
 /// happened in `[from, to]`. The engine asks its state; without any, it is unknown.
 pub trait Seen {
     fn seen(&self, c: &Correlation, key: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Truth;
+
+    /// What hookflow knows of the event's contact (`lists`, `props`, `suppressed`,
+    /// `sent`), for `contact.*` conditions; `None`: not known here ("needs state").
+    fn contact(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// No state at all: every `after` is unknown ("needs history").
@@ -112,7 +118,16 @@ pub enum Cond {
     After(Correlation),
     /// The event's time within hours and days in a zone (the contact's).
     LocalTime(Box<LocalTime>),
+    /// One operator on what hookflow knows of the contact (`contact.lists`, …): `path`
+    /// is read in the contact's view, not the event.
+    Contact {
+        path: FieldPath,
+        op: Op,
+    },
 }
+
+/// The paths a `contact.` condition may read, for messages.
+pub const CONTACT_FIELDS: &[&str] = &["lists", "props.NAME", "suppressed", "sent.KIND.PERIOD"];
 
 #[derive(Clone, Debug)]
 pub enum Op {
@@ -143,7 +158,17 @@ impl Op {
     /// (`ne`, `not_in`, `exists: false`) are the negation of their positive twin, so they
     /// hold when the field is missing and fail when any value matches.
     pub fn holds(&self, path: &FieldPath, ev: &Event, slots: Option<&Slots<'_>>) -> bool {
-        let data = &ev.data;
+        self.holds_on(path, &ev.data, ev.time, slots)
+    }
+
+    /// [`Op::holds`] on any document (a contact's view), at time `now` (for `within`).
+    pub fn holds_on(
+        &self,
+        path: &FieldPath,
+        data: &Value,
+        now: DateTime<Utc>,
+        slots: Option<&Slots<'_>>,
+    ) -> bool {
         match self {
             Op::Eq(lit) => path.any_in(data, slots, &mut |v| lit.equals(v)),
             Op::Ne(lit) => !path.any_in(data, slots, &mut |v| lit.equals(v)),
@@ -171,7 +196,7 @@ impl Op {
             Op::Exists(want) => path.any_in(data, slots, &mut |_| true) == *want,
             Op::Empty(want) => path.any_in(data, slots, &mut |v| is_empty(v) == *want),
             Op::Within(d) => {
-                let oldest = ev.time - d.to_chrono();
+                let oldest = now - d.to_chrono();
                 path.any_in(data, slots, &mut |v| parse_time(v).is_some_and(|t| t >= oldest))
             }
         }
@@ -255,6 +280,10 @@ impl Cond {
                 None => Truth::False,
             },
             Cond::LocalTime(t) => Truth::from_bool(t.holds(ev.time, &ev.data)),
+            Cond::Contact { path, op } => match history.contact() {
+                Some(view) => Truth::from_bool(op.holds_on(path, &view, ev.time, None)),
+                None => Truth::Unknown,
+            },
         }
     }
 
@@ -264,7 +293,7 @@ impl Cond {
             Cond::All(parts) | Cond::Any(parts) => parts.iter_mut().for_each(|p| p.intern(table)),
             Cond::Not(inner) => inner.intern(table),
             Cond::Field { path, .. } => path.intern(table),
-            Cond::After(_) | Cond::LocalTime(_) => {}
+            Cond::After(_) | Cond::LocalTime(_) | Cond::Contact { .. } => {}
         }
     }
 
@@ -273,7 +302,7 @@ impl Cond {
         match self {
             Cond::All(parts) | Cond::Any(parts) => parts.iter().for_each(|p| p.correlations(out)),
             Cond::Not(inner) => inner.correlations(out),
-            Cond::Field { .. } | Cond::LocalTime(_) => {}
+            Cond::Field { .. } | Cond::LocalTime(_) | Cond::Contact { .. } => {}
             Cond::After(c) => out.push(c),
         }
     }
@@ -284,7 +313,35 @@ impl Cond {
             Cond::All(p) | Cond::Any(p) => p.iter().any(Cond::is_stateful),
             Cond::Not(inner) => inner.is_stateful(),
             Cond::Field { .. } | Cond::LocalTime(_) => false,
-            Cond::After(_) => true,
+            Cond::After(_) | Cond::Contact { .. } => true,
+        }
+    }
+
+    /// Whether it reads the contact (`contact.*`).
+    pub fn reads_contact(&self) -> bool {
+        match self {
+            Cond::All(p) | Cond::Any(p) => p.iter().any(Cond::reads_contact),
+            Cond::Not(inner) => inner.reads_contact(),
+            Cond::Contact { .. } => true,
+            Cond::Field { .. } | Cond::LocalTime(_) | Cond::After(_) => false,
+        }
+    }
+
+    /// The `contact.sent.KIND.PERIOD` counts it reads: (kind, period as written, period).
+    pub fn sent_counts(&self, out: &mut Vec<(String, String, Duration)>) {
+        match self {
+            Cond::All(p) | Cond::Any(p) => p.iter().for_each(|c| c.sent_counts(out)),
+            Cond::Not(inner) => inner.sent_counts(out),
+            Cond::Contact { path, .. } => {
+                let parts: Vec<&str> = path.as_str().split('.').collect();
+                if let ["sent", kind, period] = parts.as_slice()
+                    && let Ok(d) = Duration::parse(period)
+                    && !out.iter().any(|(k, p, _)| k == kind && p == period)
+                {
+                    out.push(((*kind).to_owned(), (*period).to_owned(), d));
+                }
+            }
+            Cond::Field { .. } | Cond::LocalTime(_) | Cond::After(_) => {}
         }
     }
 
@@ -311,12 +368,7 @@ impl Cond {
                 children: vec![inner.explain(ev, history)],
             },
             Cond::Field { path, op } => {
-                let values = path.all(&ev.data);
-                let saw = match values.as_slice() {
-                    [] => Saw::Missing,
-                    [one] => Saw::Value((*one).clone()),
-                    many => Saw::Values(many.iter().map(|v| (*v).clone()).collect()),
-                };
+                let saw = Saw::of(&path.all(&ev.data));
                 Explain {
                     condition: format!("{} {op}", path.as_str()),
                     result: self.eval(ev, history),
@@ -335,6 +387,19 @@ impl Cond {
                     ),
                     result: self.eval(ev, history),
                     saw: Some(key.map_or(Saw::Missing, Saw::Value)),
+                    children: Vec::new(),
+                }
+            }
+            Cond::Contact { path, op } => {
+                let view = history.contact();
+                let saw = match view.as_ref().map(|v| path.all(v)) {
+                    None => Saw::Value(Value::from("(the contact is read when the event is stored)")),
+                    Some(values) => Saw::of(&values),
+                };
+                Explain {
+                    condition: format!("contact.{} {op}", path.as_str()),
+                    result: self.eval(ev, history),
+                    saw: Some(saw),
                     children: Vec::new(),
                 }
             }
@@ -370,6 +435,17 @@ pub enum Saw {
     Missing,
     Value(Value),
     Values(Vec<Value>),
+}
+
+impl Saw {
+    /// What a path yielded: nothing, one value, or several.
+    fn of<V: std::borrow::Borrow<Value>>(values: &[V]) -> Self {
+        match values {
+            [] => Saw::Missing,
+            [one] => Saw::Value(one.borrow().clone()),
+            many => Saw::Values(many.iter().map(|v| v.borrow().clone()).collect()),
+        }
+    }
 }
 
 fn missing<S: serde::Serializer>(s: S) -> Result<S::Ok, S::Error> {

@@ -183,6 +183,45 @@ impl State for PgState<'_, '_, '_> {
         Ok(sums)
     }
 
+    fn contact(
+        &mut self,
+        contact: &str,
+        sent: &[(String, String, i64)],
+    ) -> Result<serde_json::Value, StoreError> {
+        // The contact's jobs are written under this lock (see `cancel_contact`): the
+        // counts see another server's jobs for them, or wait for its commit.
+        self.lock("c", contact)?;
+        let lists: Vec<(String, String, i64)> = self
+            .db
+            .rows(
+                "SELECT list, properties, updated_at FROM contacts WHERE email = $1",
+                &[&contact],
+            )?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let suppressed: bool = self
+            .db
+            .one(
+                "SELECT EXISTS (SELECT 1 FROM suppressions WHERE email = $1)",
+                &[&contact],
+            )?
+            .get(0);
+        let mut counts = Vec::with_capacity(sent.len());
+        for (kind, period, since) in sent {
+            let n: i64 = self
+                .db
+                .one(
+                    "SELECT COUNT(*) FROM jobs WHERE contact = $1 AND kind = $2 AND created_at > $3
+                       AND status NOT IN ('cancelled', 'skipped', 'failed')",
+                    &[&contact, kind, since],
+                )?
+                .get(0);
+            counts.push((kind.clone(), period.clone(), n.max(0) as u64));
+        }
+        Ok(crate::store::contact_view(lists, suppressed, &counts))
+    }
+
     fn cap_times(&mut self, cap: &str, contact: &str, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {
         // Held to the end of the transaction: a second instance counting for the contact
         // waits, then sees this one's job.

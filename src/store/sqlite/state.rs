@@ -160,6 +160,32 @@ impl State for SqliteState<'_, '_> {
         Ok(sums.into_iter().map(|(k, n)| (k, n.max(0) as u64)).collect())
     }
 
+    fn contact(
+        &mut self,
+        contact: &str,
+        sent: &[(String, String, i64)],
+    ) -> Result<serde_json::Value, StoreError> {
+        let lists: Vec<(String, String, i64)> = self
+            .tx
+            .prepare_cached("SELECT list, properties, updated_at FROM contacts WHERE email = ?")?
+            .query_map([contact], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let suppressed = self
+            .tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM suppressions WHERE email = ?)")?
+            .query_row([contact], |r| r.get(0))?;
+        let mut counts = Vec::with_capacity(sent.len());
+        let mut count = self.tx.prepare_cached(
+            "SELECT COUNT(*) FROM jobs WHERE contact = ? AND kind = ? AND created_at > ?
+               AND status NOT IN ('cancelled', 'skipped', 'failed')",
+        )?;
+        for (kind, period, since) in sent {
+            let n: i64 = count.query_row(params![contact, kind, since], |r| r.get(0))?;
+            counts.push((kind.clone(), period.clone(), n.max(0) as u64));
+        }
+        Ok(crate::store::contact_view(lists, suppressed, &counts))
+    }
+
     fn cap_times(&mut self, cap: &str, contact: &str, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {
         Ok(self
             .tx
