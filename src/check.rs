@@ -118,7 +118,7 @@ fn run_case(set: &Arc<RuleSet>, sources: &Sources, rule: &Rule, case: &TestCase)
     }
     let (sequence, at) = engine::history_around(&ev, case.history.as_deref().unwrap_or_default())?;
     // The case's contact is the event's: its `email`.
-    let contacts = match (&case.contact, engine::contact_of(&ev)) {
+    let contacts = match (&case.contact, set.contact_of(&ev)) {
         (Some(known), Some(email)) => serde_json::json!({ email: known }),
         (Some(_), None) => return Err("`contact` needs an `email` in the event".into()),
         (None, _) => Value::Null,

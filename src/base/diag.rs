@@ -28,6 +28,8 @@ pub struct Context {
     /// Per configured source: its provider's name and the event types it sends, when
     /// that list is fixed (a rule for another type is likely a typo).
     pub event_types: std::collections::BTreeMap<String, Option<(String, Vec<String>)>>,
+    /// Per source whose events name their contact elsewhere than `email`: where.
+    pub contact_paths: std::collections::BTreeMap<String, super::path::FieldPath>,
     /// The configuration's `send_window` for email actions (already checked there), as
     /// written: each email action without its own compiles it.
     pub send_window: Option<serde_yaml::Value>,

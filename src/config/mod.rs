@@ -217,6 +217,7 @@ impl Config {
         crate::base::diag::Context {
             signing_secret: !self.signing_secret.is_empty(),
             event_types: self.sources.event_types(),
+            contact_paths: self.sources.contact_paths(),
             send_window: self.send_window.clone(),
             caps: Some(self.caps.clone()),
             // Until a server has its key (configured, or kept in its store), links are
@@ -618,6 +619,7 @@ fn source(cx: &mut Cx, path: &str, name: &str, raw: RawSource) -> Option<Source>
     check_path("type_path", &raw.type_path);
     check_path("id_path", &raw.id_path);
     check_path("time_path", &raw.time_path);
+    check_path("contact", &raw.contact);
     if raw.format == Format::Json && raw.type_path.is_none() {
         cx.at_key(
             path,
@@ -637,17 +639,21 @@ fn source(cx: &mut Cx, path: &str, name: &str, raw: RawSource) -> Option<Source>
         None => None,
     };
     let path = |p: &Option<String>| p.as_deref().and_then(|p| FieldPath::parse(p).ok());
-    Some(match raw.format {
-        Format::Mailjet => Source::new(Mailjet, auth),
-        Format::Json => Source::new(
-            JsonFormat {
-                type_path: path(&raw.type_path)?,
-                id_path: path(&raw.id_path),
-                time_path: path(&raw.time_path),
-            },
-            auth,
-        ),
-    })
+    let contact = path(&raw.contact);
+    Some(
+        match raw.format {
+            Format::Mailjet => Source::new(Mailjet, auth),
+            Format::Json => Source::new(
+                JsonFormat {
+                    type_path: path(&raw.type_path)?,
+                    id_path: path(&raw.id_path),
+                    time_path: path(&raw.time_path),
+                },
+                auth,
+            ),
+        }
+        .with_contact(contact),
+    )
 }
 
 fn auth(cx: &mut Cx, path: &str, raw: RawAuth) -> Option<Auth> {

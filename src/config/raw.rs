@@ -161,6 +161,10 @@ pub struct RawSource {
     pub time_path: Option<String>,
     /// How senders prove who they are.
     pub auth: Option<RawAuth>,
+    /// Where an event's contact (the person it is about) is: a field path to an address,
+    /// lowercased when read. Default `email`. Jobs and timers carry it for `cancel`,
+    /// `exit_on`, caps and `contact.*`.
+    pub contact: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]

@@ -259,7 +259,7 @@ pub(super) fn rule(
             key,
             start: t,
             due: t + absent.within.as_secs() as i64 * 1000,
-            contact: super::contact_of(ev),
+            contact: keys.contact.clone(),
         };
         // Events come out of order: the cancelling one may be here already.
         if !state.start_timer(&timer, &absent.event, absent.same.as_str())? {

@@ -17,8 +17,8 @@ type Buckets = BTreeMap<i64, Vec<(String, u64)>>;
 pub struct MemoryState {
     /// `(kind, field, key)` → the times such events happened.
     facts: HashMap<(String, String, String), Vec<i64>>,
-    /// Pending timers, with the event that started each.
-    timers: Vec<DueTimer>,
+    /// Pending timers, with the event that started each, and its contact.
+    timers: Vec<(DueTimer, Option<String>)>,
     /// `(rule, group)` → bucket start → events per type.
     windows: HashMap<(String, String), Buckets>,
     /// `(rule, key)` → end of the quiet period.
@@ -59,8 +59,9 @@ impl MemoryState {
 
     /// Takes the timers due at `now` or before, earliest first.
     pub fn due(&mut self, now: i64) -> Vec<DueTimer> {
-        let (mut due, pending): (Vec<_>, Vec<_>) = self.timers.drain(..).partition(|t| t.due <= now);
+        let (due, pending): (Vec<_>, Vec<_>) = self.timers.drain(..).partition(|(t, _)| t.due <= now);
         self.timers = pending;
+        let mut due: Vec<DueTimer> = due.into_iter().map(|(t, _)| t).collect();
         due.sort_by_key(|t| t.due);
         due
     }
@@ -153,20 +154,23 @@ impl State for MemoryState {
             .current
             .clone()
             .ok_or_else(|| StoreError::Corrupt("a timer started outside an event".into()))?;
-        self.timers.push(DueTimer {
-            rule: timer.rule.clone(),
-            key: timer.key.clone(),
-            start: timer.start,
-            due: timer.due,
-            event,
-        });
+        self.timers.push((
+            DueTimer {
+                rule: timer.rule.clone(),
+                key: timer.key.clone(),
+                start: timer.start,
+                due: timer.due,
+                event,
+            },
+            timer.contact.clone(),
+        ));
         Ok(true)
     }
 
     fn cancel_timers(&mut self, rule: &str, key: &str, at: i64, note: &str) -> Result<usize, StoreError> {
         let mut cancelled = 0;
         let notes = &mut self.notes;
-        self.timers.retain(|t| {
+        self.timers.retain(|(t, _)| {
             let hit = t.rule == rule && t.key == key && t.start <= at && at <= t.due;
             if hit {
                 cancelled += 1;
@@ -206,11 +210,11 @@ impl State for MemoryState {
         }
         let mut timers = 0;
         let notes = &mut self.notes;
-        self.timers.retain(|t| {
+        self.timers.retain(|(t, who)| {
             let hit = t.due > at
                 && t.event.id != current
                 && rules.contains(&t.rule)
-                && super::contact_of(&t.event).as_deref() == Some(contact);
+                && who.as_deref() == Some(contact);
             if hit {
                 timers += 1;
                 notes

@@ -83,7 +83,7 @@ pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewE
         })
         .collect();
     let mut exits: Vec<String> = rules.exited_by(&ev.kind).map(|r| r.id.clone()).collect();
-    if !exits.is_empty() && contact_of(&ev).is_none() {
+    if !exits.is_empty() && rules.contact_of(&ev).is_none() {
         exits.clear();
     }
     let busy = !candidates.is_empty() || !facts.is_empty() || !cancels.is_empty();
@@ -143,13 +143,6 @@ pub struct Plan {
 /// The kind of the `cancel` action.
 const CANCEL: &str = "cancel";
 
-/// The contact of an event: its `email`, lowercased. Jobs and timers carry it, so that a
-/// `cancel` or an `exit_on` for that person finds them.
-pub fn contact_of(ev: &Event) -> Option<String> {
-    let email = ev.data.get("email")?.as_str()?.trim();
-    (!email.is_empty()).then(|| email.to_lowercase())
-}
-
 /// A stateful rule of an event, with what its templates say for this event: rendered on
 /// the request's thread, so that the store's single writer spends its time on state.
 #[derive(Debug, Clone)]
@@ -159,6 +152,8 @@ pub(crate) struct Candidate {
     pub group: Option<Result<String, String>>,
     /// `once.per`, rendered; the error if it failed.
     pub once: Option<Result<String, String>>,
+    /// The event's contact (an `absent` timer carries it).
+    pub contact: Option<String>,
 }
 
 impl Stateful for Plan {
@@ -179,7 +174,7 @@ impl Stateful for Plan {
             id: ev.id.clone(),
             at: t,
         };
-        if let Some(contact) = contact_of(ev) {
+        if let Some(contact) = self.rules.contact_of(ev) {
             for rule in &self.exits {
                 let (jobs, timers) = cancel_for(state, std::slice::from_ref(rule), &contact, &by, rule)?;
                 let mut d = RuleDecision::new(rule, Outcome::Cancelled, Cause::ExitOn);
@@ -246,7 +241,7 @@ impl Plan {
             .iter()
             .map(|(kind, label, d)| (kind.clone(), label.clone(), now - d.as_secs() as i64 * 1000))
             .collect();
-        match contact_of(ev) {
+        match self.rules.contact_of(ev) {
             Some(c) => state.contact(&c, &sent),
             None => Ok(crate::store::contact_view(
                 Vec::new(),
@@ -490,6 +485,7 @@ fn candidate(rules: &RuleSet, rule: &Rule, ev: &Event, ctx: &mut Option<Value>) 
             None => Ok(String::new()),
         }),
         once: rule.once.as_ref().map(|once| render(&once.per)),
+        contact: rule.absent.as_ref().and_then(|_| rules.contact_of(ev)),
     }
 }
 
@@ -552,7 +548,7 @@ fn job_for(
         endpoint: None,
         due_at: received_at,
         error: None,
-        contact: contact_of(ev),
+        contact: rules.contact_of(ev),
         settled: None,
     };
     match spec.render(rules.templates(), ctx) {

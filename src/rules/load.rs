@@ -204,6 +204,7 @@ fn build(
     errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     let version = std::sync::Arc::new(crate::store::RuleSetVersion::of(serving_files));
     RuleSet::new(rules, templates, errors, warnings, files, version)
+        .with_contact_paths(context.contact_paths.clone())
 }
 
 /// Errors for rules whose id another file already has.

@@ -109,6 +109,8 @@ pub struct RuleSet {
     exit_on: Vec<usize>,
     /// The `contact.sent.KIND.PERIOD` counts any rule reads: a contact's view has them.
     contact_sent: Vec<(String, String, crate::base::duration::Duration)>,
+    /// Per source, where its events name their contact (default: `email`).
+    contact_paths: std::collections::BTreeMap<String, crate::base::path::FieldPath>,
     /// The files serving, by content hash: which version of the rules decided an event.
     version: std::sync::Arc<crate::store::RuleSetVersion>,
 }
@@ -144,6 +146,27 @@ impl RuleSet {
     /// records for events of those types.
     pub fn correlation_fields(&self) -> &[(String, crate::base::path::FieldPath)] {
         &self.correlation_fields
+    }
+
+    /// The same rules, their events' contacts read where `paths` say (per source).
+    pub(crate) fn with_contact_paths(
+        mut self,
+        paths: std::collections::BTreeMap<String, crate::base::path::FieldPath>,
+    ) -> Self {
+        self.contact_paths = paths;
+        self
+    }
+
+    /// The contact of an event: the address at its source's `contact:` path (default
+    /// `email`), trimmed and lowercased. Jobs and timers carry it, so that a `cancel`, an
+    /// `exit_on`, a cap or `contact.*` finds that person.
+    pub fn contact_of(&self, ev: &crate::event::Event) -> Option<String> {
+        let address = match self.contact_paths.get(&ev.source) {
+            Some(path) => path.find_map(&ev.data, |v| v.as_str().map(str::to_owned))?,
+            None => ev.data.get("email")?.as_str()?.to_owned(),
+        };
+        let address = address.trim();
+        (!address.is_empty()).then(|| address.to_lowercase())
     }
 
     /// The `contact.sent.KIND.PERIOD` counts the rules read, as (kind, period as written,
@@ -228,6 +251,7 @@ impl RuleSet {
             absent,
             exit_on,
             contact_sent,
+            contact_paths: Default::default(),
             correlation_fields,
             rules,
             fields,

@@ -49,6 +49,8 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
 pub struct Source {
     pub provider: Arc<dyn Provider>,
     pub auth: Option<Auth>,
+    /// Where its events name their contact (`contact:`); `None`: `email`.
+    pub contact: Option<crate::base::path::FieldPath>,
 }
 
 impl Source {
@@ -56,7 +58,14 @@ impl Source {
         Self {
             provider: Arc::new(provider),
             auth,
+            contact: None,
         }
+    }
+
+    /// The same, its events' contact read at `path`.
+    pub fn with_contact(mut self, path: Option<crate::base::path::FieldPath>) -> Self {
+        self.contact = path;
+        self
     }
 
     /// Decodes a parsed body posted to source `name`. `url_type` is the type named in
@@ -126,6 +135,14 @@ impl Sources {
     }
 
     /// For rule files: the event types each source's provider sends, when fixed.
+    /// The sources whose events name their contact elsewhere than `email`, and where.
+    pub fn contact_paths(&self) -> BTreeMap<String, crate::base::path::FieldPath> {
+        self.0
+            .iter()
+            .filter_map(|(name, s)| Some((name.clone(), s.contact.clone()?)))
+            .collect()
+    }
+
     pub fn event_types(&self) -> BTreeMap<String, Option<(String, Vec<String>)>> {
         self.0
             .iter()

@@ -906,3 +906,33 @@ tests:
         run.stderr
     );
 }
+
+/// A source whose events name their person elsewhere says where (`contact:`): the jobs
+/// of its events carry that address, lowercased, and a `cancel` for it reaches them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sources_contact_path_names_whose_jobs_they_are() {
+    let config =
+        format!("{CONFIG}sources:\n  shop: {{ format: json, type_path: $.type, contact: customer.email }}\n");
+    let welcome = "on: signup\nactions:\n  - log: { message: \"day two\" }\n    delay: 2d\n";
+    let stop = "on: closed\nactions:\n  - cancel: { rules: [welcome], contact: \"{{customer.email}}\" }\n";
+    let (_dir, server) = Server::in_project(&config, &[("welcome.yaml", welcome), ("stop.yaml", stop)]);
+    for body in [
+        json!({"type": "signup", "customer": {"email": "Zoe@X.example"}}),
+        json!({"type": "signup", "customer": {"email": "yan@x.example"}}),
+        json!({"type": "closed", "customer": {"email": "zoe@x.example"}}),
+    ] {
+        assert_eq!(server.post("/hooks/shop", &body.to_string()).await.status(), 200);
+    }
+    let cancelled = server.get("/api/jobs?status=cancelled").await;
+    assert_eq!(cancelled.as_array().unwrap().len(), 1, "{cancelled}");
+    assert_eq!(
+        server
+            .get("/api/jobs?status=pending")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "yan's"
+    );
+}
