@@ -40,8 +40,15 @@ pub enum WhenCapped {
 
 impl Cap {
     /// `capped: marketing, 2 in 1d`: why a job was skipped or held.
+    /// The period in its largest exact unit, days included (`1d`, as a cap is written,
+    /// where durations elsewhere print `24h`).
     pub fn reason(&self) -> String {
-        format!("capped: {}, {} in {}", self.name, self.max, self.per)
+        let s = self.per.as_secs();
+        let per = [(86_400, "d"), (3600, "h"), (60, "m")]
+            .iter()
+            .find(|(size, _)| s != 0 && s.is_multiple_of(*size))
+            .map_or_else(|| format!("{s}s"), |(size, unit)| format!("{}{unit}", s / size));
+        format!("capped: {}, {} in {per}", self.name, self.max)
     }
 }
 

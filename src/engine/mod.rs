@@ -310,7 +310,7 @@ fn count_against_caps(rules: &RuleSet, mut job: NewJob, state: &mut dyn State) -
             if spec.when_capped.unwrap_or(cap.when_capped) == crate::base::caps::WhenCapped::Skip {
                 job.settled = Some(crate::store::Settled {
                     status: "skipped",
-                    note: cap.reason(),
+                    note: format!("skipped ({})", cap.reason()),
                 });
                 return Ok(job);
             }

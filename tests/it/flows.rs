@@ -254,7 +254,7 @@ async fn quiet_hours_in_three_zones_and_two_marketing_emails_a_day() {
     assert_eq!(reminders.len(), 3);
     let skipped: Vec<&Value> = reminders.iter().filter(|j| j["status"] == "skipped").collect();
     assert_eq!(skipped.len(), 1, "{reminders:?}");
-    assert_eq!(skipped[0]["last_error"], "capped: marketing, 2 in 24h");
+    assert_eq!(skipped[0]["last_error"], "skipped (capped: marketing, 2 in 1d)");
     let receipts = jobs_of(&server, "8-receipts").await;
     assert_eq!(receipts.len(), 1);
     assert_ne!(receipts[0]["status"], "skipped", "receipts are never capped");

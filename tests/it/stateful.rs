@@ -755,13 +755,13 @@ actions:
         .await;
     let skipped = server.get("/api/jobs?status=skipped").await;
     assert_eq!(skipped.as_array().unwrap().len(), 1, "{skipped}");
-    assert_eq!(skipped[0]["last_error"], "capped: marketing, 2 in 24h");
+    assert_eq!(skipped[0]["last_error"], "skipped (capped: marketing, 2 in 1d)");
     assert_eq!(skipped[0]["action"]["subject"], "Offer 4");
     let pending = server.get("/api/jobs?status=pending").await;
     assert_eq!(pending[0]["action"]["subject"], "Held 5");
     assert_eq!(
         pending[0]["action"]["held"],
-        "until 2027-01-16T08:00:00+00:00 (capped: marketing, 2 in 24h)"
+        "until 2027-01-16T08:00:00+00:00 (capped: marketing, 2 in 1d)"
     );
     let succeeded = server.get("/api/jobs?status=succeeded").await;
     let mut subjects: Vec<&str> = succeeded

@@ -1083,7 +1083,10 @@ pub async fn caps_jobs_per_contact<S: Store>(store: &S) {
     assert_eq!(job("o2").await.status, "pending");
     let third = job("o3").await;
     assert_eq!(third.status, "skipped");
-    assert_eq!(third.last_error.as_deref(), Some("capped: marketing, 2 in 24h"));
+    assert_eq!(
+        third.last_error.as_deref(),
+        Some("skipped (capped: marketing, 2 in 1d)")
+    );
     let held = job("c1").await;
     assert_eq!(held.status, "pending");
     assert_eq!(
@@ -1095,7 +1098,7 @@ pub async fn caps_jobs_per_contact<S: Store>(store: &S) {
         held.action["held"]
             .as_str()
             .unwrap()
-            .contains("(capped: marketing, 2 in 24h)"),
+            .contains("(capped: marketing, 2 in 1d)"),
         "{}",
         held.action
     );
