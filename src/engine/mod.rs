@@ -51,11 +51,7 @@ pub fn plan(rules: &Arc<RuleSet>, ev: Event, received_at: DateTime<Utc>) -> NewE
         for job in jobs_for(rules, rule, &ev, None, received_at) {
             // A cancel is carried out in the commit, where the jobs it cancels are exact;
             // so is a job a cap counts, where the counts are.
-            let counted = job.contact.is_some()
-                && rule
-                    .actions
-                    .get(job.action_index as usize)
-                    .is_some_and(|a| !a.caps.is_empty());
+            let counted = capped(rule.actions.get(job.action_index as usize), &job);
             if job.error.is_none() && (job.kind == CANCEL || counted) {
                 settle.push(job);
             } else {
@@ -169,21 +165,18 @@ impl Stateful for Plan {
     ) -> Result<Decided, StoreError> {
         let mut out = Decided::default();
         let t = ev.time.timestamp_millis();
-        let by = CancelledBy {
-            kind: ev.kind.clone(),
-            id: ev.id.clone(),
-            at: t,
-        };
+        // The event a cancel is on behalf of (its type and id are copied only then).
+        let by = (ev, t);
         if let Some(contact) = self.rules.contact_of(ev) {
             for rule in &self.exits {
-                let (jobs, timers) = cancel_for(state, std::slice::from_ref(rule), &contact, &by, rule)?;
+                let (jobs, timers) = cancel_for(state, std::slice::from_ref(rule), &contact, by, rule)?;
                 let mut d = RuleDecision::new(rule, Outcome::Cancelled, Cause::ExitOn);
                 d.cancelled = Some([jobs as u64, timers as u64]);
                 out.decisions.push(d.to_json());
             }
         }
         for job in &self.settle {
-            out.jobs.push(carry_out(&self.rules, job.clone(), &by, state)?);
+            out.jobs.push(carry_out(&self.rules, job.clone(), by, state)?);
         }
         // What is known of the contact, read once, when a rule asks.
         let mut view: Option<Value> = None;
@@ -204,7 +197,7 @@ impl Stateful for Plan {
                         .insert("contact".into(), v.clone());
                 }
                 for job in jobs_for(&self.rules, rule, ev, vars.as_ref(), received_at) {
-                    out.jobs.push(carry_out(&self.rules, job, &by, state)?);
+                    out.jobs.push(carry_out(&self.rules, job, by, state)?);
                 }
             }
             out.decisions.push(d.to_json());
@@ -255,9 +248,10 @@ impl Plan {
     }
 }
 
-/// Whether a frequency cap counts `job`: its action has caps and it has a contact.
-fn capped(rules: &RuleSet, job: &NewJob) -> bool {
-    job.contact.is_some() && spec_of(rules, job).is_some_and(|a| !a.caps.is_empty())
+/// Whether a frequency cap counts `job` of action `spec`: the action has caps and the
+/// job a contact.
+fn capped(spec: Option<&crate::actions::ActionSpec>, job: &NewJob) -> bool {
+    job.contact.is_some() && spec.is_some_and(|a| !a.caps.is_empty())
 }
 
 fn spec_of<'a>(rules: &'a RuleSet, job: &NewJob) -> Option<&'a crate::actions::ActionSpec> {
@@ -269,7 +263,7 @@ fn spec_of<'a>(rules: &'a RuleSet, job: &NewJob) -> Option<&'a crate::actions::A
 fn carry_out(
     rules: &RuleSet,
     job: NewJob,
-    by: &CancelledBy,
+    by: (&Event, i64),
     state: &mut dyn State,
 ) -> Result<NewJob, StoreError> {
     if job.error.is_some() {
@@ -278,7 +272,7 @@ fn carry_out(
     if job.kind == CANCEL {
         return cancel(rules, job, by, state);
     }
-    if capped(rules, &job) {
+    if capped(spec_of(rules, &job), &job) {
         return count_against_caps(rules, job, state);
     }
     Ok(job)
@@ -353,7 +347,7 @@ fn count_against_caps(rules: &RuleSet, mut job: NewJob, state: &mut dyn State) -
 fn cancel(
     rules: &RuleSet,
     mut job: NewJob,
-    by: &CancelledBy,
+    by: (&Event, i64),
     state: &mut dyn State,
 ) -> Result<NewJob, StoreError> {
     let cancel = match crate::actions::Rendered::from_value(job.action.clone()) {
@@ -394,22 +388,28 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// Cancels `contact`'s pending jobs and timers of `rules` on behalf of `by` (the event)
-/// and `rule` (the rule whose cancel or `exit_on` it is). Returns (jobs, timers).
+/// Cancels `contact`'s pending jobs and timers of `rules` on behalf of `by` (the event,
+/// at a time in unix ms) and `rule` (the rule whose cancel or `exit_on` it is). Returns
+/// (jobs, timers).
 fn cancel_for(
     state: &mut dyn State,
     rules: &[String],
     contact: &str,
-    by: &CancelledBy,
+    (ev, at): (&Event, i64),
     rule: &str,
 ) -> Result<(usize, usize), StoreError> {
     if rules.is_empty() {
         return Ok((0, 0));
     }
-    let note = format!("cancelled by {} event {} (rule {rule})", by.kind, by.id);
+    let note = format!("cancelled by {} event {} (rule {rule})", ev.kind, ev.id);
     let mut timer_note = RuleDecision::new(rule, Outcome::Cancelled, Cause::CancelledBy);
-    timer_note.by = Some(by.clone());
-    state.cancel_contact(rules, contact, by.at, &note, &timer_note.to_json())
+    let by = CancelledBy {
+        kind: ev.kind.clone(),
+        id: ev.id.clone(),
+        at,
+    };
+    timer_note.by = Some(by);
+    state.cancel_contact(rules, contact, at, &note, &timer_note.to_json())
 }
 
 /// Due `absent` timers, decided with the rules in service.
@@ -428,13 +428,9 @@ impl FireTimers for Timers {
             && let Some(rule) = self.0.get(&timer.rule)
         {
             out.fired.push(rule.id.clone());
-            let by = CancelledBy {
-                kind: timer.event.kind.clone(),
-                id: timer.event.id.clone(),
-                at: timer.due,
-            };
             for job in jobs_for(&self.0, rule, &timer.event, None, now) {
-                out.jobs.push(carry_out(&self.0, job, &by, state)?);
+                out.jobs
+                    .push(carry_out(&self.0, job, (&timer.event, timer.due), state)?);
             }
         }
         out.decisions.push(d.to_json());
