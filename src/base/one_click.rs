@@ -40,6 +40,22 @@ impl OneClick {
     /// `public_url` must be `https://` (or `http://` for a test on 127.0.0.1); the secret
     /// at least [`MIN_SECRET`] bytes. The error says which, never the secret.
     pub fn new(public_url: &str, secret: &str) -> Result<Self, String> {
+        let url = Self::public_url(public_url)?;
+        if secret.len() < MIN_SECRET {
+            return Err(format!(
+                "unsubscribe.secret must be at least {MIN_SECRET} bytes (it has {})",
+                secret.len()
+            ));
+        }
+        Ok(Self {
+            public_url: url,
+            key: secret.as_bytes().to_vec(),
+        })
+    }
+
+    /// `public_url` checked, without its trailing slash: `https://`, or `http://` for
+    /// 127.0.0.1 or localhost (tests).
+    pub fn public_url(public_url: &str) -> Result<String, String> {
         let url = public_url.trim().trim_end_matches('/');
         let parsed = url::Url::parse(url).map_err(|e| format!("public_url `{url}`: {e}"))?;
         let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
@@ -48,16 +64,7 @@ impl OneClick {
                 "public_url `{url}` must be https:// (mail clients refuse to post elsewhere)"
             ));
         }
-        if secret.len() < MIN_SECRET {
-            return Err(format!(
-                "unsubscribe.secret must be at least {MIN_SECRET} bytes (it has {})",
-                secret.len()
-            ));
-        }
-        Ok(Self {
-            public_url: url.to_owned(),
-            key: secret.as_bytes().to_vec(),
-        })
+        Ok(url.to_owned())
     }
 
     /// A key hookflow made itself (kept in the store) at `public_url` as given: the

@@ -553,17 +553,21 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
             when_capped: cap.when_capped.unwrap_or_default(),
         });
     }
-    c.public_url = raw.public_url.and_then(|u| cx.env("public_url", &u));
-    if let Some(url) = &c.public_url
-        && let Err(e) =
-            crate::base::one_click::OneClick::new(url, &"x".repeat(crate::base::one_click::MIN_SECRET))
-    {
-        cx.at_value("public_url", e);
-    }
+    let url_given = raw.public_url.is_some();
+    c.public_url = raw
+        .public_url
+        .and_then(|u| cx.env("public_url", &u))
+        .and_then(|u| match crate::base::one_click::OneClick::public_url(&u) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                cx.at_value("public_url", e);
+                None
+            }
+        });
     if let Some(u) = raw.unsubscribe {
         c.unsubscribe_suppresses = u.suppress;
         match (&c.public_url, u.secret.and_then(|s| cx.env("unsubscribe.secret", &s))) {
-            (None, Some(_)) => cx.at_key(
+            (None, Some(_)) if !url_given => cx.at_key(
                 "unsubscribe",
                 "one-click unsubscribe links need `public_url: https://…` (where mail clients reach hookflow)",
             ),
@@ -571,7 +575,7 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
                 Ok(k) => c.one_click = Some(k),
                 Err(e) => cx.at_value("unsubscribe.secret", e),
             },
-            (_, None) => {}
+            (None, Some(_)) | (_, None) => {}
         }
     }
     if let Some(http) = raw.http {
