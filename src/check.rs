@@ -100,7 +100,9 @@ pub fn test_event(rule: &Rule, data: &Value, sources: &Sources) -> Result<Event,
         .unwrap_or((rule.source.as_deref().unwrap_or("mailjet"), &fallback));
     let mut data = data.clone();
     source.provider.complete_test_event(&mut data, now);
-    let mut events = source.decode(name, data, None, now).map_err(|e| e.to_string())?;
+    let mut events = source
+        .decode(name, data, None, None, now)
+        .map_err(|e| e.to_string())?;
     events.pop().ok_or_else(|| "no event".into())
 }
 

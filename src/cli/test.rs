@@ -58,7 +58,7 @@ pub fn run(config: Option<&Path>, a: Args) -> Result<ExitCode> {
     };
     let body = read_data(&a.event, "event")?;
     let events = source
-        .decode(&a.source, body, None, Utc::now())
+        .decode(&a.source, body, None, None, Utc::now())
         .map_err(|e| anyhow::anyhow!("{}: {e}", a.event.display()))?;
     let history = match &a.history {
         Some(path) => match read_data(path, "history")? {

@@ -448,7 +448,7 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
     if let Some(sources) = raw.sources {
         c.sources.0.clear();
         for (name, src) in sources {
-            if let Some(s) = source(cx, &join_key("sources", &name), &name, src) {
+            if let Some(s) = source(cx, base, &join_key("sources", &name), &name, src) {
                 c.sources.0.insert(name, s);
             }
         }
@@ -601,7 +601,7 @@ fn compile(cx: &mut Cx, base: &Path, raw: RawConfig, origin: String) -> Config {
     c
 }
 
-fn source(cx: &mut Cx, path: &str, name: &str, raw: RawSource) -> Option<Source> {
+fn source(cx: &mut Cx, base: &Path, path: &str, name: &str, raw: RawSource) -> Option<Source> {
     if name.is_empty()
         || !name
             .chars()
@@ -630,23 +630,38 @@ fn source(cx: &mut Cx, path: &str, name: &str, raw: RawSource) -> Option<Source>
             format!("source `{name}` has format `json`: give `type_path`, e.g. `type_path: $.type`"),
         );
     }
-    if raw.format == Format::Mailjet
+    if raw.format != Format::Json
         && (raw.type_path.is_some() || raw.id_path.is_some() || raw.time_path.is_some())
     {
         cx.at_key(
             path,
-            "`type_path`, `id_path` and `time_path` are for `format: json`; Mailjet's fields are known",
+            "`type_path`, `id_path` and `time_path` are for `format: json`; a provider's fields are known",
+        );
+    }
+    let normalize = raw.normalize.unwrap_or(false);
+    if normalize && raw.format == Format::Json {
+        cx.at_key(
+            &join_key(path, "normalize"),
+            "`normalize` maps a provider's own types; a `json` source has none (name its types in rules)",
         );
     }
     let auth = match raw.auth {
-        Some(a) => Some(auth(cx, &join_key(path, "auth"), a)?),
+        Some(a) => Some(auth(cx, base, &join_key(path, "auth"), raw.format, a)?),
         None => None,
     };
     let path = |p: &Option<String>| p.as_deref().and_then(|p| FieldPath::parse(p).ok());
     let contact = path(&raw.contact);
+    use crate::sources::{brevo, mailgun, postmark, resend, sendgrid, ses, sparkpost};
     Some(
         match raw.format {
             Format::Mailjet => Source::new(Mailjet, auth),
+            Format::Sendgrid => Source::new(sendgrid::SendGrid, auth),
+            Format::Mailgun => Source::new(mailgun::Mailgun, auth),
+            Format::Postmark => Source::new(postmark::Postmark, auth),
+            Format::Ses => Source::new(ses::Ses, auth),
+            Format::Resend => Source::new(resend::Resend, auth),
+            Format::Sparkpost => Source::new(sparkpost::SparkPost, auth),
+            Format::Brevo => Source::new(brevo::Brevo, auth),
             Format::Json => Source::new(
                 JsonFormat {
                     type_path: path(&raw.type_path)?,
@@ -656,57 +671,202 @@ fn source(cx: &mut Cx, path: &str, name: &str, raw: RawSource) -> Option<Source>
                 auth,
             ),
         }
-        .with_contact(contact),
+        .with_contact(contact)
+        .normalized(normalize),
     )
 }
 
-fn auth(cx: &mut Cx, path: &str, raw: RawAuth) -> Option<Auth> {
-    match (raw.basic, raw.hmac) {
-        (Some(b), None) => {
-            let username = cx.env(&join_key(path, "basic.username"), &b.username)?;
-            let password = cx.env(&join_key(path, "basic.password"), &b.password)?;
-            Some(Auth::Basic { username, password })
+/// The default tolerance of signed timestamps; SNS's is longer, as it retries with the
+/// first timestamp for up to an hour by default.
+const TOLERANCE: Duration = Duration::from_secs(300);
+const SNS_TOLERANCE: Duration = Duration::from_secs(3600);
+
+fn auth(cx: &mut Cx, base: &Path, path: &str, format: Format, raw: RawAuth) -> Option<Auth> {
+    let given = [
+        raw.basic.is_some(),
+        raw.hmac.is_some(),
+        raw.token.is_some(),
+        raw.ecdsa.is_some(),
+        raw.mailgun.is_some(),
+        raw.svix.is_some(),
+        raw.sns.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        cx.at_value(
+            path,
+            "give exactly one of `basic`, `hmac`, `token`, `ecdsa`, `mailgun`, `svix` or `sns`",
+        );
+        return None;
+    }
+    // Schemes whose signature is part of a provider's format serve that provider only.
+    let only = |cx: &mut Cx, scheme: &str, wanted: Format, name: &str| {
+        if format != wanted {
+            cx.at_value(
+                &join_key(path, scheme),
+                format!(
+                    "`{scheme}` is {name}'s signature; it needs `format: {}`",
+                    scheme_format(wanted)
+                ),
+            );
+            return false;
         }
-        (None, Some(h)) => {
-            let here = join_key(path, "hmac");
-            let secret = cx.env(&join_key(&here, "secret"), &h.secret)?;
-            if secret.is_empty() {
-                cx.at_value(&join_key(&here, "secret"), "the HMAC secret is empty");
-                return None;
+        true
+    };
+    if let Some(t) = raw.tolerance
+        && t.as_secs() == 0
+    {
+        cx.at_value(&join_key(path, "tolerance"), "`tolerance` must be at least 1s");
+        return None;
+    }
+    let tolerance = raw.tolerance.unwrap_or(TOLERANCE);
+    if let Some(b) = raw.basic {
+        let username = cx.env(&join_key(path, "basic.username"), &b.username)?;
+        let password = cx.env(&join_key(path, "basic.password"), &b.password)?;
+        return Some(Auth::Basic { username, password });
+    }
+    if let Some(t) = raw.token {
+        let here = join_key(path, "token");
+        let value = cx.env(&join_key(&here, "value"), &t.value)?;
+        if value.is_empty() {
+            cx.at_value(&join_key(&here, "value"), "the token is empty");
+            return None;
+        }
+        if axum::http::HeaderName::from_bytes(t.header.as_bytes()).is_err() {
+            cx.at_value(
+                &join_key(&here, "header"),
+                format!("`{}` is not a header name", t.header),
+            );
+            return None;
+        }
+        return Some(Auth::Token {
+            header: t.header,
+            value,
+        });
+    }
+    if let Some(e) = raw.ecdsa {
+        let here = join_key(path, "ecdsa");
+        if !only(cx, "ecdsa", Format::Sendgrid, "SendGrid") {
+            return None;
+        }
+        let key = cx.env(&join_key(&here, "public_key"), &e.public_key)?;
+        return match crate::sources::sendgrid::PublicKey::parse(&key, tolerance) {
+            Ok(key) => Some(Auth::Ecdsa(key)),
+            Err(e) => {
+                cx.at_value(&join_key(&here, "public_key"), e);
+                None
             }
-            if let Some(alg) = h
-                .algorithm
-                .as_deref()
-                .filter(|a| !a.eq_ignore_ascii_case("sha256"))
-            {
-                cx.at_value(
-                    &join_key(&here, "algorithm"),
-                    format!("unsupported algorithm `{alg}`; only `sha256`"),
-                );
-                return None;
+        };
+    }
+    if let Some(m) = raw.mailgun {
+        let here = join_key(path, "mailgun");
+        if !only(cx, "mailgun", Format::Mailgun, "Mailgun") {
+            return None;
+        }
+        let key = cx.env(&join_key(&here, "signing_key"), &m.signing_key)?;
+        if key.is_empty() {
+            cx.at_value(&join_key(&here, "signing_key"), "the signing key is empty");
+            return None;
+        }
+        return Some(Auth::Mailgun(std::sync::Arc::new(
+            crate::sources::mailgun::SigningKey::new(key, tolerance),
+        )));
+    }
+    if let Some(v) = raw.svix {
+        let here = join_key(path, "svix");
+        let secret = cx.env(&join_key(&here, "secret"), &v.secret)?;
+        return match crate::base::net::sign::Secret::parse(&secret) {
+            Ok(secret) => Some(Auth::Svix { secret, tolerance }),
+            Err(e) => {
+                cx.at_value(&join_key(&here, "secret"), e);
+                None
             }
-            let encoding = match h.encoding.as_deref() {
-                None | Some("hex") => Encoding::Hex,
-                Some("base64") => Encoding::Base64,
-                Some(other) => {
-                    cx.at_value(
-                        &join_key(&here, "encoding"),
-                        format!("unknown encoding `{other}`; use `hex` or `base64`"),
-                    );
+        };
+    }
+    if let Some(n) = raw.sns {
+        let here = join_key(path, "sns");
+        if !only(cx, "sns", Format::Ses, "Amazon SNS") {
+            return None;
+        }
+        if n.topics.is_empty() {
+            cx.at_value(
+                &join_key(&here, "topics"),
+                "name at least one topic ARN to accept",
+            );
+            return None;
+        }
+        let roots = match &n.ca_file {
+            Some(file) => match std::fs::read(base.join(file)) {
+                Ok(pem) => pem,
+                Err(e) => {
+                    cx.at_value(&join_key(&here, "ca_file"), format!("cannot read `{file}`: {e}"));
                     return None;
                 }
-            };
-            Some(Auth::Hmac {
-                header: h.header,
-                secret,
-                encoding,
-                prefix: h.prefix.unwrap_or_default(),
-            })
+            },
+            None => Vec::new(),
+        };
+        let options = crate::sources::ses::SnsOptions {
+            topics: n.topics,
+            cert_host: n.cert_host,
+            roots,
+            confirm: n.confirm.unwrap_or(true),
+            tolerance: raw.tolerance.unwrap_or(SNS_TOLERANCE),
+        };
+        return match crate::sources::ses::Sns::new(options) {
+            Ok(sns) => Some(Auth::Sns(std::sync::Arc::new(sns))),
+            Err(e) => {
+                cx.at_value(&here, e);
+                None
+            }
+        };
+    }
+    let h = raw.hmac?;
+    let here = join_key(path, "hmac");
+    let secret = cx.env(&join_key(&here, "secret"), &h.secret)?;
+    if secret.is_empty() {
+        cx.at_value(&join_key(&here, "secret"), "the HMAC secret is empty");
+        return None;
+    }
+    if let Some(alg) = h
+        .algorithm
+        .as_deref()
+        .filter(|a| !a.eq_ignore_ascii_case("sha256"))
+    {
+        cx.at_value(
+            &join_key(&here, "algorithm"),
+            format!("unsupported algorithm `{alg}`; only `sha256`"),
+        );
+        return None;
+    }
+    let encoding = match h.encoding.as_deref() {
+        None | Some("hex") => Encoding::Hex,
+        Some("base64") => Encoding::Base64,
+        Some(other) => {
+            cx.at_value(
+                &join_key(&here, "encoding"),
+                format!("unknown encoding `{other}`; use `hex` or `base64`"),
+            );
+            return None;
         }
-        _ => {
-            cx.at_value(path, "give exactly one of `basic` or `hmac`");
-            None
-        }
+    };
+    Some(Auth::Hmac {
+        header: h.header,
+        secret,
+        encoding,
+        prefix: h.prefix.unwrap_or_default(),
+    })
+}
+
+fn scheme_format(format: Format) -> &'static str {
+    match format {
+        Format::Mailjet => "mailjet",
+        Format::Sendgrid => "sendgrid",
+        Format::Mailgun => "mailgun",
+        Format::Postmark => "postmark",
+        Format::Ses => "ses",
+        Format::Resend => "resend",
+        Format::Sparkpost => "sparkpost",
+        Format::Brevo => "brevo",
+        Format::Json => "json",
     }
 }
 
@@ -772,7 +932,7 @@ mod tests {
         assert!(
             matches!(&c.sources.0["mailjet"].auth, Some(Auth::Basic { password, .. }) if password == "pw")
         );
-        assert_eq!(c.sources.0["shop"].provider.display(), "JSON");
+        assert_eq!(c.sources.0["shop"].provider.info().display, "JSON");
         assert_eq!(
             c.delivery.retries,
             vec![

@@ -151,8 +151,13 @@ pub struct RawTarget {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
-    /// `mailjet`, or `json` for any JSON object or array.
+    /// The provider: `mailjet`, `sendgrid`, `mailgun`, `postmark`, `ses`, `resend`,
+    /// `sparkpost`, `brevo`, or `json` for any JSON object or array.
     pub format: Format,
+    /// Rewrite events into the common vocabulary (`delivered open click bounce blocked
+    /// spam unsub`, fields `email message_id campaign url time hard provider_type`), so
+    /// one rule serves every provider. Not for `json`.
+    pub normalize: Option<bool>,
     /// For `json`: JSONPath of the event type, e.g. `$.type`.
     pub type_path: Option<String>,
     /// For `json`: JSONPath of a unique event id; without it, a hash of the payload.
@@ -171,17 +176,80 @@ pub struct RawSource {
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     Mailjet,
+    Sendgrid,
+    Mailgun,
+    Postmark,
+    Ses,
+    Resend,
+    Sparkpost,
+    Brevo,
     Json,
 }
 
-/// Exactly one of `basic` or `hmac`.
+/// Exactly one scheme.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
-    /// HTTP basic auth (what Mailjet supports: `https://user:pass@host/hooks/mailjet`).
+    /// HTTP basic auth (Mailjet, Postmark, SparkPost: `https://user:pass@host/hooks/…`).
     pub basic: Option<RawBasic>,
     /// A signature header: HMAC of the raw body.
     pub hmac: Option<RawHmac>,
+    /// A fixed secret in a header (Brevo).
+    pub token: Option<RawToken>,
+    /// SendGrid's signed event webhook: its verification key.
+    pub ecdsa: Option<RawEcdsa>,
+    /// Mailgun's webhook signing key.
+    pub mailgun: Option<RawMailgun>,
+    /// Svix / Standard Webhooks signatures (Resend).
+    pub svix: Option<RawSvix>,
+    /// Amazon SNS message signatures (SES).
+    pub sns: Option<RawSns>,
+    /// How far a signed timestamp may be from now, either way. Default 5m; 1h for `sns`
+    /// (SNS retries for a while with the first timestamp).
+    pub tolerance: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    /// The request header, e.g. `X-Brevo-Token`.
+    pub header: String,
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEcdsa {
+    /// The public key as SendGrid shows it: base64 of its DER encoding.
+    pub public_key: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMailgun {
+    pub signing_key: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSvix {
+    /// `whsec_…`, as Resend shows it.
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSns {
+    /// The topic ARNs accepted; any other is refused.
+    pub topics: Vec<String>,
+    /// Confirm a subscription by fetching its `SubscribeURL` (after its signature
+    /// checks). Default true; false logs the URL for an operator.
+    pub confirm: Option<bool>,
+    /// A regular expression for the hosts of `SigningCertURL` and `SubscribeURL`.
+    /// Default: SNS's own, `^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$`.
+    pub cert_host: Option<String>,
+    /// A PEM file of certificates trusted for those https fetches beside the built-in roots.
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

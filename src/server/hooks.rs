@@ -20,7 +20,8 @@ use super::AppState;
 use crate::engine;
 use crate::event::Event;
 use crate::ingest::Submit;
-use crate::sources::{DecodeError, Source, auth};
+use crate::sources::auth::Control;
+use crate::sources::{Auth, DecodeError, Source, Verified, auth};
 use crate::store::{NewEvent, Store};
 
 /// Why a webhook request was refused. Client mistakes say what was wrong; a failure of
@@ -31,7 +32,8 @@ pub enum IngestError {
     UnknownSource,
     #[error("expected Content-Type: application/json, got `{0}`")]
     MediaType(String),
-    #[error("{error}")]
+    /// The sender sees only `unauthorized`; the reason goes to the log.
+    #[error("unauthorized: {error}")]
     Unauthorized { error: auth::AuthError, basic: bool },
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
@@ -51,6 +53,8 @@ pub enum IngestError {
     NotStored,
     #[error("the store is unavailable: the events were not stored; retry shortly")]
     StoreUnavailable,
+    #[error("the SNS subscription could not be confirmed: {0}")]
+    NotConfirmed(String),
 }
 
 impl IngestError {
@@ -64,9 +68,10 @@ impl IngestError {
             IngestError::Unreadable(_) | IngestError::Json(_) | IngestError::Decode(_) => {
                 StatusCode::BAD_REQUEST
             }
-            IngestError::Busy | IngestError::ShuttingDown | IngestError::StoreUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            IngestError::Busy
+            | IngestError::ShuttingDown
+            | IngestError::StoreUnavailable
+            | IngestError::NotConfirmed(_) => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::NotStored => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,7 +80,12 @@ impl IngestError {
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut response = (status, axum::Json(json!({ "error": self.to_string() }))).into_response();
+        // Why a signature failed helps whoever forges one: that stays in the log.
+        let shown = match &self {
+            IngestError::Unauthorized { .. } => "unauthorized".to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = (status, axum::Json(json!({ "error": shown }))).into_response();
         let headers = response.headers_mut();
         match self {
             IngestError::Unauthorized { basic: true, .. } => {
@@ -86,6 +96,9 @@ impl IntoResponse for IngestError {
             }
             IngestError::Busy | IngestError::ShuttingDown => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            IngestError::NotConfirmed(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             }
             IngestError::StoreUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -145,17 +158,29 @@ async fn handle<S: Store>(
 ) -> Result<(), IngestError> {
     let _in_flight = st.metrics.ingest_started();
     let spec = st.sources.get(source).ok_or(IngestError::UnknownSource)?;
-    media_type(headers)?;
-    // Basic auth needs no body: an unknown sender is refused before it may send one.
-    let basic = matches!(spec.auth, Some(crate::sources::Auth::Basic { .. }));
-    if basic {
-        authenticate(spec, headers, &[])?;
+    if !spec.provider.any_media_type() {
+        media_type(headers)?;
+    }
+    let now = st.clock.now();
+    // Basic auth and tokens need no body: an unknown sender is refused before it may send one.
+    let early = spec.auth.as_ref().is_some_and(Auth::before_body);
+    if early {
+        authenticate(spec, headers, &[], now).await?;
     }
     let body = read_body(body, headers, st.config.body_limit, st.config.limits.body_timeout).await?;
-    if !basic {
-        authenticate(spec, headers, &body)?;
+    let verified = if early {
+        Verified::default()
+    } else {
+        authenticate(spec, headers, &body, now).await?
+    };
+    if let Some(control) = verified.control {
+        return sns_control(spec, source, control).await;
     }
-    let mut events = decode(spec, source, &body, kind, st.clock.now())?;
+    let mut events = decode(spec, source, &body, kind, verified.delivery.as_deref(), now)?;
+    if events.is_empty() {
+        // A provider's ping (SparkPost's `[{"msys": {}}]`): acknowledged, nothing to store.
+        return Ok(());
+    }
     // A batch is decided in the order things happened, not the order the provider listed
     // them (Mailjet's batches mix types): an `open` listed before its own `sent` still
     // finds it. Stable: events of the same second keep their order.
@@ -220,16 +245,60 @@ async fn read_body(
     }
 }
 
-fn authenticate(spec: &Source, headers: &HeaderMap, body: &[u8]) -> Result<(), IngestError> {
+async fn authenticate(
+    spec: &Source,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Verified, IngestError> {
     let Some(auth) = &spec.auth else {
-        return Ok(());
+        return Ok(Verified::default());
     };
-    auth::verify(auth, |name| headers.get(name).and_then(|v| v.to_str().ok()), body).map_err(|error| {
-        IngestError::Unauthorized {
+    let lookup = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    auth::verify(auth, lookup, body, now)
+        .await
+        .map_err(|error| IngestError::Unauthorized {
             error,
-            basic: matches!(auth, crate::sources::Auth::Basic { .. }),
+            basic: matches!(auth, Auth::Basic { .. }),
+        })
+}
+
+/// An SNS message about the subscription itself, its signature already checked.
+async fn sns_control(spec: &Source, source: &str, control: Control) -> Result<(), IngestError> {
+    let sns = match &spec.auth {
+        Some(Auth::Sns(sns)) => sns,
+        _ => return Ok(()),
+    };
+    match control {
+        Control::Confirm { topic, url } if sns.confirms() => match sns.confirm(&url).await {
+            Ok(()) => {
+                tracing::info!(source, topic, "confirmed the SNS subscription");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(
+                    source,
+                    topic,
+                    url,
+                    "the SNS subscription could not be confirmed: {e}; open the URL to confirm it by hand"
+                );
+                Err(IngestError::NotConfirmed(e))
+            }
+        },
+        Control::Confirm { topic, url } => {
+            tracing::warn!(
+                source,
+                topic,
+                url,
+                "SNS asks to deliver here; `confirm: false`, so open the URL to confirm"
+            );
+            Ok(())
         }
-    })
+        Control::Unsubscribed { topic } => {
+            tracing::warn!(source, topic, "SNS ended this subscription");
+            Ok(())
+        }
+    }
 }
 
 fn decode(
@@ -237,11 +306,12 @@ fn decode(
     source: &str,
     body: &[u8],
     kind: Option<&str>,
+    delivery: Option<&str>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<Event>, IngestError> {
     let parsed: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| IngestError::Json(e.to_string()))?;
-    Ok(spec.decode(source, parsed, kind, now)?)
+    Ok(spec.decode(source, parsed, kind, delivery, now)?)
 }
 
 pub(super) fn plan<S>(st: &AppState<S>, events: Vec<Event>) -> Vec<NewEvent> {
@@ -286,13 +356,21 @@ pub(super) async fn commit<S>(
     }
 }
 
-/// Logs refused webhooks at `warn`, at most one line per source and status every
-/// `EVERY`, with how many were not logged since: a sender retrying in a loop cannot flood
-/// the log, and an operator still sees every kind of refusal.
+/// Logs refused webhooks at `warn`, at most one line per source, status and kind of
+/// refusal every `EVERY`, with how many were not logged since: a sender retrying in a
+/// loop cannot flood the log, and an operator still sees every kind of refusal (a stale
+/// signature and a forged one are told apart).
 #[derive(Default)]
 pub struct Rejections {
-    last: Mutex<HashMap<(String, u16), (Instant, u64)>>,
+    last: Mutex<HashMap<RejectionKey, (Instant, u64)>>,
 }
+
+type RejectionKey = (
+    String,
+    u16,
+    std::mem::Discriminant<IngestError>,
+    Option<std::mem::Discriminant<auth::AuthError>>,
+);
 
 const EVERY: Duration = Duration::from_secs(10);
 
@@ -300,9 +378,12 @@ impl Rejections {
     pub fn log(&self, source: &str, status: u16, reason: &IngestError) {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let entry = last
-            .entry((source.to_owned(), status))
-            .or_insert((now - EVERY, 0));
+        let auth = match reason {
+            IngestError::Unauthorized { error, .. } => Some(std::mem::discriminant(error)),
+            _ => None,
+        };
+        let key = (source.to_owned(), status, std::mem::discriminant(reason), auth);
+        let entry = last.entry(key).or_insert((now - EVERY, 0));
         if now.duration_since(entry.0) < EVERY {
             entry.1 += 1;
             return;

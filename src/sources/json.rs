@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{DecodeError, Provider};
+use super::{DecodeError, Info, Provider};
 use crate::base::path::FieldPath;
 use crate::base::value::key_text;
 use crate::event::{Event, content_id, parse_time};
@@ -17,46 +17,50 @@ pub struct JsonFormat {
     pub time_path: Option<FieldPath>,
 }
 
+/// Any type, none renamed.
+pub const INFO: Info = Info {
+    display: "JSON",
+    types: None,
+    renames: &[],
+    type_field: None,
+};
+
 impl Provider for JsonFormat {
-    fn display(&self) -> &'static str {
-        "JSON"
+    fn info(&self) -> &'static Info {
+        &INFO
     }
 
     fn decode(&self, source: &str, body: Value, now: DateTime<Utc>) -> Result<Vec<Event>, DecodeError> {
-        super::items(body)?
-            .into_iter()
-            .enumerate()
-            .map(|(index, data)| {
-                if !data.is_object() {
-                    return Err(DecodeError::NotObject { index });
+        super::each(body, |index, data| {
+            if !data.is_object() {
+                return Err(DecodeError::NotObject { index });
+            }
+            let kind = match self.type_path.first(&data) {
+                Some(Value::String(s)) if !s.is_empty() => s,
+                _ => {
+                    return Err(DecodeError::NoTypeAt {
+                        index,
+                        path: self.type_path.as_str().to_owned(),
+                    });
                 }
-                let kind = match self.type_path.first(&data) {
-                    Some(Value::String(s)) if !s.is_empty() => s,
-                    _ => {
-                        return Err(DecodeError::NoTypeAt {
-                            index,
-                            path: self.type_path.as_str().to_owned(),
-                        });
-                    }
-                };
-                let id = match self.id_path.as_ref().and_then(|p| p.find_map(&data, key_text)) {
-                    Some(id) => format!("{source}:{id}"),
-                    None => content_id(source, &data),
-                };
-                let time = self
-                    .time_path
-                    .as_ref()
-                    .and_then(|p| p.find_map(&data, parse_time))
-                    .unwrap_or(now);
-                Ok(Event {
-                    id,
-                    source: source.to_owned(),
-                    kind,
-                    time,
-                    data,
-                })
+            };
+            let id = match self.id_path.as_ref().and_then(|p| p.find_map(&data, key_text)) {
+                Some(id) => format!("{source}:{id}"),
+                None => content_id(source, &data),
+            };
+            let time = self
+                .time_path
+                .as_ref()
+                .and_then(|p| p.find_map(&data, parse_time))
+                .unwrap_or(now);
+            Ok(Event {
+                id,
+                source: source.to_owned(),
+                kind,
+                time,
+                data,
             })
-            .collect()
+        })
     }
 }
 

@@ -5,31 +5,40 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{DecodeError, Provider};
-use crate::event::{Event, content_id, parse_time};
+use super::normalize::text;
+use super::{Common, DecodeError, Info, Provider};
+use crate::event::Event;
 
 /// The event types Mailjet sends.
 pub const TYPES: &[&str] = &["sent", "open", "click", "bounce", "blocked", "spam", "unsub"];
 
 /// Mailjet's format. It signs nothing: basic auth in the callback URL is all it offers.
+/// The provider's types and their common names.
+pub const INFO: Info = Info {
+    display: "Mailjet",
+    types: Some(TYPES),
+    renames: &[
+        ("sent", "delivered"),
+        ("open", "open"),
+        ("click", "click"),
+        ("bounce", "bounce"),
+        ("blocked", "blocked"),
+        ("spam", "spam"),
+        ("unsub", "unsub"),
+    ],
+    type_field: Some("event"),
+};
+
 #[derive(Debug, Clone, Copy)]
 pub struct Mailjet;
 
 impl Provider for Mailjet {
-    fn display(&self) -> &'static str {
-        "Mailjet"
-    }
-
-    fn event_types(&self) -> Option<&'static [&'static str]> {
-        Some(TYPES)
+    fn info(&self) -> &'static Info {
+        &INFO
     }
 
     fn decode(&self, source: &str, body: Value, now: DateTime<Utc>) -> Result<Vec<Event>, DecodeError> {
         decode(source, body, now)
-    }
-
-    fn type_field(&self) -> Option<&'static str> {
-        Some("event")
     }
 
     /// Mailjet always sends `time`; a test event without one gets now, so that templates
@@ -39,38 +48,34 @@ impl Provider for Mailjet {
             map.entry("time").or_insert_with(|| Value::from(now.timestamp()));
         }
     }
+
+    fn normalize(&self, ev: &Event) -> Option<Common> {
+        Some(normalize(ev))
+    }
 }
 
 /// Decodes a parsed body. `now` stands in for events without a usable `time`.
 pub fn decode(source: &str, body: Value, now: DateTime<Utc>) -> Result<Vec<Event>, DecodeError> {
-    super::items(body)?
-        .into_iter()
-        .enumerate()
-        .map(|(index, data)| decode_one(source, index, data, now))
-        .collect()
+    super::each(body, |index, data| decode_one(source, index, data, now))
 }
 
 fn decode_one(source: &str, index: usize, data: Value, now: DateTime<Utc>) -> Result<Event, DecodeError> {
-    let Value::Object(map) = &data else {
-        return Err(DecodeError::NotObject { index });
-    };
-    let kind = match map.get("event") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => {
-            return Err(DecodeError::NoType {
-                index,
-                field: "event",
-            });
-        }
-    };
-    let time = map.get("time").and_then(parse_time).unwrap_or(now);
-    Ok(Event {
-        id: content_id(source, &data),
-        source: source.to_owned(),
-        kind,
-        time,
-        data,
-    })
+    super::flat_event(source, index, data, "event", None, &["time"], now)
+}
+
+/// Mailjet's events in the common vocabulary: `sent` (accepted by the recipient's
+/// server) is `delivered`; the others have the same name.
+fn normalize(ev: &Event) -> Common {
+    let d = &ev.data;
+    Common {
+        kind: INFO.rename(&ev.kind),
+        email: text(d.get("email")),
+        message_id: text(d.get("MessageID")),
+        // 0 is Mailjet's "no campaign".
+        campaign: text(d.get("mj_campaign_id")).filter(|c| c != "0"),
+        url: text(d.get("url")),
+        hard: d.get("hard_bounce").and_then(Value::as_bool),
+    }
 }
 
 #[cfg(test)]

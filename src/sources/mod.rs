@@ -5,8 +5,17 @@
 //! that `hookflow test --source` and `check` decode events with.
 
 pub mod auth;
+pub mod brevo;
 pub mod json;
+pub mod mailgun;
 pub mod mailjet;
+pub mod normalize;
+pub mod postmark;
+pub mod resend;
+pub mod sendgrid;
+pub mod ses;
+pub mod sparkpost;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,33 +24,74 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use thiserror::Error;
 
-pub use auth::{Auth, Encoding};
+pub use auth::{Auth, Encoding, Verified};
+pub use normalize::Common;
 
 use crate::event::Event;
 
-/// A provider's webhook format.
-pub trait Provider: Send + Sync + std::fmt::Debug {
+/// What is known of a provider before any request: its name, its types, and how its
+/// types map onto the common vocabulary. A table, so the docs and the typo check read
+/// the same truth the decoder uses.
+#[derive(Debug)]
+pub struct Info {
     /// Its name in messages (`Mailjet`).
-    fn display(&self) -> &'static str;
-
+    pub display: &'static str,
     /// The event types it sends, when that list is fixed: a rule for another type is
     /// likely a typo. `None`: any type.
-    fn event_types(&self) -> Option<&'static [&'static str]> {
-        None
+    pub types: Option<&'static [&'static str]>,
+    /// Types renamed by `normalize: true`, always (`spamreport` → `spam`). A type not
+    /// listed keeps its name unless the provider's [`Provider::normalize`] decides per
+    /// event (Postmark's `SubscriptionChange` is `unsub` only when it suppresses).
+    pub renames: &'static [(&'static str, &'static str)],
+    /// The field that holds the event type, for a type given in the URL
+    /// (`/hooks/{source}/{type}`) to fill in where events have none.
+    pub type_field: Option<&'static str>,
+}
+
+impl Info {
+    /// The common name of a provider's type, when it always has one.
+    pub fn rename(&self, kind: &str) -> Option<&'static str> {
+        self.renames
+            .iter()
+            .find(|(from, _)| *from == kind)
+            .map(|(_, to)| *to)
     }
+
+    /// The types a normalized source's rules may name: the vocabulary, then the
+    /// provider's types that are not always renamed.
+    pub fn normalized_types(&self) -> Option<Vec<&'static str>> {
+        let mut out = normalize::VOCABULARY.to_vec();
+        for t in self.types? {
+            if self.rename(t).is_none() && !out.contains(t) {
+                out.push(t);
+            }
+        }
+        Some(out)
+    }
+}
+
+/// A provider's webhook format.
+pub trait Provider: Send + Sync + std::fmt::Debug {
+    fn info(&self) -> &'static Info;
 
     /// Decodes a parsed body. `now` stands in for events without a usable time.
     fn decode(&self, source: &str, body: Value, now: DateTime<Utc>) -> Result<Vec<Event>, DecodeError>;
 
-    /// The field that holds the event type, for a type given in the URL
-    /// (`/hooks/{source}/{type}`) to fill in where events have none.
-    fn type_field(&self) -> Option<&'static str> {
-        None
-    }
-
     /// An inline test's event as the provider would send it: fields it always sends and
     /// a test may leave out are filled in (Mailjet's `time`).
     fn complete_test_event(&self, _data: &mut Value, _now: DateTime<Utc>) {}
+
+    /// For `normalize: true`: the event's type in the common vocabulary (most often
+    /// [`Info::rename`]) and where its common fields are. `None`: no mapping (`json`).
+    fn normalize(&self, _ev: &Event) -> Option<Common> {
+        None
+    }
+
+    /// Whether bodies come with a media type other than JSON (SNS posts JSON as
+    /// `text/plain`).
+    fn any_media_type(&self) -> bool {
+        false
+    }
 }
 
 /// A configured source: a provider, named, with its authentication.
@@ -51,6 +101,8 @@ pub struct Source {
     pub auth: Option<Auth>,
     /// Where its events name their contact (`contact:`); `None`: `email`.
     pub contact: Option<crate::base::path::FieldPath>,
+    /// `normalize: true`: events are rewritten into the common vocabulary.
+    pub normalize: bool,
 }
 
 impl Source {
@@ -59,7 +111,25 @@ impl Source {
             provider: Arc::new(provider),
             auth,
             contact: None,
+            normalize: false,
         }
+    }
+
+    /// The same, its events in the common vocabulary (`normalize: true`).
+    pub fn normalized(mut self, on: bool) -> Self {
+        self.normalize = on;
+        self
+    }
+
+    /// The event types its rules may name, with the provider's name for messages.
+    pub fn event_types(&self) -> Option<(&'static str, Vec<&'static str>)> {
+        let info = self.provider.info();
+        let types = if self.normalize {
+            info.normalized_types()
+        } else {
+            info.types.map(<[_]>::to_vec)
+        };
+        Some((info.display, types?))
     }
 
     /// The same, its events' contact read at `path`.
@@ -70,14 +140,17 @@ impl Source {
 
     /// Decodes a parsed body posted to source `name`. `url_type` is the type named in
     /// the URL (`/hooks/mailjet/open`): events without a type get it, others must agree.
+    /// `delivery` is the sender's id of this request where its signature carries one
+    /// (`svix-id`): a single event takes it as its id, so a redelivery dedupes.
     pub fn decode(
         &self,
         name: &str,
         mut body: Value,
         url_type: Option<&str>,
+        delivery: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Event>, DecodeError> {
-        if let (Some(t), Some(field)) = (url_type, self.provider.type_field()) {
+        if let (Some(t), Some(field)) = (url_type, self.provider.info().type_field) {
             let items: Vec<&mut Value> = match &mut body {
                 Value::Array(items) => items.iter_mut().collect(),
                 one => vec![one],
@@ -88,7 +161,7 @@ impl Source {
                 }
             }
         }
-        let events = self.provider.decode(name, body, now)?;
+        let mut events = self.provider.decode(name, body, now)?;
         if let Some(t) = url_type
             && let Some((index, ev)) = events.iter().enumerate().find(|(_, e)| e.kind != t)
         {
@@ -97,6 +170,16 @@ impl Source {
                 found: ev.kind.clone(),
                 expected: t.to_owned(),
             });
+        }
+        if let (Some(id), [one]) = (delivery, events.as_mut_slice()) {
+            one.id = format!("{name}:{id}");
+        }
+        if self.normalize {
+            for ev in &mut events {
+                if let Some(common) = self.provider.normalize(ev) {
+                    normalize::apply(ev, common);
+                }
+            }
         }
         Ok(events)
     }
@@ -147,12 +230,9 @@ impl Sources {
         self.0
             .iter()
             .map(|(name, s)| {
-                let types = s.provider.event_types().map(|t| {
-                    (
-                        s.provider.display().to_owned(),
-                        t.iter().map(|x| (*x).to_owned()).collect(),
-                    )
-                });
+                let types = s
+                    .event_types()
+                    .map(|(display, t)| (display.to_owned(), t.iter().map(|x| (*x).to_owned()).collect()));
                 (name.clone(), types)
             })
             .collect()
@@ -175,6 +255,8 @@ pub enum DecodeError {
     NoTypeAt { index: usize, path: String },
     #[error("the batch is empty")]
     Empty,
+    #[error("event #{index}: {message}")]
+    Invalid { index: usize, message: String },
     #[error("event #{index} has type `{found}`, but was posted to the URL for `{expected}`")]
     WrongType {
         index: usize,
@@ -196,6 +278,69 @@ pub(crate) fn items(body: Value) -> Result<Vec<Value>, DecodeError> {
     Ok(items)
 }
 
+/// Each item of a body (see [`items`]) decoded by `one`, given its index.
+pub(crate) fn each(
+    body: Value,
+    one: impl FnMut(usize, Value) -> Result<Event, DecodeError>,
+) -> Result<Vec<Event>, DecodeError> {
+    let mut one = one;
+    items(body)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| one(i, v))
+        .collect()
+}
+
+/// One flat object of a provider that names its type in a string field: its id from
+/// `id_field` (prefixed by the source, so ids of two sources never meet) or else a hash
+/// of the content, its time from the first of `time_fields` that holds one, else `now`.
+pub(crate) fn flat_event(
+    source: &str,
+    index: usize,
+    data: Value,
+    type_field: &'static str,
+    id_field: Option<&str>,
+    time_fields: &[&str],
+    now: DateTime<Utc>,
+) -> Result<Event, DecodeError> {
+    let Value::Object(map) = &data else {
+        return Err(DecodeError::NotObject { index });
+    };
+    let kind = match map.get(type_field) {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => {
+            return Err(DecodeError::NoType {
+                index,
+                field: type_field,
+            });
+        }
+    };
+    let time = time_fields
+        .iter()
+        .find_map(|f| map.get(*f).and_then(crate::event::parse_time))
+        .unwrap_or(now);
+    let id = match id_field.and_then(|f| normalize::text(map.get(f))) {
+        Some(id) => format!("{source}:{id}"),
+        None => crate::event::content_id(source, &data),
+    };
+    Ok(Event {
+        id,
+        source: source.to_owned(),
+        kind,
+        time,
+        data,
+    })
+}
+
+/// The value at a path of object keys and array indexes (`["bounce", "recipients", "0"]`).
+pub(crate) fn at<'v>(data: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(data, |v, seg| match v {
+        Value::Object(m) => m.get(*seg),
+        Value::Array(a) => a.get(seg.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
 pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
     match value {
         serde_json::Value::Null => "null",
@@ -204,5 +349,52 @@ pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "a string",
         serde_json::Value::Array(_) => "an array",
         serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A fixture of provider payloads decoded by a normalized source.
+    pub(crate) fn normalized(provider: impl Provider + 'static, name: &str, json: &str) -> Vec<Event> {
+        let body: Value = serde_json::from_str(json).unwrap();
+        Source::new(provider, None)
+            .normalized(true)
+            .decode(name, body, None, None, Utc::now())
+            .unwrap()
+    }
+
+    pub(crate) fn kinds(events: &[Event]) -> Vec<&str> {
+        events.iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn normalized_types_are_the_vocabulary_and_what_keeps_its_name() {
+        let types = postmark::INFO.normalized_types().unwrap();
+        assert_eq!(types[..7], *normalize::VOCABULARY);
+        assert_eq!(types[7..], ["SubscriptionChange"]);
+        assert_eq!(mailjet::INFO.normalized_types().unwrap(), normalize::VOCABULARY);
+        assert!(json::INFO.normalized_types().is_none());
+    }
+
+    /// Every rename lands in the vocabulary, from a type the provider sends.
+    #[test]
+    fn renames_map_known_types_into_the_vocabulary() {
+        for info in [
+            &mailjet::INFO,
+            &sendgrid::INFO,
+            &mailgun::INFO,
+            &postmark::INFO,
+            &ses::INFO,
+            &resend::INFO,
+            &sparkpost::INFO,
+            &brevo::INFO,
+        ] {
+            for (from, to) in info.renames {
+                assert!(info.types.unwrap().contains(from), "{}: {from}", info.display);
+                assert!(normalize::VOCABULARY.contains(to), "{}: {to}", info.display);
+            }
+        }
     }
 }

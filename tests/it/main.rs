@@ -25,6 +25,8 @@ mod migrate;
 /// Servers on one PostgreSQL: three with one killed mid-burst; two through a crash and
 /// restart of the database.
 mod postgres;
+/// Every provider: signed requests, forgeries refused, one normalized rule for all.
+mod providers;
 /// Hot reload: edits, renames, git checkout, symlink swap, broken edits.
 mod reload;
 /// schemas/ is current; rules/ files point at it.

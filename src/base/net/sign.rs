@@ -56,16 +56,38 @@ impl Secret {
 
 /// The `webhook-signature` value: one `v1,…` per secret, space-separated.
 pub fn sign(secrets: &[Secret], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let timestamp = timestamp.to_string();
     secrets
         .iter()
-        .map(|secret| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(&secret.0).expect("HMAC takes any key length");
-            mac.update(format!("{id}.{timestamp}.").as_bytes());
-            mac.update(body);
-            format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
-        })
+        .map(|secret| format!("v1,{}", STANDARD.encode(mac(secret, id, &timestamp, body))))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The receiving side of [`sign`]: whether `header` (`v1,<base64> v1,<base64>`, as
+/// Standard Webhooks and Svix send it) holds a signature of `id.timestamp.body` under
+/// `secret`. `timestamp` is the header's text as sent. Every candidate is compared in
+/// constant time; other versions (`v1a,…`) are skipped.
+pub fn verify(secret: &Secret, id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let expected = mac(secret, id, timestamp, body);
+    header
+        .split(' ')
+        .filter_map(|part| part.strip_prefix("v1,"))
+        .filter_map(|b64| STANDARD.decode(b64).ok())
+        .fold(false, |found, sig| {
+            found | bool::from(sig.as_slice().ct_eq(&expected))
+        })
+}
+
+fn mac(secret: &Secret, id: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&secret.0).expect("HMAC takes any key length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.finalize().into_bytes().into()
 }
 
 /// A fresh secret of 32 random bytes, for documentation and tests.
@@ -106,6 +128,20 @@ mod tests {
             assert!(err.contains(why), "{bad}: {err}");
         }
         assert!(Secret::parse(&generate()).is_ok());
+    }
+
+    #[test]
+    fn verify_accepts_any_v1_signature_it_can_check() {
+        let ours = Secret::parse(&generate()).unwrap();
+        let other = Secret::parse(&generate()).unwrap();
+        let header = sign(&[other.clone(), ours.clone()], "msg_1", 1614265330, b"{}");
+        assert!(verify(&ours, "msg_1", "1614265330", b"{}", &header));
+        assert!(!verify(&ours, "msg_1", "1614265331", b"{}", &header));
+        assert!(!verify(&ours, "msg_2", "1614265330", b"{}", &header));
+        assert!(!verify(&ours, "msg_1", "1614265330", b"{ }", &header));
+        let only_other = sign(&[other], "msg_1", 1614265330, b"{}");
+        assert!(!verify(&ours, "msg_1", "1614265330", b"{}", &only_other));
+        assert!(!verify(&ours, "msg_1", "1614265330", b"{}", "v1,!!! v2,abc"));
     }
 
     #[test]
