@@ -3,6 +3,7 @@
 
 mod check;
 mod contacts;
+mod mailjet;
 mod migrate;
 mod output;
 mod schema;
@@ -57,6 +58,8 @@ enum Command {
         #[command(subcommand)]
         command: store::Suppressions,
     },
+    /// Mailjet's event callbacks: `register` points them at hookflow, `status` lists them.
+    Mailjet(mailjet::Args),
     /// Print the JSON Schema of rule files, or of hookflow.yaml.
     Schema {
         #[arg(value_enum, default_value_t = schema::Of::Rules)]
@@ -81,6 +84,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Endpoints { command } => runtime()?.block_on(store::endpoints(config, command)),
         Command::Contacts { command } => runtime()?.block_on(contacts::run(config, command)),
         Command::Suppressions { command } => runtime()?.block_on(store::suppressions(config, command)),
+        Command::Mailjet(a) => mailjet::run(a),
         Command::Schema { of } => schema::run(of),
     }
 }

@@ -9,6 +9,7 @@ pub mod brevo;
 pub mod json;
 pub mod mailgun;
 pub mod mailjet;
+pub mod mailjet_api;
 pub mod normalize;
 pub mod postmark;
 pub mod resend;

@@ -18,6 +18,8 @@ mod flows;
 mod jsonpath;
 /// The direction of dependencies, read from the `use` lines.
 mod layers;
+/// `hookflow mailjet register|status` against a stand-in for Mailjet's API.
+mod mailjet_api;
 /// `/metrics` checked by promtool, every series moved by a workload.
 mod metrics;
 /// `hookflow migrate`: apply, check, a server that may not migrate.
