@@ -1041,4 +1041,53 @@ mod tests {
         let errs = load("postgres: { replica: \"postgres://h@standby/x\" }\n").unwrap_err();
         assert!(errs[0].contains("need a `store: postgres://"), "{errs:?}");
     }
+
+    /// The providers' configuration as the issue wrote it is the contract.
+    #[test]
+    fn every_provider_as_documented() {
+        let key = crate::base::net::sign::generate();
+        let p256 = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEYtsXMhLH4BQVlr3ug7qWIvBngdhSDnXoj5tjeY97mVRcapeS4BImDRnE6RQY7TxLvJcnb8I4RkRLgq1DXJbvg==";
+        let text = format!(
+            "sources:\n\
+             \x20 sendgrid: {{ format: sendgrid, normalize: true, auth: {{ ecdsa: {{ public_key: \"${{env:HF_T_SG_KEY:-{p256}}}\" }} }} }}\n\
+             \x20 mailgun:  {{ format: mailgun,  normalize: true, auth: {{ mailgun: {{ signing_key: \"${{env:HF_T_MG_KEY:-k}}\" }} }} }}\n\
+             \x20 postmark: {{ format: postmark, normalize: true, auth: {{ basic: {{ username: pm, password: \"${{env:HF_T_PM_PW:-p}}\" }} }} }}\n\
+             \x20 ses:      {{ format: ses,      normalize: true, auth: {{ sns: {{ topics: [\"arn:aws:sns:us-east-1:1:t\"] }} }} }}\n\
+             \x20 resend:   {{ format: resend,   normalize: true, auth: {{ svix: {{ secret: \"${{env:HF_T_RS:-{key}}}\" }} }} }}\n\
+             \x20 sparkpost: {{ format: sparkpost, normalize: true, auth: {{ basic: {{ username: sp, password: p }} }} }}\n\
+             \x20 brevo:    {{ format: brevo,    normalize: true, auth: {{ token: {{ header: X-Brevo-Token, value: \"${{env:HF_T_BR:-t}}\" }} }} }}\n"
+        );
+        let c = load(&text).unwrap();
+        assert_eq!(c.sources.0.len(), 7);
+        assert!(c.sources.0.values().all(|s| s.normalize));
+        assert!(matches!(c.sources.0["sendgrid"].auth, Some(Auth::Ecdsa(_))));
+        assert!(matches!(c.sources.0["ses"].auth, Some(Auth::Sns(_))));
+        assert_eq!(c.sources.0["brevo"].provider.info().display, "Brevo");
+        let types = c.sources.event_types();
+        let (_, ses) = types["ses"].as_ref().unwrap();
+        assert!(ses.contains(&"bounce".to_owned()) && ses.contains(&"Send".to_owned()));
+    }
+
+    #[test]
+    fn provider_schemes_only_where_they_belong() {
+        let errs =
+            load("sources:\n  a: { format: mailjet, auth: { ecdsa: { public_key: x } } }\n").unwrap_err();
+        assert!(errs[0].contains("needs `format: sendgrid`"), "{errs:?}");
+        let errs =
+            load("sources:\n  a: { format: sendgrid, auth: { ecdsa: { public_key: bm90IGEga2V5 } } }\n")
+                .unwrap_err();
+        assert!(errs[0].contains("not a DER SubjectPublicKeyInfo"), "{errs:?}");
+        let errs = load("sources:\n  a: { format: json, type_path: $.t, normalize: true }\n").unwrap_err();
+        assert!(errs[0].contains("a `json` source has none"), "{errs:?}");
+        let errs = load("sources:\n  a: { format: ses, auth: { sns: { topics: [] } } }\n").unwrap_err();
+        assert!(errs[0].contains("at least one topic"), "{errs:?}");
+        let errs = load("sources:\n  a: { format: resend, auth: { svix: { secret: nope } } }\n").unwrap_err();
+        assert!(errs[0].contains("whsec_"), "{errs:?}");
+        let errs = load("sources:\n  a: { format: brevo, auth: { token: { header: X, value: v }, basic: { username: u, password: p } } }\n")
+            .unwrap_err();
+        assert!(errs[0].contains("exactly one of"), "{errs:?}");
+        let errs = load("sources:\n  a: { format: ses, auth: { sns: { topics: [t], cert_host: \"(\" } } }\n")
+            .unwrap_err();
+        assert!(errs[0].contains("not a regular expression"), "{errs:?}");
+    }
 }

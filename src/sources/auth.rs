@@ -211,4 +211,65 @@ mod tests {
             Err(AuthError::MissingSignature("X-Signature".into()))
         );
     }
+
+    #[test]
+    fn a_token_header() {
+        let auth = Auth::Token {
+            header: "X-Brevo-Token".into(),
+            value: "t0k".into(),
+        };
+        let with = |v: &'static str| move |name: &str| (name == "x-brevo-token").then_some(v);
+        assert_eq!(
+            verify_now(&auth, with("t0k"), b"", Utc::now()),
+            Ok(Verified::default())
+        );
+        assert_eq!(
+            verify_now(&auth, with(" t0k "), b"", Utc::now()),
+            Ok(Verified::default())
+        );
+        assert_eq!(
+            verify_now(&auth, with("t0k2"), b"", Utc::now()),
+            Err(AuthError::WrongToken("X-Brevo-Token".into()))
+        );
+        assert_eq!(
+            verify_now(&auth, |_| None, b"", Utc::now()),
+            Err(AuthError::MissingHeader("X-Brevo-Token".into()))
+        );
+        assert!(auth.before_body());
+    }
+
+    /// Svix's headers, or Standard Webhooks' names for the same; the id is the delivery's.
+    #[test]
+    fn svix_signatures_with_either_header_names() {
+        let secret = Secret::parse(&sign::generate()).unwrap();
+        let auth = Auth::Svix {
+            secret: secret.clone(),
+            tolerance: Duration::from_secs(300),
+        };
+        let now = Utc::now();
+        let body = br#"{"type":"email.opened"}"#;
+        let signature = sign::sign(std::slice::from_ref(&secret), "msg_1", now.timestamp(), body);
+        let ts = now.timestamp().to_string();
+        for prefix in ["svix", "webhook"] {
+            let headers = [
+                (format!("{prefix}-id"), "msg_1".to_owned()),
+                (format!("{prefix}-timestamp"), ts.clone()),
+                (format!("{prefix}-signature"), signature.clone()),
+            ];
+            let lookup = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+            let ok = verify_now(&auth, lookup, body, now).unwrap();
+            assert_eq!(ok.delivery.as_deref(), Some("msg_1"));
+            assert_eq!(
+                verify_now(&auth, lookup, b"{}", now),
+                Err(AuthError::WrongSignature)
+            );
+            let later = now + chrono::TimeDelta::seconds(301);
+            assert!(matches!(
+                verify_now(&auth, lookup, body, later),
+                Err(AuthError::Stale(301, _))
+            ));
+        }
+        let none = verify_now(&auth, |_| None, body, now);
+        assert_eq!(none, Err(AuthError::MissingHeader("svix-id".into())));
+    }
 }

@@ -613,3 +613,66 @@ async fn signatures_made_by_the_official_libraries_verify() {
     let spam = server.get("/api/events?type=spam").await;
     assert_eq!(spam[0]["source"], "sendgrid", "{spam}");
 }
+
+/// `examples/providers`: its config loads with its secrets set, its rule's inline tests
+/// pass, and `hookflow test --source NAME` dry-runs each provider's example event into
+/// the one normalized rule.
+#[test]
+fn the_providers_example_dry_runs_every_format() {
+    let (_, sg_public) = sendgrid_keys();
+    let secret = hookflow::base::net::sign::generate();
+    let env = [
+        ("MJ_HOOK_PASSWORD", "x"),
+        ("SG_KEY", sg_public.as_str()),
+        ("MG_KEY", "x"),
+        ("PM_PW", "x"),
+        ("SES_TOPIC_ARN", TOPIC),
+        ("RESEND_SECRET", secret.as_str()),
+        ("SP_PW", "x"),
+        ("BREVO_TOKEN", "x"),
+    ];
+    let root = crate::util::root();
+    let run = |args: &[&str]| crate::util::hookflow_in(&root, args, &env);
+    let check = run(&["--config", "examples/providers/hookflow.yaml", "check"]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    assert!(
+        check.stdout.contains("tests: 2 passed, 0 failed"),
+        "{}",
+        check.stdout
+    );
+    let expected = [
+        ("mailjet", "bounce@mailjet.com", "bounce"),
+        ("sendgrid", "example@test.com", "bounce"),
+        ("mailgun", "john@example.com", "failed"),
+        ("postmark", "john@example.com", "Bounce"),
+        ("ses", "jane@example.com", "Bounce"),
+        ("resend", "delivered@resend.dev", "email.bounced"),
+        ("sparkpost", "recipient@example.com", "bounce"),
+        ("brevo", "example@example.com", "hard_bounce"),
+    ];
+    for (source, email, own) in expected {
+        let event = format!("examples/providers/events/{source}.json");
+        let out = run(&[
+            "--config",
+            "examples/providers/hookflow.yaml",
+            "test",
+            "--source",
+            source,
+            "--event",
+            &event,
+            "--format",
+            "json",
+        ]);
+        assert_eq!(out.code, 0, "{source}: {}", out.stderr);
+        let v: Value = serde_json::from_str(&out.stdout).unwrap();
+        let first = &v["events"][0];
+        assert_eq!(first["type"], "bounce", "{source}: {v}");
+        let actions = &first["matches"][0]["actions"];
+        assert_eq!(actions[0]["email"], email, "{source}: {v}");
+        assert_eq!(
+            actions[0]["reason"],
+            format!("hard bounce at {source} ({own})"),
+            "{source}"
+        );
+    }
+}
