@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Load benchmark: wrk posting Mailjet events at 64 connections to the release binary with
-# 100 rules loaded, beside a baseline run in the same script: a minimal axum server that
-# parses the JSON and answers 200 without storing. Reports req/s, p50/p99 and hookflow's
-# peak RSS. Usage: benches/load.sh [DURATION_SECONDS]   (default 15)
+# Load benchmark: wrk posting distinct Mailjet events at 64 connections to the release
+# binary with 100 rules loaded, beside two baselines run in the same script: bare axum
+# that parses the JSON and answers 200 without storing (the HTTP limit), and the durable
+# baseline (benches/durable_baseline.rs: one SQLite writer thread, group commit,
+# synchronous=FULL, append only, 200 after commit: the limit of this design). Reports
+# each server's req/s, p50/p99 and CPU per request (user + system from /proc, all
+# threads, over the run), and hookflow's peak RSS and ratios to the durable baseline.
+# Usage: benches/load.sh [DURATION_SECONDS]   (default 15)
 # Environment: DURABILITY=normal (default full); CAMPAIGN_OFFSET=1000 makes no rule match
 # (ingest alone, no jobs); PERF=FILE records a perf profile of hookflow during its run;
 # RULES_FROM=DIR loads that rules folder instead of the 100 generated rules;
-# NO_BASELINE=1 skips the baseline server; HOOKFLOW_BIN=PATH runs that hookflow binary
+# NO_BASELINE=1 skips both baseline servers; HOOKFLOW_BIN=PATH runs that hookflow binary
 # instead of building this checkout's (benches/compare.sh compares builds so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +23,7 @@ if [ -z "${HOOKFLOW_BIN:-}" ]; then
   cargo build --release --quiet --bin hookflow
   HOOKFLOW_BIN="$PWD/target/release/hookflow"
 fi
-[ -n "${NO_BASELINE:-}" ] || cargo build --release --quiet --example baseline-server
+[ -n "${NO_BASELINE:-}" ] || cargo build --release --quiet --example baseline-server --example durable-baseline
 
 work=$(mktemp -d)
 # Servers start inside $(...), so they are not this shell's jobs: their pids go to files.
@@ -63,28 +67,42 @@ start() {
   echo "server did not start" >&2; exit 1
 }
 
+# CPU (user + system ticks, all threads) a process has used so far.
+ticks_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Microseconds of CPU per request: ticks spent over requests answered.
+per_request() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", 1e6 * t / hz / n; else print "n/a" }'; }
+
+# Runs wrk against $1 (pid $3), output in $2: "RPS P50 P99 NON2XX CPU_US_PER_REQUEST".
 run_wrk() {
+  local before after
+  before=$(ticks_of "$3")
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/load.lua "http://$1" > "$2"
-  local rps p50 p99 errors
+  after=$(ticks_of "$3")
+  local rps p50 p99 errors requests
   rps=$(awk '/^Requests\/sec/ {print $2}' "$2")
   p50=$(awk '$1 == "50%" {print $2}' "$2")
   p99=$(awk '$1 == "99%" {print $2}' "$2")
   errors=$(awk '/Non-2xx or 3xx responses/ {print $5}' "$2")
-  echo "$rps $p50 $p99 ${errors:-0}"
+  requests=$(awk '/requests in/ {print $1}' "$2")
+  echo "$rps $p50 $p99 ${errors:-0} $(per_request $((after - before)) "${requests:-0}")"
 }
 
 if [ -z "${NO_BASELINE:-}" ]; then
   base_addr=$(start "$work/baseline.out" target/release/examples/baseline-server 127.0.0.1:0)
-  read -r base_rps base_p50 base_p99 base_err < <(run_wrk "$base_addr" "$work/baseline.wrk")
+  read -r base_rps base_p50 base_p99 base_err base_cpu < <(run_wrk "$base_addr" "$work/baseline.wrk" "$(cat "$work/baseline.out.pid")")
   kill "$(cat "$work/baseline.out.pid")" 2>/dev/null || true
+  dur_addr=$(start "$work/durable.out" target/release/examples/durable-baseline 127.0.0.1:0 "$work/durable.db")
+  read -r dur_rps dur_p50 dur_p99 dur_err dur_cpu < <(run_wrk "$dur_addr" "$work/durable.wrk" "$(cat "$work/durable.out.pid")")
+  kill "$(cat "$work/durable.out.pid")" 2>/dev/null || true
 else
-  base_rps=0 base_p50=- base_p99=- base_err=-
+  base_rps=0 base_p50=- base_p99=- base_err=- base_cpu=-
+  dur_rps=0 dur_p50=- dur_p99=- dur_err=- dur_cpu=-
 fi
 
 hf_addr=$(cd "$work" && start "$work/hookflow.out" "$HOOKFLOW_BIN" serve --config hookflow.yaml)
 hf_pid=$(cat "$work/hookflow.out.pid")
 if [ -n "${PERF:-}" ]; then perf record -F 999 ${PERF_ARGS:--g} -p "$hf_pid" -o "${PERF}" -- sleep "$DURATION" >/dev/null 2>&1 & fi
-read -r hf_rps hf_p50 hf_p99 hf_err < <(run_wrk "$hf_addr" "$work/hookflow.wrk")
+read -r hf_rps hf_p50 hf_p99 hf_err hf_cpu < <(run_wrk "$hf_addr" "$work/hookflow.wrk" "$hf_pid")
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$hf_pid/status")
 stored=$(curl -s "http://$hf_addr/api/stats")
 # CPU hookflow spent (user + system, all threads) per stored event: steadier than req/s
@@ -100,12 +118,14 @@ cpu_us=$(per_event "$ticks")
 writer_us=$(per_event "$writer_ticks")
 per_commit=$(curl -s "http://$hf_addr/metrics" | awk '/^hookflow_commit_events_sum/ {s=$2} /^hookflow_commit_events_count/ {c=$2} END {if (c) printf "%.1f", s/c}')
 
-ratio=$(awk -v a="$hf_rps" -v b="$base_rps" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }')
-echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
-printf "%-28s %12s %10s %10s %8s\n" "server" "req/s" "p50" "p99" "non-2xx"
-printf "%-28s %12s %10s %10s %8s\n" "baseline (parse, no store)" "$base_rps" "$base_p50" "$base_p99" "$base_err"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
+times() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f×", a / b; else print "n/a" }'; }
+echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; durability ${DURABILITY:-full}"
+printf "%-36s %10s %9s %9s %8s %10s\n" "server" "req/s" "p50" "p99" "non-2xx" "CPU/req"
+printf "%-36s %10s %9s %9s %8s %10s\n" "bare axum (parse, 200)" "$base_rps" "$base_p50" "$base_p99" "$base_err" "${base_cpu}us"
+printf "%-36s %10s %9s %9s %8s %10s\n" "durable baseline (SQLite FULL)" "$dur_rps" "$dur_p50" "$dur_p99" "$dur_err" "${dur_cpu}us"
 label="${RULES_FROM:+rules from $RULES_FROM}"
-printf "%-28s %12s %10s %10s %8s\n" "hookflow (${label:-100 rules}, SQLite)" "$hf_rps" "$hf_p50" "$hf_p99" "$hf_err"
-echo "hookflow / baseline: $ratio of the baseline's req/s; peak RSS $((rss_kb / 1024)) MB"
+printf "%-36s %10s %9s %9s %8s %10s\n" "hookflow (${label:-100 rules}, SQLite)" "$hf_rps" "$hf_p50" "$hf_p99" "$hf_err" "${hf_cpu}us"
+echo "hookflow / bare: $(ratio "$hf_rps" "$base_rps") of req/s; hookflow / durable baseline: $(ratio "$hf_rps" "$dur_rps") of req/s, $(times "$hf_cpu" "$dur_cpu") its CPU per request; peak RSS $((rss_kb / 1024)) MB"
 echo "store after the run: $stored; events per group commit: $per_commit"
 echo "hookflow CPU per stored event: $cpu_us us (the store's writer thread: $writer_us us)"

@@ -436,6 +436,9 @@ async fn every_provider_signed_refused_when_forged_and_one_rule_for_all() {
         "arn:aws:sns:us-east-1:9:other",
     );
     let rs_tampered = rs.replace("rs@example.com", "evil@example.com");
+    // A confirmation pointing elsewhere than it was signed for is never fetched.
+    let mut forged_confirm = sns.envelope("SubscriptionConfirmation", "subscribe", 2, TOPIC);
+    forged_confirm["SubscribeURL"] = json!(format!("{}/confirm?Token=forged", sns.base));
     let cases: Vec<Forgery> = vec![
         (
             "mailjet: wrong password",
@@ -527,6 +530,10 @@ async fn every_provider_signed_refused_when_forged_and_one_rule_for_all() {
         "forgeries store nothing"
     );
     assert!(sink.drain().is_empty(), "no forgery fired the rule");
+    assert!(
+        sns.confirmed.try_recv().is_err(),
+        "a forged confirmation is not followed"
+    );
     // The reasons are in the log.
     let log = server.log();
     for reason in [
