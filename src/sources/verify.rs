@@ -1,5 +1,5 @@
 //! What every signature scheme shares: why a request was refused, what checking it
-//! learned, and the checks of secrets and timestamps. Below both [`super::auth`] (which
+//! learned, and the checks of secrets and timestamps. Below both `auth` (which
 //! picks a scheme) and the providers whose scheme lives in their own file.
 
 use base64::Engine;
