@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{DecodeError, Info, Provider};
 use crate::base::path::FieldPath;
 use crate::base::value::key_text;
-use crate::event::{Event, content_id, parse_time};
+use crate::event::{Event, event_id, parse_time};
 
 /// Where the fields are, compiled from the source's config.
 #[derive(Debug, Clone)]
@@ -44,15 +44,13 @@ impl Provider for JsonFormat {
                     });
                 }
             };
-            let id = match self.id_path.as_ref().and_then(|p| p.find_map(&data, key_text)) {
-                Some(id) => format!("{source}:{id}"),
-                None => content_id(source, &data),
-            };
-            let time = self
+            let provider_id = self.id_path.as_ref().and_then(|p| p.find_map(&data, key_text));
+            let own = self
                 .time_path
                 .as_ref()
-                .and_then(|p| p.find_map(&data, parse_time))
-                .unwrap_or(now);
+                .and_then(|p| p.find_map(&data, parse_time));
+            let id = event_id(source, own, provider_id.as_deref(), &data);
+            let time = own.unwrap_or(now);
             Ok(Event {
                 id,
                 source: source.to_owned(),
@@ -88,7 +86,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(evs[0].kind, "order.paid");
-        assert_eq!(evs[0].id, "shop:17");
+        assert_eq!(evs[0].id, "shop:1433103519:17");
         assert_eq!(evs[0].time.timestamp(), 1433103519);
         assert_eq!(evs[1].time, now);
         assert_eq!(evs[1].id.len(), 32);

@@ -240,7 +240,7 @@ pub(crate) mod tests {
             kinds,
             ["delivered", "bounce", "blocked", "open", "click", "spam", "unsub"]
         );
-        assert_eq!(evs[0].id, "mg:hK7mQVt1QtqRiOfQXta4sw");
+        assert_eq!(evs[0].id, "mg:1529692199:hK7mQVt1QtqRiOfQXta4sw");
         assert_eq!(evs[0].data["email"], "john@example.com");
         assert_eq!(
             evs[0].data["message_id"],

@@ -173,7 +173,7 @@ impl Source {
             });
         }
         if let (Some(id), [one]) = (delivery, events.as_mut_slice()) {
-            one.id = format!("{name}:{id}");
+            one.id = with_delivery(&one.id, name, id);
         }
         if self.normalize {
             for ev in &mut events {
@@ -279,6 +279,21 @@ pub(crate) fn items(body: Value) -> Result<Vec<Value>, DecodeError> {
     Ok(items)
 }
 
+/// The id of an event delivered with its own id (`svix-id`): that id in place of the
+/// content's, keeping the time the event's id starts with.
+fn with_delivery(decoded: &str, name: &str, delivery: &str) -> String {
+    let secs = decoded
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(secs, _)| secs)
+        .filter(|secs| !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit() || b == b'-'));
+    match secs {
+        Some(secs) => format!("{name}:{secs}:{delivery}"),
+        None => format!("{name}:{delivery}"),
+    }
+}
+
 /// Each item of a body (see [`items`]) decoded by `one`, given its index.
 pub(crate) fn each(
     body: Value,
@@ -292,9 +307,9 @@ pub(crate) fn each(
         .collect()
 }
 
-/// One flat object of a provider that names its type in a string field: its id from
-/// `id_field` (prefixed by the source, so ids of two sources never meet) or else a hash
-/// of the content, its time from the first of `time_fields` that holds one, else `now`.
+/// One flat object of a provider that names its type in a string field: its id (see
+/// [`crate::event::event_id`]) from `id_field` or else a hash of the content, its time
+/// from the first of `time_fields` that holds one, else `now`.
 pub(crate) fn flat_event(
     source: &str,
     index: usize,
@@ -316,14 +331,12 @@ pub(crate) fn flat_event(
             });
         }
     };
-    let time = time_fields
+    let own = time_fields
         .iter()
-        .find_map(|f| map.get(*f).and_then(crate::event::parse_time))
-        .unwrap_or(now);
-    let id = match id_field.and_then(|f| normalize::text(map.get(f))) {
-        Some(id) => format!("{source}:{id}"),
-        None => crate::event::content_id(source, &data),
-    };
+        .find_map(|f| map.get(*f).and_then(crate::event::parse_time));
+    let provider_id = id_field.and_then(|f| normalize::text(map.get(f)));
+    let id = crate::event::event_id(source, own, provider_id.as_deref(), &data);
+    let time = own.unwrap_or(now);
     Ok(Event {
         id,
         source: source.to_owned(),

@@ -90,7 +90,7 @@ mod tests {
             kinds,
             ["bounce", "delivered", "open", "click", "spam", "unsub", "bounce"]
         );
-        assert_eq!(evs[0].id, "pm:42");
+        assert_eq!(evs[0].id, "pm:1406914090:42");
         assert_eq!(evs[0].data["hard"], true);
         assert_eq!(evs[0].data["email"], "john@example.com");
         assert_eq!(evs[0].time.timestamp(), 1406914090);

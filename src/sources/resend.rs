@@ -106,6 +106,6 @@ mod tests {
         let one = one[0].clone();
         let src = super::super::Source::new(Resend, None).normalized(true);
         let evs = src.decode("rs", one, None, Some("msg_2Yb"), Utc::now()).unwrap();
-        assert_eq!(evs[0].id, "rs:msg_2Yb");
+        assert_eq!(evs[0].id, "rs:1730213282:msg_2Yb");
     }
 }

@@ -258,7 +258,7 @@ pub(crate) mod tests {
                 "bounce"
             ]
         );
-        assert_eq!(evs[0].id, "sg:6g4ZI7SA-xmRDv57GoPIPw==");
+        assert_eq!(evs[0].id, "sg:1513299569:6g4ZI7SA-xmRDv57GoPIPw==");
         assert_eq!(evs[0].data["hard"], Value::Bool(true));
         assert_eq!(evs[0].data["provider_type"], "bounce");
         assert_eq!(evs[0].data["campaign"], "cat facts");

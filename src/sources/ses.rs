@@ -146,15 +146,16 @@ fn decode_one(
             k
         }
     };
-    let time = at(&message, &[&own, "timestamp"])
+    let own_time = at(&message, &[&own, "timestamp"])
         .or_else(|| at(&message, &["mail", "timestamp"]))
-        .and_then(crate::event::parse_time)
-        .unwrap_or(now);
-    let id = |i: Option<usize>| match (&sns_id, i) {
-        (Some(sns), None) => format!("{source}:{sns}"),
-        (Some(sns), Some(i)) => format!("{source}:{sns}:{i}"),
-        (None, None) => crate::event::content_id(source, &message),
-        (None, Some(i)) => format!("{}:{i}", crate::event::content_id(source, &message)),
+        .and_then(crate::event::parse_time);
+    let time = own_time.unwrap_or(now);
+    let id = |i: Option<usize>| {
+        let base = crate::event::event_id(source, own_time, sns_id.as_deref(), &message);
+        match i {
+            Some(i) => format!("{base}:{i}"),
+            None => base,
+        }
     };
     let list = match kind.as_str() {
         "Bounce" => Some(["bounce", "bouncedRecipients"]),
@@ -557,7 +558,7 @@ mod tests {
                 "bounce"
             ]
         );
-        assert_eq!(evs[0].id, "ses:22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324:0");
+        assert_eq!(evs[0].id, "ses:1453240620:22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324:0");
         assert_eq!(evs[0].data["email"], "jane@example.com");
         assert_eq!(evs[1].data["email"], "richard@example.com");
         assert_eq!(evs[0].data["hard"], true);

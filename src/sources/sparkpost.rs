@@ -152,7 +152,7 @@ mod tests {
                 "blocked"
             ]
         );
-        assert_eq!(evs[0].id, "sp:92356927693813856");
+        assert_eq!(evs[0].id, "sp:1460989507:92356927693813856");
         assert_eq!(evs[0].data["hard"], true);
         assert_eq!(evs[0].data["email"], "recipient@example.com");
         assert_eq!(evs[0].data["campaign"], "Example Campaign Name");

@@ -146,7 +146,12 @@ async fn server(dir: &std::path::Path, sequence: &[Value], batch: usize) -> Vec<
     by_n(stored.as_array().unwrap().iter().map(|e| {
         let detail_n = sequence
             .iter()
-            .find(|v| hookflow::event::content_id("mailjet", v) == e["id"].as_str().unwrap())
+            .find(|v| {
+                e["id"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&hookflow::event::content_id("mailjet", v))
+            })
             .map(|v| v["n"].as_u64().unwrap())
             .unwrap();
         let rules = e["matched"]
