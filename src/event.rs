@@ -21,6 +21,28 @@ pub struct Event {
     pub data: Value,
 }
 
+impl Event {
+    /// An event as a provider decoded it: its id from its own time (if it has one), the
+    /// provider's id (if any) or the content (see [`event_id`]); `now` stands in for a
+    /// missing time.
+    pub fn decoded(
+        source: &str,
+        kind: String,
+        own_time: Option<DateTime<Utc>>,
+        provider_id: Option<&str>,
+        data: Value,
+        now: DateTime<Utc>,
+    ) -> Event {
+        Event {
+            id: event_id(source, own_time, provider_id, &data),
+            source: source.to_owned(),
+            kind,
+            time: own_time.unwrap_or(now),
+            data,
+        }
+    }
+}
+
 /// An event's id, which is also its dedupe key in the store: `SOURCE:SECS:ID` where the
 /// event carries its own time, with the provider's id or else [`content_id`]. Time comes
 /// first so that the ids of new events sort near each other: the store's unique index on

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{DecodeError, Info, Provider};
 use crate::base::path::FieldPath;
 use crate::base::value::key_text;
-use crate::event::{Event, event_id, parse_time};
+use crate::event::{Event, parse_time};
 
 /// Where the fields are, compiled from the source's config.
 #[derive(Debug, Clone)]
@@ -49,15 +49,14 @@ impl Provider for JsonFormat {
                 .time_path
                 .as_ref()
                 .and_then(|p| p.find_map(&data, parse_time));
-            let id = event_id(source, own, provider_id.as_deref(), &data);
-            let time = own.unwrap_or(now);
-            Ok(Event {
-                id,
-                source: source.to_owned(),
+            Ok(Event::decoded(
+                source,
                 kind,
-                time,
+                own,
+                provider_id.as_deref(),
                 data,
-            })
+                now,
+            ))
         })
     }
 }

@@ -105,6 +105,17 @@ impl Api {
         })
     }
 
+    /// Writes one callback (`POST` or `PUT`), with the account's keys.
+    async fn send(&self, request: reqwest::RequestBuilder, body: &Write<'_>) -> Result<(), ApiError> {
+        let response = request
+            .basic_auth(&self.key, Some(&self.secret))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(body).map_err(|e| ApiError::Json(e.to_string()))?)
+            .send()
+            .await?;
+        Self::check(response).await.map(drop)
+    }
+
     /// Every callback of the account.
     pub async fn callbacks(&self) -> Result<Vec<Callback>, ApiError> {
         let response = self
@@ -150,27 +161,12 @@ impl Api {
             let action = match current {
                 Some(c) if c.url == target && c.version == 2 && c.status != "dead" => "unchanged",
                 Some(c) => {
-                    let r = self
-                        .client
-                        .put(self.url(&format!("/{}", c.id)))
-                        .basic_auth(&self.key, Some(&self.secret))
-                        .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(serde_json::to_vec(&body).unwrap_or_default())
-                        .send()
+                    self.send(self.client.put(self.url(&format!("/{}", c.id))), &body)
                         .await?;
-                    Self::check(r).await?;
                     "updated"
                 }
                 None => {
-                    let r = self
-                        .client
-                        .post(self.url(""))
-                        .basic_auth(&self.key, Some(&self.secret))
-                        .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(serde_json::to_vec(&body).unwrap_or_default())
-                        .send()
-                        .await?;
-                    Self::check(r).await?;
+                    self.send(self.client.post(self.url("")), &body).await?;
                     "created"
                 }
             };

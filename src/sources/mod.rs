@@ -335,15 +335,14 @@ pub(crate) fn flat_event(
         .iter()
         .find_map(|f| map.get(*f).and_then(crate::event::parse_time));
     let provider_id = id_field.and_then(|f| normalize::text(map.get(f)));
-    let id = crate::event::event_id(source, own, provider_id.as_deref(), &data);
-    let time = own.unwrap_or(now);
-    Ok(Event {
-        id,
-        source: source.to_owned(),
+    Ok(Event::decoded(
+        source,
         kind,
-        time,
+        own,
+        provider_id.as_deref(),
         data,
-    })
+        now,
+    ))
 }
 
 /// The value at a path of object keys and array indexes (`["bounce", "recipients", "0"]`).
